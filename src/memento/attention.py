@@ -1,0 +1,399 @@
+"""The memento attention rule: which key positions each query position may see.
+
+This module is the single owner of the rule in DESIGN.md. Training masks, the evicting KV
+cache, the KV simulator and the server all ask it rather than re-deriving it.
+
+Two views of the same rule:
+
+* `analyze` / `visibility_mask`: declarative, over a whole sequence. Block j is hidden from
+  every token after the ``<|summary_end|>`` of completed block j+N (N = keep_last_n_blocks);
+  this is the reference everything is tested against.
+* `BlockTracker`: operational, fed one token at a time, it says which spans to evict *now*
+  (after the token's KV has been written, before the next token). Property tests hold it
+  against `visibility_mask`.
+
+Both share `_Structure`, the tolerant state machine that assigns each token its role and block.
+Positions are logical indices into the full sequence (what RoPE sees), never physical slots.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import torch
+
+from memento.config import MementoConfig
+from memento.format import SpecialIds, TokenRole
+
+
+@dataclass
+class BlockSpan:
+    """Where one block and its memento sit in a sequence (logical positions, inclusive).
+
+    `end`, `summary_start`, `summary_end` stay None until written. `completed_index` counts
+    blocks that have a closed memento, in order of completion; `hidden_after` (set by
+    `analyze`) is the last position that still sees the block, None if it is never hidden.
+    """
+
+    index: int
+    start: int
+    end: int | None = None
+    summary_start: int | None = None
+    summary_end: int | None = None
+    completed_index: int | None = None
+    hidden_after: int | None = None
+
+    def masked_range(self, config: MementoConfig) -> range:
+        """Key positions hidden once the block is evicted: the content, plus the delimiters when
+        `mask_delimiters` (or restart_mode). Empty while the block is open."""
+        if self.end is None:
+            return range(0)
+        if config.hides_delimiters:
+            return range(self.start, self.end + 1)
+        return range(self.start + 1, self.end)
+
+    @property
+    def summary_range(self) -> range:
+        """Positions of the memento including its delimiters; empty until it is closed."""
+        if self.summary_start is None or self.summary_end is None:
+            return range(0)
+        return range(self.summary_start, self.summary_end + 1)
+
+
+class _State(Enum):
+    OUTSIDE = "outside"  # thinking, between blocks
+    IN_BLOCK = "in_block"
+    AFTER_BLOCK = "after_block"  # block closed, memento not started
+    IN_SUMMARY = "in_summary"
+    ANSWER = "answer"  # after </think>
+
+
+class _Event(Enum):
+    BLOCK_START = "block_start"
+    BLOCK_END = "block_end"
+    SUMMARY_START = "summary_start"
+    SUMMARY_END = "summary_end"
+
+
+class _Structure:
+    """Tolerant structural parse of a token stream: roles, blocks, and structural events.
+
+    With `require_assistant_section`, tokens inside a non-assistant ChatML turn (from an
+    ``<|im_start|>`` until an ``<|im_start|>assistant`` header completes) are prompt; the
+    `assistant_start` override replaces that with a fixed position.
+
+    Generated text can be malformed; rather than fail, a marker that does not fit the current
+    state is ordinary text of that state (a ``<|block_start|>`` inside a block is block content,
+    a ``<|summary_start|>`` outside any block is other text). A block closed without a memento
+    is never evicted.
+    """
+
+    def __init__(self, special_ids: SpecialIds, config: MementoConfig, assistant_start: int | None) -> None:
+        self.ids = special_ids
+        self.position = 0
+        self.blocks: list[BlockSpan] = []
+        self.num_completed = 0
+        self._state = _State.OUTSIDE
+        self._assistant_start = assistant_start
+        self._header = special_ids.assistant_header if config.require_assistant_section else None
+        self._recent: deque[int] = deque(maxlen=len(self._header) if self._header else 1)
+        # A token is prompt only inside a non-assistant ChatML turn: after an <|im_start|> and before
+        # an <|im_start|>assistant header completes. Text with no ChatML markup is assistant text.
+        self.in_assistant = assistant_start is None or assistant_start <= 0
+
+    @property
+    def open_block(self) -> BlockSpan | None:
+        return self.blocks[-1] if self._state is _State.IN_BLOCK else None
+
+    def feed(self, token_id: int) -> tuple[TokenRole, int, _Event | None]:
+        """Consume one token; return (role, block index or -1, structural event or None)."""
+        position = self.position
+        self.position += 1
+        if self._assistant_start is not None:
+            self.in_assistant = position >= self._assistant_start
+        elif self._header is not None:
+            if token_id == self.ids.im_start:
+                self.in_assistant = False
+                self._state = _State.OUTSIDE
+            self._recent.append(token_id)
+            if not self.in_assistant:
+                if tuple(self._recent) == self._header:
+                    self.in_assistant = True  # from the next token on
+                return TokenRole.PROMPT, -1, None
+        if not self.in_assistant:
+            return TokenRole.PROMPT, -1, None
+        return self._transition(token_id, position)
+
+    def _transition(self, token_id: int, position: int) -> tuple[TokenRole, int, _Event | None]:
+        ids, state = self.ids, self._state
+        current = self.blocks[-1].index if self.blocks else -1
+        if state is _State.IN_BLOCK:
+            if token_id == ids.block_end:
+                self.blocks[-1].end = position
+                self._state = _State.AFTER_BLOCK
+                return TokenRole.BLOCK_DELIMITER, current, _Event.BLOCK_END
+            return TokenRole.BLOCK, current, None
+        if state is _State.IN_SUMMARY:
+            if token_id == ids.summary_end:
+                block = self.blocks[-1]
+                block.summary_end = position
+                block.completed_index = self.num_completed
+                self.num_completed += 1
+                self._state = _State.OUTSIDE
+                return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_END
+            return TokenRole.SUMMARY, current, None
+        if state is _State.ANSWER:
+            return TokenRole.OTHER, -1, None
+        # OUTSIDE or AFTER_BLOCK
+        if token_id == ids.block_start:
+            self.blocks.append(BlockSpan(index=len(self.blocks), start=position))
+            self._state = _State.IN_BLOCK
+            return TokenRole.BLOCK_DELIMITER, len(self.blocks) - 1, _Event.BLOCK_START
+        if state is _State.AFTER_BLOCK and token_id == ids.summary_start:
+            self.blocks[-1].summary_start = position
+            self._state = _State.IN_SUMMARY
+            return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_START
+        if ids.think_end is not None and token_id == ids.think_end:
+            self._state = _State.ANSWER
+        return TokenRole.OTHER, -1, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Declarative view
+
+
+@dataclass
+class SequenceLayout:
+    """The memento structure of a whole sequence.
+
+    Attributes:
+        roles: [L] role of each token.
+        block_ids: [L] block index of each block/summary token (delimiters included), else -1.
+        blocks: every block in order of its ``<|block_start|>``, with `hidden_after` filled in.
+        assistant_start: first position of the (last) assistant turn; 0 when none is marked.
+    """
+
+    roles: list[TokenRole]
+    block_ids: list[int]
+    blocks: list[BlockSpan]
+    assistant_start: int
+    config: MementoConfig
+
+    @property
+    def completed_blocks(self) -> list[BlockSpan]:
+        """Blocks with a closed memento, in order of completion."""
+        return sorted((b for b in self.blocks if b.completed_index is not None), key=lambda b: b.completed_index)
+
+    def hidden_query_start(self, block: BlockSpan) -> int | None:
+        """First query position that may not see `block`'s masked range (None: never hidden).
+
+        Equals ``hidden_after + 1``, except in restart_mode, where the memento's own KV is
+        recomputed without its block: there the memento tokens are already blind to it.
+        """
+        if block.hidden_after is None:
+            return None
+        if self.config.restart_mode:
+            assert block.summary_start is not None
+            return block.summary_start
+        return block.hidden_after + 1
+
+
+def find_assistant_start(token_ids: Sequence[int], special_ids: SpecialIds) -> int:
+    """Position right after the last ``<|im_start|>assistant`` header, or 0 if there is none."""
+    header = special_ids.assistant_header
+    if not header:
+        return 0
+    ids = list(token_ids)
+    width = len(header)
+    for start in range(len(ids) - width, -1, -1):
+        if tuple(ids[start : start + width]) == header:
+            return start + width
+    return 0
+
+
+def analyze(
+    token_ids: Sequence[int] | torch.Tensor,
+    special_ids: SpecialIds,
+    config: MementoConfig,
+    *,
+    assistant_start: int | None = None,
+) -> SequenceLayout:
+    """Roles, blocks and the eviction point of every block for a whole sequence.
+
+    `assistant_start` overrides where the assistant turn begins (otherwise it is found from the
+    assistant header when `require_assistant_section` is set). Block j (in order of completion)
+    is hidden after the ``<|summary_end|>`` of block j+N; with `keep_last_block_for_answer`, not
+    before the next ``<|block_start|>`` either (never if ``</think>`` or the end comes first).
+    """
+    ids = _as_list(token_ids)
+    structure = _Structure(special_ids, config, assistant_start)
+    roles, block_ids = [], []
+    for token_id in ids:
+        role, block_index, _ = structure.feed(token_id)
+        roles.append(role)
+        block_ids.append(block_index)
+    blocks = structure.blocks
+    completed = sorted((b for b in blocks if b.completed_index is not None), key=lambda b: b.completed_index)
+    if config.evicts:
+        starts = sorted(b.start for b in blocks)
+        for block in completed:
+            assert block.completed_index is not None and block.summary_end is not None
+            trigger_index = block.completed_index + config.keep_last_n_blocks
+            if trigger_index >= len(completed):
+                continue
+            hidden_after = completed[trigger_index].summary_end
+            if config.keep_last_block_for_answer:
+                later_starts = [s for s in starts if s > block.summary_end]
+                if not later_starts:
+                    continue
+                hidden_after = max(hidden_after, later_starts[0])
+            block.hidden_after = hidden_after
+    if assistant_start is None:
+        assistant_start = find_assistant_start(ids, special_ids)
+    return SequenceLayout(roles, block_ids, blocks, assistant_start, config)
+
+
+def visibility_mask(
+    token_ids: Sequence[int] | torch.Tensor,
+    special_ids: SpecialIds,
+    config: MementoConfig,
+    *,
+    assistant_start: int | None = None,
+) -> torch.Tensor:
+    """Dense memento-attention mask, the reference for training, inference and the simulator.
+
+    Args:
+        token_ids: [L] token ids (list, tuple or 1-D tensor).
+        special_ids: ids of the memento markers in this vocabulary.
+        config: the memento options.
+        assistant_start: optional override of where the assistant turn begins.
+
+    Returns:
+        BoolTensor [L, L]; True where query row q may attend key column k (always k <= q).
+        In restart_mode the rows of each memento are those of its recomputed KV (block hidden).
+    """
+    layout = analyze(token_ids, special_ids, config, assistant_start=assistant_start)
+    length = len(layout.roles)
+    mask = torch.ones(length, length, dtype=torch.bool).tril_()
+    for block in layout.blocks:
+        first_blind_query = layout.hidden_query_start(block)
+        masked = block.masked_range(config)
+        if first_blind_query is not None and len(masked):
+            mask[first_blind_query:, masked.start : masked.stop] = False
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Operational view
+
+
+@dataclass(frozen=True)
+class EvictedSpan:
+    """A span of logical positions [start, stop) to drop from the cache, and the block it held."""
+
+    block_index: int
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def positions(self) -> range:
+        return range(self.start, self.stop)
+
+
+@dataclass(frozen=True)
+class TrackerStep:
+    """What one token did.
+
+    `evicted`: spans to remove now (after this token's KV was written, before the next token).
+    `recompute`: restart_mode only, the memento positions whose KV must be recomputed without
+    the evicted block (in order), else empty.
+    """
+
+    position: int
+    role: TokenRole
+    block_index: int
+    evicted: tuple[EvictedSpan, ...] = ()
+    recompute: range = field(default_factory=lambda: range(0))
+
+
+class BlockTracker:
+    """Per-sequence incremental tracker: fed one token at a time, reports what to evict now.
+
+    One instance follows one sequence (a row of a batch). Feed every token in order, prompt
+    included; each step's `evicted` spans must leave the cache before the next token runs.
+    """
+
+    def __init__(self, special_ids: SpecialIds, config: MementoConfig, *, assistant_start: int | None = None) -> None:
+        self.special_ids = special_ids
+        self.config = config
+        self._structure = _Structure(special_ids, config, assistant_start)
+        self._awaiting_eviction: deque[BlockSpan] = deque()  # completed, still visible by the N rule
+        self._deferred: list[BlockSpan] = []  # keep_last_block_for_answer: waiting for a next block
+        self.evicted_spans: list[EvictedSpan] = []
+
+    @property
+    def position(self) -> int:
+        """Logical position the next token will take."""
+        return self._structure.position
+
+    @property
+    def blocks(self) -> list[BlockSpan]:
+        """Blocks seen so far (hidden_after is not filled in by the tracker)."""
+        return self._structure.blocks
+
+    @property
+    def in_block(self) -> bool:
+        """True while a block's reasoning is being written."""
+        return self._structure.open_block is not None
+
+    @property
+    def open_block_tokens(self) -> int:
+        """Reasoning tokens written so far in the open block (0 outside a block)."""
+        block = self._structure.open_block
+        return 0 if block is None else self._structure.position - block.start - 1
+
+    def feed(self, token_id: int) -> TrackerStep:
+        """Consume the next token (its KV is being written at `position`)."""
+        position = self._structure.position
+        role, block_index, event = self._structure.feed(int(token_id))
+        to_evict: list[BlockSpan] = []
+        if event is _Event.BLOCK_START and self._deferred:
+            to_evict, self._deferred = self._deferred, []
+        elif event is _Event.SUMMARY_END and self.config.evicts:
+            self._awaiting_eviction.append(self._structure.blocks[block_index])
+            while len(self._awaiting_eviction) > self.config.keep_last_n_blocks:
+                block = self._awaiting_eviction.popleft()
+                assert block.summary_end is not None
+                if self.config.keep_last_block_for_answer and not any(b.start > block.summary_end for b in self.blocks):
+                    self._deferred.append(block)
+                else:
+                    to_evict.append(block)
+        evicted = []
+        recompute = range(0)
+        for block in to_evict:
+            masked = block.masked_range(self.config)
+            if len(masked):
+                evicted.append(EvictedSpan(block.index, masked.start, masked.stop))
+            if self.config.restart_mode:
+                recompute = block.summary_range
+        self.evicted_spans.extend(evicted)
+        return TrackerStep(position, role, block_index, tuple(evicted), recompute)
+
+    def feed_many(self, token_ids: Iterable[int]) -> list[TrackerStep]:
+        """Feed several tokens; one `TrackerStep` each."""
+        return [self.feed(int(token_id)) for token_id in token_ids]
+
+
+def _as_list(token_ids: Sequence[int] | torch.Tensor) -> list[int]:
+    if isinstance(token_ids, torch.Tensor):
+        if token_ids.dim() == 2 and token_ids.shape[0] == 1:
+            token_ids = token_ids[0]
+        if token_ids.dim() != 1:
+            raise ValueError(f"token_ids must be 1-D (or [1, L]), got shape {tuple(token_ids.shape)}")
+        return token_ids.tolist()
+    return [int(t) for t in token_ids]

@@ -1,0 +1,118 @@
+"""The `memento` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from memento.config import MementoConfig, default_mask_delimiters
+from memento.format import TraceFormatError
+
+
+def _add_memento_flags(parser: argparse.ArgumentParser, *, keep_last_n_default: int = 0) -> None:
+    """Memento-attention options shared by every command that applies the rule."""
+    group = parser.add_argument_group("memento attention")
+    group.add_argument(
+        "--keep-last-n",
+        dest="keep_last_n_blocks",
+        type=int,
+        default=keep_last_n_default,
+        help="completed blocks kept visible (0 = evict each block after its memento, -1 = never evict)",
+    )
+    group.add_argument(
+        "--mask-delimiters",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also evict <|block_start|>/<|block_end|> (default: per model family; Phi-4 yes, Qwen3/Olmo 3 no)",
+    )
+    group.add_argument("--restart-mode", action="store_true", help="recompute each memento without its block")
+    group.add_argument(
+        "--keep-last-block-for-answer", action="store_true", help="keep the last block visible to the answer"
+    )
+    group.add_argument("--max-block-tokens", type=int, default=0, help="force <|block_end|> at this many tokens")
+    group.add_argument(
+        "--no-require-assistant-section",
+        dest="require_assistant_section",
+        action="store_false",
+        help="also honour memento tokens found in the prompt",
+    )
+
+
+def _config_from_args(args: argparse.Namespace, model_type: str | None) -> MementoConfig:
+    mask_delimiters = args.mask_delimiters
+    if mask_delimiters is None:
+        mask_delimiters = default_mask_delimiters(model_type or "")
+    return MementoConfig(
+        keep_last_n_blocks=args.keep_last_n_blocks,
+        mask_delimiters=mask_delimiters,
+        restart_mode=args.restart_mode,
+        keep_last_block_for_answer=args.keep_last_block_for_answer,
+        max_block_tokens=args.max_block_tokens,
+        require_assistant_section=args.require_assistant_section,
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memento", description="Memento: reasoning in blocks with KV eviction.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kv = commands.add_parser(
+        "kv",
+        help="simulate the KV cache of memento traces, vanilla vs memento",
+        description="Replay traces through the memento attention rule and report peak KV, AUC and compression.",
+    )
+    kv.add_argument("traces", nargs="+", type=Path, help="trace files: authors' .json, .jsonl, or memento text")
+    source = kv.add_mutually_exclusive_group()
+    source.add_argument(
+        "--geometry", default=None, help="preset: qwen3-8b, qwen3-32b, phi-4-reasoning, olmo-3-7b-think"
+    )
+    source.add_argument("--model-config", type=Path, default=None, help="local checkpoint dir or config.json")
+    kv.add_argument("--tokenizer", type=Path, default=None, help="local Hugging Face tokenizer (default: approximate)")
+    kv.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    kv.add_argument("--plot", type=Path, default=None, help="write KV-vs-token curves (vanilla and memento) to PNG")
+    _add_memento_flags(kv)
+    kv.set_defaults(handler=_run_kv)
+    return parser
+
+
+def _run_kv(args: argparse.Namespace) -> int:
+    from memento.counting import load_tokenizer
+    from memento.kv import KVGeometry
+    from memento.kv_report import compare_traces, plot_comparisons, print_comparisons
+
+    if args.model_config is not None:
+        geometry = KVGeometry.from_config(args.model_config)
+        model_type = geometry.name
+    else:
+        geometry = KVGeometry.preset(args.geometry or "qwen3-8b")
+        model_type = geometry.name.split("-")[0]
+    config = _config_from_args(args, model_type)
+    tokenizer = load_tokenizer(args.tokenizer)
+    comparisons = compare_traces(args.traces, tokenizer, geometry, config)
+    if args.json:
+        print(json.dumps(comparisons.to_dict()))
+    else:
+        print_comparisons(comparisons)
+    if args.plot is not None:
+        plot_comparisons(comparisons, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `memento` console command."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (TraceFormatError, ValueError, FileNotFoundError) as error:
+        print(f"memento {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,550 @@
+"""The MEMENTO trace format: special tokens, the `Trace` model, parsing and rendering.
+
+A trace is the assistant side of a conversation::
+
+    <think>
+    <|block_start|>reasoning<|block_end|>
+    <|summary_start|>memento<|summary_end|>
+    ...
+    </think>
+
+    final answer
+
+The last block may lack a memento (the model went straight to ``</think>``), and a trace
+cut off anywhere (mid-block, mid-memento, before ``</think>``) is a valid *open* trace:
+inference streams look like that.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+BLOCK_START = "<|block_start|>"
+BLOCK_END = "<|block_end|>"
+SUMMARY_START = "<|summary_start|>"
+SUMMARY_END = "<|summary_end|>"
+THINK_START = "<think>"
+THINK_END = "</think>"
+IM_START = "<|im_start|>"
+IM_END = "<|im_end|>"
+
+MEMENTO_TOKENS: tuple[str, str, str, str] = (BLOCK_START, BLOCK_END, SUMMARY_START, SUMMARY_END)
+"""The four tokens MEMENTO adds to a vocabulary, in the canonical order."""
+
+ASSISTANT_HEADER = f"{IM_START}assistant"
+"""Text that opens the assistant turn in ChatML; special tokens before it are prompt."""
+
+
+class TokenRole(IntEnum):
+    """What a token is in a memento sequence (computed by `memento.attention`)."""
+
+    PROMPT = 0
+    BLOCK_DELIMITER = 1
+    BLOCK = 2
+    SUMMARY_DELIMITER = 3
+    SUMMARY = 4
+    OTHER = 5
+
+
+class TraceFormatError(ValueError):
+    """A trace that breaks the format; says where (character offset or segment index) and what was expected."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        offset: int | None = None,
+        segment: int | None = None,
+        expected: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.offset = offset
+        self.segment = segment
+        self.expected = expected
+        self.source = source
+        where = []
+        if source:
+            where.append(str(source))
+        if offset is not None:
+            where.append(f"offset {offset}")
+        if segment is not None:
+            where.append(f"segments[{segment}]")
+        text = message if expected is None else f"{message}; expected {expected}"
+        super().__init__(f"{': '.join(where)}: {text}" if where else text)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One reasoning block and its memento.
+
+    `memento` is None while no ``<|summary_start|>`` has been written (an open trace, or the
+    final block before ``</think>``). `reasoning_closed` / `memento_closed` are False only in an
+    open trace cut off inside the block or inside its memento.
+    """
+
+    reasoning: str
+    memento: str | None = None
+    reasoning_closed: bool = True
+    memento_closed: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.reasoning_closed and self.memento is not None:
+            raise ValueError("a block whose reasoning is still open cannot have a memento")
+        if self.memento is None and not self.memento_closed:
+            raise ValueError("memento_closed=False needs a memento (possibly empty)")
+
+    @property
+    def is_complete(self) -> bool:
+        """Closed reasoning followed by a closed memento."""
+        return self.reasoning_closed and self.memento is not None and self.memento_closed
+
+
+@dataclass
+class Trace:
+    """A MEMENTO reasoning trace: prompt, blocks with mementos, optional final answer.
+
+    `answer` is None when ``</think>`` has not been written (an open trace); otherwise it is the
+    text after it (possibly empty). `metadata` carries fields of the source file and is not
+    compared.
+    """
+
+    prompt: str = ""
+    blocks: list[Block] = field(default_factory=list)
+    answer: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the trace has not reached ``</think>``."""
+        return self.answer is None
+
+    @property
+    def mementos(self) -> list[str]:
+        """The mementos written so far, in order."""
+        return [block.memento for block in self.blocks if block.memento is not None]
+
+    def render(self) -> str:
+        """The assistant text of this trace (no chat markup); `parse_text` inverts it."""
+        return render_assistant(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def render_assistant(trace: Trace) -> str:
+    """Render the assistant turn: ``<think>`` + blocks and mementos + ``</think>`` + answer."""
+    parts = [THINK_START, "\n"]
+    for block in trace.blocks:
+        parts.append(BLOCK_START + block.reasoning)
+        if not block.reasoning_closed:
+            break
+        parts.append(BLOCK_END + "\n")
+        if block.memento is None:
+            continue
+        parts.append(SUMMARY_START + block.memento)
+        if not block.memento_closed:
+            break
+        parts.append(SUMMARY_END + "\n")
+    if trace.answer is not None:
+        parts.append(THINK_END + "\n\n" + trace.answer)
+    return "".join(parts)
+
+
+def render_chat(trace: Trace, *, system: str | None = None) -> str:
+    """Render the trace as a ChatML conversation (no system prompt unless given, as for Qwen3).
+
+    An open trace leaves the assistant turn unterminated, as a generation prompt would.
+    """
+    parts = []
+    if system is not None:
+        parts.append(f"{IM_START}system\n{system}{IM_END}\n")
+    parts.append(f"{IM_START}user\n{trace.prompt}{IM_END}\n")
+    parts.append(f"{ASSISTANT_HEADER}\n{render_assistant(trace)}")
+    if not trace.is_open:
+        parts.append(f"{IM_END}\n")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing text
+
+_MARKER_PATTERN = re.compile(
+    "|".join(
+        re.escape(m)
+        for m in (
+            BLOCK_START,
+            BLOCK_END,
+            SUMMARY_START,
+            SUMMARY_END,
+            THINK_START,
+            THINK_END,
+            IM_START,
+            IM_END,
+        )
+    )
+)
+_MEMENTO_MARKERS = frozenset(MEMENTO_TOKENS)
+
+
+def _assistant_region(text: str) -> tuple[str, int, str]:
+    """Split a ChatML conversation into (user prompt, assistant start offset, assistant text).
+
+    Text without ChatML markers is taken as a bare assistant turn with an empty prompt.
+    """
+    header = text.rfind(ASSISTANT_HEADER)
+    if header < 0:
+        if IM_START in text:
+            raise TraceFormatError(
+                "ChatML conversation without an assistant turn",
+                offset=text.find(IM_START),
+                expected=repr(ASSISTANT_HEADER),
+            )
+        return "", 0, text
+    start = header + len(ASSISTANT_HEADER)
+    if text.startswith("\n", start):
+        start += 1
+    prompt = ""
+    user = text.rfind(f"{IM_START}user\n", 0, header)
+    if user >= 0:
+        user_start = user + len(f"{IM_START}user\n")
+        user_end = text.find(IM_END, user_start, header)
+        prompt = text[user_start : user_end if user_end >= 0 else header]
+    body = text[start:]
+    if body.endswith(f"{IM_END}\n"):
+        body = body[: -len(IM_END) - 1]
+    elif body.endswith(IM_END):
+        body = body[: -len(IM_END)]
+    return prompt, start, body
+
+
+def parse_text(text: str, *, source: str | None = None) -> Trace:
+    """Parse memento-format text into a `Trace`.
+
+    Accepts a bare assistant turn (with or without the leading ``<think>``) or a whole ChatML
+    conversation (the last assistant turn is parsed, the user turn becomes the prompt).
+    Whitespace between segments is layout and is dropped; text inside blocks, mementos and the
+    answer is kept exactly. Raises `TraceFormatError` naming the character offset in `text`.
+    """
+    prompt, base, body = _assistant_region(text)
+    blocks: list[Block] = []
+    state = "start"  # start | thinking | block | after_block | summary | answer
+    reasoning: str | None = None
+    cursor = 0  # end of the last marker in `body`
+
+    def fail(message: str, at: int, expected: str) -> TraceFormatError:
+        return TraceFormatError(message, offset=base + at, expected=expected, source=source)
+
+    for match in _MARKER_PATTERN.finditer(body):
+        marker, at = match.group(), match.start()
+        between = body[cursor:at]
+        if state in ("start", "thinking", "after_block") and between.strip():
+            offset = cursor + len(between) - len(between.lstrip())
+            raise fail("text outside any block", offset, _expected_in(state))
+        if state == "answer":
+            raise fail(f"{marker} after {THINK_END}", at, "plain answer text")
+        if marker in (IM_START, IM_END):
+            raise fail(f"{marker} inside the assistant turn", at, "memento markers or text")
+        if marker == THINK_START:
+            if state != "start":
+                raise fail(f"second {THINK_START}", at, _expected_in(state))
+            state = "thinking"
+        elif marker == BLOCK_START:
+            if state in ("start", "thinking"):
+                state, reasoning = "block", None
+            elif state == "block":
+                raise fail("nested block", at, BLOCK_END)
+            elif state == "after_block":
+                raise fail("a block with no memento followed by another block", at, SUMMARY_START)
+            else:
+                raise fail(f"{BLOCK_START} inside a memento", at, SUMMARY_END)
+        elif marker == BLOCK_END:
+            if state != "block":
+                raise fail(f"{BLOCK_END} without {BLOCK_START}", at, _expected_in(state))
+            reasoning = body[cursor:at]
+            state = "after_block"
+        elif marker == SUMMARY_START:
+            if state != "after_block":
+                raise fail("memento with no block before it", at, _expected_in(state))
+            state = "summary"
+        elif marker == SUMMARY_END:
+            if state != "summary":
+                raise fail(f"{SUMMARY_END} without {SUMMARY_START}", at, _expected_in(state))
+            assert reasoning is not None
+            blocks.append(Block(reasoning, body[cursor:at]))
+            reasoning, state = None, "thinking"
+        elif marker == THINK_END:
+            if state in ("block", "summary"):
+                raise fail(f"{THINK_END} inside an open {state}", at, _expected_in(state))
+            if state == "after_block":
+                assert reasoning is not None
+                blocks.append(Block(reasoning))  # the final block may go without a memento
+            state = "answer"
+        cursor = match.end()
+
+    rest = body[cursor:]
+    if state in ("start", "thinking", "after_block") and rest.strip():
+        offset = cursor + len(rest) - len(rest.lstrip())
+        raise fail("text outside any block", offset, _expected_in(state))
+    answer: str | None = None
+    if state == "answer":
+        answer = rest[2:] if rest.startswith("\n\n") else rest.lstrip("\n")
+    elif state == "block":
+        blocks.append(Block(rest, reasoning_closed=False))
+    elif state == "after_block":
+        assert reasoning is not None
+        blocks.append(Block(reasoning))
+    elif state == "summary":
+        assert reasoning is not None
+        blocks.append(Block(reasoning, rest, memento_closed=False))
+    return Trace(prompt=prompt, blocks=blocks, answer=answer)
+
+
+def _expected_in(state: str) -> str:
+    return {
+        "start": f"{THINK_START} or {BLOCK_START}",
+        "thinking": f"{BLOCK_START} or {THINK_END}",
+        "block": BLOCK_END,
+        "after_block": f"{SUMMARY_START} or {THINK_END}",
+        "summary": SUMMARY_END,
+        "answer": "plain answer text",
+    }[state]
+
+
+# ---------------------------------------------------------------------------------------------
+# The authors' JSON form
+
+
+def trace_from_segments(record: dict[str, Any], *, source: str | None = None) -> Trace:
+    """Build a `Trace` from the authors' JSON form.
+
+    `record` has `problem` and `segments`: ``{"type": "block", "text": ...}`` and
+    ``{"type": "summary", "text": ...}`` alternating, optionally closed by one
+    ``{"type": "answer", "text": ...}`` (the response after ``</think>``). Without an answer
+    segment the trace is open. Other fields (e.g. the extracted final `answer`) go to
+    `metadata`. Errors name the offending segment index.
+    """
+    segments = record.get("segments")
+    if not isinstance(segments, list):
+        raise TraceFormatError("missing 'segments' list", expected="a list of block/summary segments", source=source)
+    blocks: list[Block] = []
+    pending: str | None = None
+    answer: str | None = None
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, dict) or not isinstance(segment.get("text"), str):
+            raise TraceFormatError(
+                "segment is not an object with a string 'text'",
+                segment=index,
+                expected='{"type": ..., "text": ...}',
+                source=source,
+            )
+        kind = segment.get("type")
+        if answer is not None:
+            raise TraceFormatError(
+                f"segment of type {kind!r} after the answer", segment=index, expected="nothing", source=source
+            )
+        if kind == "block":
+            if pending is not None:
+                raise TraceFormatError(
+                    "a block with no summary followed by another block",
+                    segment=index,
+                    expected="type 'summary'",
+                    source=source,
+                )
+            pending = segment["text"]
+        elif kind == "summary":
+            if pending is None:
+                raise TraceFormatError(
+                    "summary with no block before it", segment=index, expected="type 'block'", source=source
+                )
+            blocks.append(Block(pending, segment["text"]))
+            pending = None
+        elif kind == "answer":
+            if pending is not None:
+                blocks.append(Block(pending))  # the final block may go without a memento
+                pending = None
+            answer = segment["text"]
+        else:
+            raise TraceFormatError(
+                f"unknown segment type {kind!r}",
+                segment=index,
+                expected="'block', 'summary' or 'answer'",
+                source=source,
+            )
+    if pending is not None:
+        blocks.append(Block(pending))
+    metadata = {k: v for k, v in record.items() if k not in ("problem", "segments")}
+    return Trace(prompt=str(record.get("problem", "")), blocks=blocks, answer=answer, metadata=metadata)
+
+
+def trace_to_segments(trace: Trace) -> dict[str, Any]:
+    """The authors' JSON form of a trace with closed blocks; inverse of `trace_from_segments`."""
+    segments: list[dict[str, Any]] = []
+    for number, block in enumerate(trace.blocks, start=1):
+        if not (block.reasoning_closed and block.memento_closed):
+            raise ValueError("the segments form cannot hold a block cut off mid-reasoning or mid-memento")
+        segments.append({"type": "block", "block_idx": number, "text": block.reasoning})
+        if block.memento is not None:
+            segments.append({"type": "summary", "block_idx": number, "text": block.memento})
+    if trace.answer is not None:
+        segments.append({"type": "answer", "block_idx": 0, "text": trace.answer})
+    return {**trace.metadata, "problem": trace.prompt, "segments": segments}
+
+
+def load_traces(path: str | Path) -> list[tuple[str, Trace]]:
+    """Load named traces from a file.
+
+    * ``.json``: one record in the authors' form (``segments``), or ``{"text": ...}``.
+    * ``.jsonl``: one such record per line (blank lines skipped); names get ``:LINE``.
+    * anything else: memento-format text.
+    """
+    path = Path(path)
+    name = path.name
+    if path.suffix == ".jsonl":
+        traces = []
+        with path.open(encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{line_number}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise TraceFormatError(
+                        f"invalid JSON at column {error.colno}: {error.msg}",
+                        expected="one JSON object per line",
+                        source=where,
+                    ) from None
+                traces.append((f"{name}:{line_number}", _trace_from_record(record, where)))
+        return traces
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise TraceFormatError(
+                f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
+                expected="a JSON object",
+                source=str(path),
+            ) from None
+        return [(name, _trace_from_record(record, str(path)))]
+    return [(name, parse_text(text, source=str(path)))]
+
+
+def _trace_from_record(record: Any, source: str) -> Trace:
+    if not isinstance(record, dict):
+        raise TraceFormatError("record is not a JSON object", expected="an object", source=source)
+    if "segments" in record:
+        return trace_from_segments(record, source=source)
+    if isinstance(record.get("text"), str):
+        trace = parse_text(record["text"], source=source)
+        if not trace.prompt and isinstance(record.get("problem"), str):
+            trace.prompt = record["problem"]
+        return trace
+    raise TraceFormatError(
+        "record has neither 'segments' nor 'text'",
+        expected="'segments' (authors' form) or 'text'",
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Token ids
+
+
+class _Tokenizer(Protocol):
+    def convert_tokens_to_ids(self, tokens: str) -> int | None: ...
+
+    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """Token ids of the memento markers in one vocabulary.
+
+    The four memento ids are required; ``<think>``, ``</think>``, ChatML markers and the
+    assistant header (the ids of ``<|im_start|>assistant``) are optional. Without an assistant
+    header, `require_assistant_section` cannot locate the prompt and the whole sequence counts
+    as the assistant turn.
+    """
+
+    block_start: int
+    block_end: int
+    summary_start: int
+    summary_end: int
+    think_start: int | None = None
+    think_end: int | None = None
+    im_start: int | None = None
+    im_end: int | None = None
+    assistant_header: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        memento = (self.block_start, self.block_end, self.summary_start, self.summary_end)
+        if len(set(memento)) != 4:
+            raise ValueError(f"the four memento token ids must be distinct, got {memento}")
+        if self.assistant_header is not None:
+            object.__setattr__(self, "assistant_header", tuple(int(i) for i in self.assistant_header))
+            if not self.assistant_header:
+                raise ValueError("assistant_header must be a non-empty sequence of ids or None")
+
+    @property
+    def memento_ids(self) -> tuple[int, int, int, int]:
+        """(block_start, block_end, summary_start, summary_end)."""
+        return (self.block_start, self.block_end, self.summary_start, self.summary_end)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: _Tokenizer) -> SpecialIds:
+        """Look the markers up in a Hugging Face tokenizer; raise if a memento token is missing."""
+
+        def lookup(token: str) -> int | None:
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            unk = getattr(tokenizer, "unk_token_id", None)
+            if token_id is None or (
+                unk is not None and token_id == unk and token != getattr(tokenizer, "unk_token", None)
+            ):
+                return None
+            return int(token_id)
+
+        ids = {
+            name: lookup(token)
+            for name, token in zip(
+                ("block_start", "block_end", "summary_start", "summary_end"), MEMENTO_TOKENS, strict=True
+            )
+        }
+        missing = [token for token, value in zip(MEMENTO_TOKENS, ids.values(), strict=True) if value is None]
+        if missing:
+            raise ValueError(
+                f"tokenizer lacks the memento tokens {missing}; add them with memento.training.add_memento_tokens"
+            )
+        im_start = lookup(IM_START)
+        header = None
+        if im_start is not None:
+            encoded = list(tokenizer.encode(ASSISTANT_HEADER, add_special_tokens=False))
+            if encoded and encoded[0] == im_start:
+                header = tuple(encoded)
+        return cls(
+            **ids,  # type: ignore[arg-type]
+            think_start=lookup(THINK_START),
+            think_end=lookup(THINK_END),
+            im_start=im_start,
+            im_end=lookup(IM_END),
+            assistant_header=header,
+        )
+
+
+def split_on_markers(text: str) -> Iterator[tuple[str, bool]]:
+    """Split text into (piece, is_marker) in order; markers are the memento, think and ChatML tokens."""
+    cursor = 0
+    for match in _MARKER_PATTERN.finditer(text):
+        if match.start() > cursor:
+            yield text[cursor : match.start()], False
+        yield match.group(), True
+        cursor = match.end()
+    if cursor < len(text):
+        yield text[cursor:], False

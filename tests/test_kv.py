@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import LlamaConfig, Qwen3Config
+
+from memento.attention import visibility_mask
+from memento.config import MementoConfig
+from memento.kv import KVGeometry, simulate
+from tests.test_attention import PLAIN, SEQUENCE, cfg
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("qwen3-8b", 147_456),
+        ("qwen3-32b", 262_144),
+        ("phi-4-reasoning", 204_800),
+        ("olmo-3-7b-think", 524_288),
+    ],
+)
+def test_preset_bytes_per_token(name, expected):
+    assert KVGeometry.preset(name).bytes_per_token == expected
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ValueError, match="qwen3-8b"):
+        KVGeometry.preset("gpt-5")
+
+
+def test_olmo_sliding_layers_cap_at_window():
+    olmo = KVGeometry.preset("olmo-3-7b-think")
+    assert sum(w is not None for w in olmo.sliding_windows) == 24
+    per_layer = olmo.bytes_per_token_per_layer
+    live = list(range(10_000))
+    # 8 full layers hold all 10,000 tokens; 24 sliding layers hold the last 4,096.
+    assert olmo.cache_bytes(live, 9_999) == (8 * 10_000 + 24 * 4_096) * per_layer
+    assert olmo.cache_bytes(list(range(100)), 99) == 100 * olmo.bytes_per_token
+
+
+def test_from_config_object_and_checkpoint_dir(tmp_path):
+    qwen = Qwen3Config(
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        hidden_size=64,
+        dtype="float32",
+    )
+    geometry = KVGeometry.from_config(qwen)
+    assert (geometry.num_layers, geometry.num_kv_heads, geometry.head_dim) == (3, 2, 16)
+    assert geometry.bytes_per_token == 2 * 3 * 2 * 16 * 4
+    llama = LlamaConfig(num_hidden_layers=2, num_attention_heads=4, hidden_size=64)
+    llama.save_pretrained(tmp_path)
+    loaded = KVGeometry.from_config(tmp_path, bytes_per_element=2)
+    assert (loaded.num_kv_heads, loaded.head_dim, loaded.bytes_per_token) == (4, 16, 2 * 2 * 4 * 16 * 2)
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        KVGeometry.from_config(tmp_path / "missing")
+
+
+def test_from_config_reads_sliding_layer_types():
+    qwen = Qwen3Config(num_hidden_layers=4, use_sliding_window=True, sliding_window=8, max_window_layers=2)
+    windows = KVGeometry.from_config(qwen).sliding_windows
+    assert windows is not None and windows.count(8) == sum(t == "sliding_attention" for t in qwen.layer_types)
+
+
+GEOMETRY = KVGeometry(num_layers=2, num_kv_heads=1, head_dim=4, bytes_per_element=2)
+
+
+def test_simulate_counts_peak_before_eviction_and_auc():
+    report = simulate(SEQUENCE[:14], PLAIN, GEOMETRY, cfg(), prompt_length=1)
+    # Block 0's 2 content tokens leave after step 7, block 1's one token after step 13.
+    assert report.occupancy == [1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 10, 11, 11]
+    assert report.peak_tokens == 12  # step 13 writes <|summary_end|> with block 1 still cached
+    assert report.peak_bytes == 12 * GEOMETRY.bytes_per_token
+    assert report.num_evictions == 2 and report.evicted_tokens == 3
+    assert report.auc_gb_ktok == pytest.approx(sum(report.occupancy[1:]) * GEOMETRY.bytes_per_token / 1e12)
+    assert [(b.block_tokens, b.memento_tokens) for b in report.blocks] == [(2, 1), (1, 1)]
+
+
+def test_simulate_equals_mask_row_sums_and_vanilla_is_causal():
+    sequence = SEQUENCE * 3
+    for config in (cfg(), cfg(mask_delimiters=True), cfg(keep_last_n_blocks=1)):
+        report = simulate(sequence, PLAIN, GEOMETRY, config)
+        mask = visibility_mask(sequence, PLAIN, config)
+        # occupancy before each step's evictions is what that step's query attends to
+        before = [int(n) for n in mask.sum(dim=1)]
+        assert report.peak_tokens == max(before)
+        assert all(after <= row for after, row in zip(report.occupancy, before, strict=True))
+    vanilla = simulate(sequence, PLAIN, GEOMETRY, MementoConfig.disabled())
+    assert vanilla.occupancy == list(range(1, len(sequence) + 1)) and vanilla.num_evictions == 0
+
+
+def test_simulate_without_compaction_keeps_memory():
+    report = simulate(SEQUENCE, PLAIN, GEOMETRY, cfg(compact_on_summary_end=False))
+    assert report.peak_tokens == len(SEQUENCE) and report.num_evictions == 0
+
+
+def test_simulate_tensor_and_bad_prompt_length():
+    assert simulate(torch.tensor(SEQUENCE[:14]), PLAIN, GEOMETRY, cfg()).peak_tokens == 12
+    with pytest.raises(ValueError, match="prompt_length"):
+        simulate(SEQUENCE, PLAIN, GEOMETRY, cfg(), prompt_length=99)
