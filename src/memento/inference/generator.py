@@ -1,0 +1,446 @@
+"""`MementoGenerator`: batched decoding with physical KV eviction for any transformers causal LM.
+
+One forward per step for the whole batch. Every row has its own `BlockTracker` (the rule from
+`memento.attention`); after each forward the spans it reports leave the cache (`EvictingKVCache`),
+while every token keeps its logical position for RoPE. Masks are passed as 4-D tensors, so
+nothing in the model is patched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from memento.attention import BlockTracker, EvictedSpan
+from memento.config import MementoConfig
+from memento.format import IM_END, SpecialIds
+from memento.inference.cache import EvictingKVCache
+from memento.inference.logits import MaxBlockTokensProcessor, sampling_warpers
+from memento.inference.masks import ChunkEviction, chunk_visibility, to_additive, window_limit
+
+logger = logging.getLogger("memento.inference")
+
+Prompts = str | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """A span dropped from one sequence's cache: at decode `step` (0 = prefill), after the token at `position`."""
+
+    step: int
+    position: int
+    span: EvictedSpan
+
+
+@dataclass
+class GenerationResult:
+    """One generated sequence.
+
+    `kv_trace[i]` is the number of tokens physically cached for this sequence after step i
+    (step 0 is the prefill); `kv_tokens_peak` is the largest count, taken before each step's
+    evictions (the ``<|summary_end|>`` step still holds its block).
+    """
+
+    prompt_ids: list[int]
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    finish_reason: str | None = None
+    kv_trace: list[int] = field(default_factory=list)
+    evictions: list[Eviction] = field(default_factory=list)
+    kv_tokens_peak: int = 0
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One sampled token of sequence `index`; `text` is the new text it adds (special tokens shown)."""
+
+    index: int
+    token_id: int
+    text: str
+    kv_tokens: int
+    finish_reason: str | None = None
+
+
+@dataclass
+class _Row:
+    """Decode state of one sequence (nanochat-style explicit per-row state)."""
+
+    index: int
+    tracker: BlockTracker
+    result: GenerationResult
+    ids: list[int]
+    text_length: int = 0
+
+
+class MementoGenerator:
+    """Generate, stream and score with memento attention and real KV eviction.
+
+    Args:
+        model: a transformers causal LM (Qwen3, Llama, Phi-3/4, Olmo 3, ...); eager or sdpa attention.
+        tokenizer: its tokenizer, with the memento tokens.
+        config: memento options.
+        special_ids: override the ids read from the tokenizer.
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, config: MementoConfig, *, special_ids: SpecialIds | None = None
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer)
+        self._windows = _layer_windows(model.config)
+        self.last_cache: EvictingKVCache | None = None
+        self._block_cap = (
+            MaxBlockTokensProcessor(self.special_ids, config.max_block_tokens) if config.max_block_tokens else None
+        )
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self._pad_id = int(pad) if pad is not None else 0
+        self._stop_ids = {
+            int(i) for i in (getattr(tokenizer, "eos_token_id", None), self.special_ids.im_end) if i is not None
+        }
+        if tokenizer is not None and hasattr(tokenizer, "convert_tokens_to_ids"):
+            im_end = tokenizer.convert_tokens_to_ids(IM_END)
+            if isinstance(im_end, int) and im_end != getattr(tokenizer, "unk_token_id", None):
+                self._stop_ids.add(im_end)
+
+    # -----------------------------------------------------------------------------------------
+    # Prompts
+
+    def encode_prompts(self, prompts: Prompts) -> list[list[int]]:
+        """Strings get the chat template (user turn + generation prompt); id lists pass through."""
+        if isinstance(prompts, torch.Tensor):
+            return [row.tolist() for row in (prompts[None] if prompts.dim() == 1 else prompts)]
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        encoded = []
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                encoded.append(self._chat_ids(prompt))
+            else:
+                encoded.append([int(t) for t in prompt])
+        if not encoded or any(not ids for ids in encoded):
+            raise ValueError("every prompt must have at least one token")
+        return encoded
+
+    def _chat_ids(self, prompt: str) -> list[int]:
+        messages = [{"role": "user", "content": prompt}]
+        if getattr(self.tokenizer, "chat_template", None):
+            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+                ids = ids["input_ids"]
+            return [int(t) for t in ids]
+        text = f"<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n"
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    # -----------------------------------------------------------------------------------------
+    # The forward step
+
+    def _new_row(self, index: int, prompt_ids: list[int]) -> _Row:
+        tracker = BlockTracker(self.special_ids, self.config)
+        return _Row(index, tracker, GenerationResult(prompt_ids=list(prompt_ids)), list(prompt_ids))
+
+    def _masks(self, allowed: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor) -> Any:
+        dtype = self.model.dtype
+        if not self._windows:
+            return to_additive(allowed, dtype)
+        masks = {}
+        for kind, window in self._windows.items():
+            limited = allowed if window is None else window_limit(allowed, key_positions, query_positions, window)
+            masks[kind] = to_additive(limited, dtype)
+        return masks
+
+    def _forward(
+        self, cache: EvictingKVCache, rows: Sequence[_Row], chunks: Sequence[Sequence[int]], step: int
+    ) -> torch.Tensor:
+        """Run one forward over each row's chunk of new tokens (ragged; rows may have none).
+
+        Feeds the tokens to the trackers first so the mask hides spans evicted inside the chunk,
+        then drops every evicted span from the cache. Returns logits [B, q, vocab].
+        """
+        device = self.model.device
+        width = max(len(chunk) for chunk in chunks)
+        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        positions = torch.full((len(rows), width), -1, dtype=torch.long)
+        evictions: list[list[ChunkEviction]] = []
+        recompute: dict[int, range] = {}
+        for b, (row, chunk) in enumerate(zip(rows, chunks, strict=True)):
+            start = row.tracker.position
+            row_evictions: list[ChunkEviction] = []
+            for j, token in enumerate(chunk):
+                tracked = row.tracker.feed(token)
+                row_evictions.extend((j, span) for span in tracked.evicted)
+                if tracked.recompute:
+                    assert j == len(chunk) - 1, "chunks must end at a memento that is recomputed"
+                    recompute[b] = tracked.recompute
+            evictions.append(row_evictions)
+            input_ids[b, : len(chunk)] = torch.tensor(list(chunk), dtype=torch.long)
+            positions[b, : len(chunk)] = torch.arange(start, start + len(chunk))
+        input_ids, positions = input_ids.to(device), positions.to(device)
+        logits = self._run_model(cache, input_ids, positions, evictions)
+        for b, row in enumerate(rows):
+            live = int((cache.slot_positions[b] >= 0).sum())
+            row.result.kv_tokens_peak = max(row.result.kv_tokens_peak, live)
+            spans = [span for _, span in evictions[b]]
+            if not spans:
+                continue
+            if self.config.compact_on_summary_end or self.config.restart_mode:
+                cache.evict(b, spans)
+            else:
+                cache.hide(b, spans)
+            for after, span in evictions[b]:
+                row.result.evictions.append(Eviction(step, int(positions[b, after]), span))
+                if self.config.debug:
+                    logger.info(
+                        "sequence %d step %d: evicted positions [%d, %d)", row.index, step, span.start, span.stop
+                    )
+        if recompute:
+            self._recompute_mementos(cache, rows, recompute)
+        cache.compact()
+        return logits
+
+    def _run_model(
+        self,
+        cache: EvictingKVCache,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        evictions: Sequence[Sequence[ChunkEviction]],
+    ) -> torch.Tensor:
+        allowed = chunk_visibility(cache.slot_positions, cache.slot_hidden, positions, evictions)
+        key_positions = torch.cat([cache.slot_positions, positions], dim=1)
+        with torch.no_grad():
+            output = self.model(
+                input_ids=input_ids,
+                attention_mask=self._masks(allowed, key_positions, positions),
+                position_ids=positions.clamp(min=0),
+                past_key_values=cache.hf_cache,
+                use_cache=True,
+            )
+        cache.append(positions)
+        return output.logits
+
+    def _recompute_mementos(self, cache: EvictingKVCache, rows: Sequence[_Row], recompute: dict[int, range]) -> None:
+        """restart_mode: replace each memento's KV by one computed without its (now evicted) block."""
+        width = max(len(r) for r in recompute.values())
+        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        positions = torch.full((len(rows), width), -1, dtype=torch.long)
+        for b, span in recompute.items():
+            cache.evict(b, [EvictedSpan(-1, span.start, span.stop)])
+            input_ids[b, : len(span)] = torch.tensor(rows[b].ids[span.start : span.stop])
+            positions[b, : len(span)] = torch.arange(span.start, span.stop)
+        cache.compact()
+        device = self.model.device
+        self._run_model(cache, input_ids.to(device), positions.to(device), [[] for _ in rows])
+
+    def _split_for_restart(self, chunk: Sequence[int]) -> list[list[int]]:
+        """In restart_mode a chunk must end at each ``<|summary_end|>`` (its memento is recomputed there)."""
+        if not self.config.restart_mode:
+            return [list(chunk)]
+        pieces, current = [], []
+        for token in chunk:
+            current.append(token)
+            if token == self.special_ids.summary_end:
+                pieces.append(current)
+                current = []
+        return [*pieces, current] if current else pieces
+
+    # -----------------------------------------------------------------------------------------
+    # Scoring (teacher forcing)
+
+    def score(
+        self,
+        input_ids: Sequence[int] | torch.Tensor,
+        *,
+        chunk_size: int = 1,
+        on_step: Callable[[EvictingKVCache], None] | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced logits through the evicting cache, the same computation generation does.
+
+        Args:
+            input_ids: [L] or [1, L] token ids.
+            chunk_size: tokens per forward (1 = exactly as decoding).
+            on_step: called with the cache after every forward (after its evictions).
+
+        Returns:
+            FloatTensor [L, vocab]: logits predicting token i+1 at row i.
+        """
+        ids = input_ids.tolist() if isinstance(input_ids, torch.Tensor) else list(input_ids)
+        if ids and isinstance(ids[0], list):
+            if len(ids) != 1:
+                raise ValueError(f"score() takes one sequence, got a batch of {len(ids)}")
+            ids = ids[0]
+        if not ids:
+            raise ValueError("score() needs at least one token")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        cache = EvictingKVCache(1, self.model.device)
+        row = self._new_row(0, ids)
+        outputs = []
+        for start in range(0, len(ids), chunk_size):
+            for piece in self._split_for_restart(ids[start : start + chunk_size]):
+                outputs.append(self._forward(cache, [row], [piece], step=start)[0].float())
+                row.result.kv_trace.append(cache.live_tokens()[0])
+                if on_step is not None:
+                    on_step(cache)
+        self.last_cache = cache
+        self.last_result = row.result
+        return torch.cat(outputs, dim=0)
+
+    # -----------------------------------------------------------------------------------------
+    # Generation
+
+    def stream(
+        self,
+        prompts: Prompts,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        min_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+        results: list[GenerationResult] | None = None,
+    ) -> Iterator[StreamEvent]:
+        """Yield tokens as they are sampled, for every sequence of the batch.
+
+        Same arguments as `generate`; pass a list as `results` to receive the final results.
+        """
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        prompt_ids = self.encode_prompts(prompts)
+        rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
+        if results is not None:
+            results.extend(row.result for row in rows)
+        warpers = sampling_warpers(temperature, top_p, top_k, min_p)
+        generator = torch.Generator(device="cpu")
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        cache = EvictingKVCache(len(rows), self.model.device)
+        self.last_cache = cache
+        active = list(rows)
+
+        # prefill (split at recomputed mementos in restart_mode)
+        pieces = [self._split_for_restart(ids) for ids in prompt_ids]
+        last_logits: list[torch.Tensor | None] = [None] * len(rows)
+        for round_index in range(max(len(p) for p in pieces)):
+            chunks = [p[round_index] if round_index < len(p) else [] for p in pieces]
+            logits = self._forward(cache, active, chunks, step=0)
+            for b, chunk in enumerate(chunks):
+                if chunk:
+                    last_logits[b] = logits[b, len(chunk) - 1]
+        for b, row in enumerate(active):
+            row.result.kv_trace.append(cache.live_tokens()[b])
+        scores = torch.stack([t for t in last_logits if t is not None]).float()
+
+        for step in range(1, max_new_tokens + 1):
+            next_tokens = self._sample(active, scores, warpers, temperature, generator)
+            finished: list[int] = []
+            for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
+                row.result.token_ids.append(token)
+                row.ids.append(token)
+                reason = self._finish_reason(row, token, stop, max_new_tokens)
+                delta = self._update_text(row, stop)
+                yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
+                if reason is not None:
+                    row.result.finish_reason = reason
+                    finished.append(b)
+            if len(finished) == len(active):
+                break
+            if finished:
+                keep = [b for b in range(len(active)) if b not in finished]
+                cache.select_rows(keep)
+                active = [active[b] for b in keep]
+            logits = self._forward(cache, active, [[row.ids[-1]] for row in active], step=step)
+            for b, row in enumerate(active):
+                row.result.kv_trace.append(cache.live_tokens()[b])
+            scores = logits[:, -1].float()
+
+    def generate(
+        self,
+        prompts: Prompts,
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        min_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] | None = None,
+    ) -> list[GenerationResult]:
+        """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
+
+        temperature 0 is greedy. Returns one `GenerationResult` per prompt, in order.
+        """
+        results: list[GenerationResult] = []
+        for _ in self.stream(
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            min_p=min_p,
+            seed=seed,
+            stop=stop,
+            results=results,
+        ):
+            pass
+        return results
+
+    def _sample(
+        self,
+        rows: Sequence[_Row],
+        scores: torch.Tensor,
+        warpers: Any,
+        temperature: float,
+        generator: torch.Generator,
+    ) -> list[int]:
+        if self._block_cap is not None:
+            scores = torch.cat(
+                [self._block_cap(torch.tensor([row.ids]), scores[b : b + 1]) for b, row in enumerate(rows)]
+            )
+        if temperature == 0:
+            return scores.argmax(dim=-1).tolist()
+        scores = warpers(None, scores.cpu())
+        probabilities = torch.softmax(scores, dim=-1)
+        return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
+
+    def _finish_reason(self, row: _Row, token: int, stop: Sequence[str] | None, max_new_tokens: int) -> str | None:
+        if token in self._stop_ids:
+            return "stop"
+        if stop:
+            tail = self.tokenizer.decode(row.result.token_ids[-32:], skip_special_tokens=False)
+            if any(s in tail for s in stop):
+                return "stop"
+        if len(row.result.token_ids) >= max_new_tokens:
+            return "length"
+        return None
+
+    def _update_text(self, row: _Row, stop: Sequence[str] | None) -> str:
+        text = self.tokenizer.decode(row.result.token_ids, skip_special_tokens=False)
+        if stop:
+            cut = min((text.find(s) for s in stop if s in text), default=-1)
+            if cut >= 0:
+                text = text[:cut]
+        delta = text[row.text_length :]
+        row.result.text, row.text_length = text, len(text)
+        return delta
+
+
+def _layer_windows(model_config: Any) -> dict[str, int | None]:
+    """Attention masks by layer type, when the model mixes full and sliding-window layers ({} otherwise)."""
+    text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+    layer_types = getattr(text_config, "layer_types", None) or []
+    kinds = set(layer_types)
+    if kinds <= {"full_attention"}:
+        return {}
+    unsupported = kinds - {"full_attention", "sliding_attention"}
+    if unsupported:
+        raise NotImplementedError(
+            f"memento inference supports full and sliding-window attention, not {sorted(unsupported)}"
+        )
+    window = getattr(text_config, "sliding_window", None)
+    return {"full_attention": None, "sliding_attention": window}
