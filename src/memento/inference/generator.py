@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from transformers import LogitsProcessor
 
 from memento.attention import BlockTracker, EvictedSpan
 from memento.config import MementoConfig
@@ -81,7 +82,8 @@ class MementoGenerator:
 
     Args:
         model: a transformers causal LM (Qwen3, Llama, Phi-3/4, Olmo 3, ...); eager or sdpa attention.
-        tokenizer: its tokenizer, with the memento tokens.
+        tokenizer: its tokenizer, with the memento tokens; None works on token ids only (no text,
+            `special_ids` required).
         config: memento options.
         special_ids: override the ids read from the tokenizer.
     """
@@ -92,6 +94,8 @@ class MementoGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
+        if special_ids is None and tokenizer is None:
+            raise ValueError("without a tokenizer, pass special_ids")
         self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer)
         self._windows = _layer_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
@@ -304,6 +308,7 @@ class MementoGenerator:
         min_p: float | None = None,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        logits_processor: Sequence[LogitsProcessor] | None = None,
         results: list[GenerationResult] | None = None,
     ) -> Iterator[StreamEvent]:
         """Yield tokens as they are sampled, for every sequence of the batch.
@@ -312,11 +317,14 @@ class MementoGenerator:
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if stop and self.tokenizer is None:
+            raise ValueError("stop strings need a tokenizer to decode the generated text")
         prompt_ids = self.encode_prompts(prompts)
         rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
         if results is not None:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
+        processors = [*(logits_processor or ()), *([self._block_cap] if self._block_cap else [])]
         generator = torch.Generator(device="cpu")
         generator.manual_seed(seed if seed is not None else torch.seed())
         cache = EvictingKVCache(len(rows), self.model.device)
@@ -337,7 +345,7 @@ class MementoGenerator:
         scores = torch.stack([t for t in last_logits if t is not None]).float()
 
         for step in range(1, max_new_tokens + 1):
-            next_tokens = self._sample(active, scores, warpers, temperature, generator)
+            next_tokens = self._sample(active, scores, processors, warpers, temperature, generator)
             finished: list[int] = []
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
@@ -370,10 +378,15 @@ class MementoGenerator:
         min_p: float | None = None,
         seed: int | None = None,
         stop: Sequence[str] | None = None,
+        logits_processor: Sequence[LogitsProcessor] | None = None,
     ) -> list[GenerationResult]:
         """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
 
-        temperature 0 is greedy. Returns one `GenerationResult` per prompt, in order.
+        temperature 0 is greedy; top_p / top_k / min_p use transformers' warpers; `seed` makes sampling
+        reproducible; generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop`
+        string, or after `max_new_tokens`. `logits_processor`: transformers-style processors, each
+        called per sequence with that sequence's ids [1, L] (rows are ragged). Returns one
+        `GenerationResult` per prompt, in order.
         """
         results: list[GenerationResult] = []
         for _ in self.stream(
@@ -385,6 +398,7 @@ class MementoGenerator:
             min_p=min_p,
             seed=seed,
             stop=stop,
+            logits_processor=logits_processor,
             results=results,
         ):
             pass
@@ -394,14 +408,19 @@ class MementoGenerator:
         self,
         rows: Sequence[_Row],
         scores: torch.Tensor,
+        processors: Sequence[LogitsProcessor],
         warpers: Any,
         temperature: float,
         generator: torch.Generator,
     ) -> list[int]:
-        if self._block_cap is not None:
-            scores = torch.cat(
-                [self._block_cap(torch.tensor([row.ids]), scores[b : b + 1]) for b, row in enumerate(rows)]
-            )
+        if processors:
+            per_row = []
+            for b, row in enumerate(rows):
+                row_scores = scores[b : b + 1]
+                for processor in processors:
+                    row_scores = processor(torch.tensor([row.ids], device=scores.device), row_scores)
+                per_row.append(row_scores)
+            scores = torch.cat(per_row)
         if temperature == 0:
             return scores.argmax(dim=-1).tolist()
         scores = warpers(None, scores.cpu())
@@ -420,6 +439,8 @@ class MementoGenerator:
         return None
 
     def _update_text(self, row: _Row, stop: Sequence[str] | None) -> str:
+        if self.tokenizer is None:
+            return ""
         text = self.tokenizer.decode(row.result.token_ids, skip_special_tokens=False)
         if stop:
             cut = min((text.find(s) for s in stop if s in text), default=-1)

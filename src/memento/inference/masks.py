@@ -34,7 +34,6 @@ def chunk_visibility(
     Returns:
         BoolTensor [B, q, S + q]. A padding query sees only itself (keeps its state finite).
     """
-    batch, queries = query_positions.shape
     past = slot_positions.shape[1]
     key_positions = torch.cat([slot_positions, query_positions], dim=1)  # [B, S+q]
     key_hidden = torch.cat([slot_hidden, torch.zeros_like(query_positions, dtype=torch.bool)], dim=1)
