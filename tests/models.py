@@ -47,7 +47,7 @@ def memento_sequence(rng: random.Random, *, blocks: int = 5, chat_prompt: bool =
     sequence.append(THINK)
     for _ in range(blocks):
         sequence += [BS, *text(rng.randint(1, 8)), BE, SS, *text(rng.randint(1, 3)), SE]
-    return sequence + [END_THINK, *text(3)]
+    return [*sequence, END_THINK, *text(3)]
 
 
 def dense_logits(model, sequence: list[int], mask: torch.Tensor) -> torch.Tensor:

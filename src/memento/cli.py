@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from memento.config import MementoConfig, default_mask_delimiters
 from memento.format import TraceFormatError
@@ -75,6 +76,32 @@ def _build_parser() -> argparse.ArgumentParser:
     kv.add_argument("--plot", type=Path, default=None, help="write KV-vs-token curves (vanilla and memento) to PNG")
     _add_memento_flags(kv)
     kv.set_defaults(handler=_run_kv)
+
+    generate = commands.add_parser(
+        "generate",
+        help="generate with memento attention and real KV eviction",
+        description="Generate from a memento checkpoint; blocks leave the KV cache as soon as their memento closes.",
+    )
+    generate.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    prompt = generate.add_mutually_exclusive_group(required=True)
+    prompt.add_argument("--prompt", help="user message (the chat template is applied)")
+    prompt.add_argument(
+        "--file", type=Path, help="text file holding the prompt, or JSONL with 'prompt'/'problem' per line"
+    )
+    generate.add_argument("--max-new-tokens", type=int, default=1024)
+    generate.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    generate.add_argument("--top-p", type=float, default=None)
+    generate.add_argument("--top-k", type=int, default=None)
+    generate.add_argument("--min-p", type=float, default=None)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--stop", action="append", default=None, help="stop string (repeatable)")
+    generate.add_argument("--stream", action="store_true", help="print tokens as they come")
+    generate.add_argument("--json", action="store_true", help="print one JSON object per prompt")
+    generate.add_argument("--dtype", default="auto", help="auto, float32, bfloat16, float16")
+    generate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    generate.add_argument("--attn-implementation", default="sdpa", choices=["sdpa", "eager"])
+    _add_memento_flags(generate)
+    generate.set_defaults(handler=_run_generate)
     return parser
 
 
@@ -101,6 +128,88 @@ def _run_kv(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"plot written to {args.plot}")
     return 0
+
+
+def _read_prompts(args: argparse.Namespace) -> list[str]:
+    if args.prompt is not None:
+        return [args.prompt]
+    text = args.file.read_text(encoding="utf-8")
+    if args.file.suffix != ".jsonl":
+        return [text]
+    prompts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{args.file}:{number}: invalid JSON ({error.msg})") from None
+        value = record.get("prompt", record.get("problem")) if isinstance(record, dict) else None
+        if not isinstance(value, str):
+            raise ValueError(f"{args.file}:{number}: expected an object with a string 'prompt' or 'problem'")
+        prompts.append(value)
+    return prompts
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    from memento.inference import MementoGenerator
+    from memento.inference.loading import load_model_and_tokenizer
+
+    prompts = _read_prompts(args)
+    model, tokenizer = load_model_and_tokenizer(
+        args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
+    )
+    config = _config_from_args(args, model.config.model_type)
+    generator = MementoGenerator(model, tokenizer, config)
+    options = {
+        "max_new_tokens": args.max_new_tokens,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "min_p": args.min_p,
+        "seed": args.seed,
+        "stop": args.stop,
+    }
+    if args.stream and not args.json:
+        results: list = []
+        for event in generator.stream(prompts, results=results, **options):
+            if len(prompts) == 1:
+                print(event.text, end="", flush=True)
+        print()
+        if len(prompts) > 1:
+            for result in results:
+                print(result.text, end="\n\n")
+    else:
+        results = generator.generate(prompts, **options)
+    for result in results:
+        if args.json:
+            print(json.dumps(_result_json(result, config)))
+        elif not args.stream:
+            print(result.text)
+        if not args.json:
+            print(
+                f"[{len(result.token_ids)} tokens, finish: {result.finish_reason}, {len(result.evictions)} evictions, "
+                f"peak KV {result.kv_tokens_peak} tokens, final KV {result.kv_trace[-1]} tokens, "
+                f"without eviction {len(result.prompt_ids) + len(result.token_ids) - 1}]",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def _result_json(result: Any, config: MementoConfig) -> dict[str, Any]:
+    return {
+        "text": result.text,
+        "token_ids": result.token_ids,
+        "prompt_tokens": len(result.prompt_ids),
+        "finish_reason": result.finish_reason,
+        "kv_trace": result.kv_trace,
+        "kv_tokens_peak": result.kv_tokens_peak,
+        "evictions": [
+            {"step": e.step, "after_position": e.position, "start": e.span.start, "stop": e.span.stop}
+            for e in result.evictions
+        ],
+        "config": config.to_dict(),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from memento.attention import analyze
 from memento.config import MementoConfig
 from memento.inference import MaxBlockTokensProcessor, MementoGenerator
 from memento.kv import KVGeometry, simulate
-from tests.models import BE, BS, SE, SPECIAL_IDS, SS, ScheduleProcessor, memento_sequence, tiny_model
+from tests.models import BE, BS, SPECIAL_IDS, ScheduleProcessor, memento_sequence, tiny_model
 
 CONFIG = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False)
 
@@ -24,7 +24,7 @@ def model():
 def _prompts() -> list[list[int]]:
     rng = random.Random(5)
     # different lengths; one prompt already holds finished blocks (evicted at prefill)
-    return [[1, 2, 3], [7, 8, 9, 10, 11, 12, 13], [4] + memento_sequence(rng, blocks=2, chat_prompt=False)[:-4], [9]]
+    return [[1, 2, 3], [7, 8, 9, 10, 11, 12, 13], [4, *memento_sequence(rng, blocks=2, chat_prompt=False)[:-4]], [9]]
 
 
 @pytest.mark.parametrize("config", [CONFIG, CONFIG.replace(keep_last_n_blocks=1), CONFIG.replace(mask_delimiters=True)])

@@ -1,0 +1,51 @@
+"""Load a Hugging Face checkpoint (local path) for memento inference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from memento.format import MEMENTO_TOKENS
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' picks CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model_and_tokenizer(
+    path: str | Path, *, dtype: str = "auto", device: str = "auto", attn_implementation: str = "sdpa"
+) -> tuple[Any, Any]:
+    """Model in eval mode and its tokenizer from a local checkpoint; the tokenizer must know the memento tokens.
+
+    dtype 'auto' keeps the checkpoint's dtype on GPU and uses float32 on CPU.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a Hugging Face checkpoint directory (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    missing = [t for t in MEMENTO_TOKENS if t not in tokenizer.get_vocab()]
+    if missing:
+        raise ValueError(
+            f"the tokenizer in {path} lacks the memento tokens {missing}: this is not a memento model "
+            "(train one with `memento train`)"
+        )
+    target = resolve_device(device)
+    if dtype == "auto":
+        torch_dtype: Any = "auto" if target.type == "cuda" else torch.float32
+    elif dtype in _DTYPES:
+        torch_dtype = _DTYPES[dtype]
+    else:
+        raise ValueError(f"unknown dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
+    model = AutoModelForCausalLM.from_pretrained(
+        path, local_files_only=True, dtype=torch_dtype, attn_implementation=attn_implementation
+    )
+    return model.to(target).eval(), tokenizer

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from transformers import AutoModelForCausalLM, Qwen3Config
+
+from memento.cli import main
+from tests.conftest import build_tokenizer
+
+
+def _save_checkpoint(directory, tokenizer) -> None:
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("checkpoint")
+    _save_checkpoint(directory, build_tokenizer())
+    return directory
+
+
+def test_generate_json(checkpoint, capsys):
+    code = main(["generate", "--model", str(checkpoint), "--prompt", "add 3 and 4", "--max-new-tokens", "6",
+                 "--json", "--keep-last-n", "1"])
+    assert code == 0
+    record = json.loads(capsys.readouterr().out)
+    assert 1 <= len(record["token_ids"]) <= 6 and record["finish_reason"] in ("stop", "length")
+    assert record["config"]["keep_last_n_blocks"] == 1 and record["config"]["mask_delimiters"] is False  # qwen3
+    assert record["prompt_tokens"] > 3 and len(record["kv_trace"]) >= 1
+
+
+def test_generate_stream_from_jsonl(checkpoint, capsys, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"problem": "what is 12 + 30"}) + "\n" + json.dumps({"prompt": "done"}) + "\n")
+    assert main(["generate", "--model", str(checkpoint), "--file", str(prompts), "--max-new-tokens", "4", "--stream"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("peak KV") == 2
+
+
+def test_generate_refuses_a_model_without_memento_tokens(tmp_path, capsys):
+    _save_checkpoint(tmp_path, build_tokenizer(with_memento_tokens=False))
+    assert main(["generate", "--model", str(tmp_path), "--prompt", "hi"]) == 2
+    assert "lacks the memento tokens" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path / "nowhere"), "--prompt", "hi"]) == 2
