@@ -85,7 +85,7 @@ def main() -> None:
     config = Qwen3Config(
         vocab_size=VOCAB,
         hidden_size=384,
-        intermediate_size=1024,
+        intermediate_size=1536,
         num_hidden_layers=6,
         num_attention_heads=6,
         num_key_value_heads=2,
