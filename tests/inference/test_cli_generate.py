@@ -10,8 +10,15 @@ from tests.conftest import build_tokenizer
 
 
 def _save_checkpoint(directory, tokenizer) -> None:
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+    )
     AutoModelForCausalLM.from_config(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
 
@@ -24,8 +31,20 @@ def checkpoint(tmp_path_factory):
 
 
 def test_generate_json(checkpoint, capsys):
-    code = main(["generate", "--model", str(checkpoint), "--prompt", "add 3 and 4", "--max-new-tokens", "6",
-                 "--json", "--keep-last-n", "1"])
+    code = main(
+        [
+            "generate",
+            "--model",
+            str(checkpoint),
+            "--prompt",
+            "add 3 and 4",
+            "--max-new-tokens",
+            "6",
+            "--json",
+            "--keep-last-n",
+            "1",
+        ]
+    )
     assert code == 0
     record = json.loads(capsys.readouterr().out)
     assert 1 <= len(record["token_ids"]) <= 6 and record["finish_reason"] in ("stop", "length")
@@ -36,7 +55,9 @@ def test_generate_json(checkpoint, capsys):
 def test_generate_stream_from_jsonl(checkpoint, capsys, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"problem": "what is 12 + 30"}) + "\n" + json.dumps({"prompt": "done"}) + "\n")
-    assert main(["generate", "--model", str(checkpoint), "--file", str(prompts), "--max-new-tokens", "4", "--stream"]) == 0
+    assert (
+        main(["generate", "--model", str(checkpoint), "--file", str(prompts), "--max-new-tokens", "4", "--stream"]) == 0
+    )
     captured = capsys.readouterr()
     assert captured.err.count("peak KV") == 2
 

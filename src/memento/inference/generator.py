@@ -216,10 +216,16 @@ class MementoGenerator:
     ) -> torch.Tensor:
         allowed = chunk_visibility(cache.slot_positions, cache.slot_hidden, positions, evictions)
         key_positions = torch.cat([cache.slot_positions, positions], dim=1)
+        if not self._windows and _is_plain_causal(allowed, cache.physical_length):
+            # Every slot live and in order: transformers' own causal mask (from physical offsets) is
+            # the same, and lets sdpa take its fast path.
+            attention_mask = None
+        else:
+            attention_mask = self._masks(allowed, key_positions, positions)
         with torch.no_grad():
             output = self.model(
                 input_ids=input_ids,
-                attention_mask=self._masks(allowed, key_positions, positions),
+                attention_mask=attention_mask,
                 position_ids=positions.clamp(min=0),
                 past_key_values=cache.hf_cache,
                 use_cache=True,
@@ -449,6 +455,15 @@ class MementoGenerator:
         delta = text[row.text_length :]
         row.result.text, row.text_length = text, len(text)
         return delta
+
+
+def _is_plain_causal(allowed: torch.Tensor, past: int) -> bool:
+    """True when `allowed` [B, q, past + q] is exactly causal over physical slots (no padding, nothing hidden)."""
+    queries = allowed.shape[1]
+    if queries == 1:
+        return bool(allowed.all())
+    causal = torch.ones(queries, past + queries, dtype=torch.bool, device=allowed.device).tril(diagonal=past)
+    return bool(torch.equal(allowed, causal.expand_as(allowed)))
 
 
 def _layer_windows(model_config: Any) -> dict[str, int | None]:
