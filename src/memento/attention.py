@@ -286,6 +286,37 @@ def visibility_mask(
     return mask
 
 
+def key_hidden_from(
+    token_ids: Sequence[int] | torch.Tensor,
+    special_ids: SpecialIds,
+    config: MementoConfig,
+    *,
+    assistant_start: int | None = None,
+) -> torch.Tensor:
+    """The rule in O(L): for each key position k, the first query position that may not see it.
+
+    Query q sees key k iff ``k <= q < hidden_from[k]``; keys never hidden get L. This compact form
+    is what training masks (dense or block-sparse) are built from. Not defined for restart_mode,
+    whose mementos have two KV streams.
+
+    Returns:
+        LongTensor [L].
+    """
+    if config.restart_mode:
+        raise ValueError(
+            "restart_mode has two KV streams per memento; it is an inference ablation, not a training mask"
+        )
+    layout = analyze(token_ids, special_ids, config, assistant_start=assistant_start)
+    length = len(layout.roles)
+    hidden_from = torch.full((length,), length, dtype=torch.long)
+    for block in layout.blocks:
+        first_blind_query = layout.hidden_query_start(block)
+        masked = block.masked_range(config)
+        if first_blind_query is not None and len(masked):
+            hidden_from[masked.start : masked.stop] = first_blind_query
+    return hidden_from
+
+
 # ---------------------------------------------------------------------------------------------
 # Operational view
 

@@ -102,6 +102,45 @@ def _build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--attn-implementation", default="sdpa", choices=["sdpa", "eager"])
     _add_memento_flags(generate)
     generate.set_defaults(handler=_run_generate)
+
+    train = commands.add_parser(
+        "train",
+        help="two-stage SFT: full causal attention, then memento attention",
+        description="Add the memento tokens to a local checkpoint and fine-tune it on memento traces "
+        "(authors' JSON, data-pipeline JSONL, or memento text). Defaults are the paper's.",
+    )
+    train.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    train.add_argument("--data", type=Path, nargs="+", required=True, help="training traces")
+    train.add_argument("--eval-data", type=Path, nargs="+", default=None, help="eval traces (keeps the best epoch)")
+    train.add_argument("--output", type=Path, required=True, help="output directory")
+    train.add_argument("--stage", choices=["full", "memento", "both"], default="both")
+    train.add_argument(
+        "--mask-delimiters",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stage 2 masks the block delimiters too (default: per model family)",
+    )
+    train.add_argument("--keep-last-n", dest="keep_last_n_blocks", type=int, default=0)
+    train.add_argument(
+        "--attention",
+        choices=["dense", "block-sparse"],
+        default="dense",
+        help="dense L x L mask (sdpa) or flex_attention block-sparse mask",
+    )
+    train.add_argument("--learning-rate", type=float, default=8e-5)
+    train.add_argument("--epochs", type=float, default=5.0)
+    train.add_argument("--batch-size", type=int, default=1)
+    train.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    train.add_argument("--warmup-ratio", type=float, default=0.05)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--max-grad-norm", type=float, default=1.0)
+    train.add_argument("--max-length", type=int, default=32768)
+    train.add_argument("--overflow", choices=["truncate", "drop"], default="truncate")
+    train.add_argument("--bf16", choices=["auto", "yes", "no"], default="auto")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--logging-steps", type=int, default=10)
+    train.add_argument("--gradient-checkpointing", action="store_true")
+    train.set_defaults(handler=_run_train)
     return parser
 
 
@@ -127,6 +166,32 @@ def _run_kv(args: argparse.Namespace) -> int:
         plot_comparisons(comparisons, args.plot)
         if not args.json:
             print(f"plot written to {args.plot}")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from memento.training import TrainOptions, train
+
+    options = TrainOptions(
+        learning_rate=args.learning_rate,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        warmup_ratio=args.warmup_ratio,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        max_length=args.max_length,
+        overflow=args.overflow,
+        bf16=args.bf16,
+        seed=args.seed,
+        attention=args.attention,
+        mask_delimiters=args.mask_delimiters,
+        keep_last_n_blocks=args.keep_last_n_blocks,
+        logging_steps=args.logging_steps,
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
+    final = train(args.model, args.data, args.output, stage=args.stage, options=options, eval_data=args.eval_data)
+    print(f"model and tokenizer saved to {final}")
     return 0
 
 

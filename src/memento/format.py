@@ -397,10 +397,32 @@ def trace_to_segments(trace: Trace) -> dict[str, Any]:
     return {**trace.metadata, "problem": trace.prompt, "segments": segments}
 
 
+def trace_from_record_fields(record: dict[str, Any], *, source: str | None = None) -> Trace:
+    """A trace from the data pipeline's record: `problem`, `blocks`, `mementos` (one per block), `answer`."""
+    blocks, mementos = record.get("blocks"), record.get("mementos")
+    if not isinstance(blocks, list) or not all(isinstance(b, str) for b in blocks):
+        raise TraceFormatError("'blocks' is not a list of strings", expected="blocks: [str, ...]", source=source)
+    if not isinstance(mementos, list) or not all(isinstance(m, str) for m in mementos):
+        raise TraceFormatError("'mementos' is not a list of strings", expected="mementos: [str, ...]", source=source)
+    if len(mementos) != len(blocks):
+        raise TraceFormatError(
+            f"{len(blocks)} blocks but {len(mementos)} mementos", expected="one memento per block", source=source
+        )
+    answer = record.get("answer")
+    metadata = {k: v for k, v in record.items() if k not in ("problem", "blocks", "mementos", "answer")}
+    return Trace(
+        prompt=str(record.get("problem", "")),
+        blocks=[Block(b, m) for b, m in zip(blocks, mementos, strict=True)],
+        answer=None if answer is None else str(answer),
+        metadata=metadata,
+    )
+
+
 def load_traces(path: str | Path) -> list[tuple[str, Trace]]:
     """Load named traces from a file.
 
-    * ``.json``: one record in the authors' form (``segments``), or ``{"text": ...}``.
+    * ``.json``: one record in the authors' form (``segments``), the data pipeline's form
+      (``blocks`` + ``mementos``), or ``{"text": ...}``.
     * ``.jsonl``: one such record per line (blank lines skipped); names get ``:LINE``.
     * anything else: memento-format text.
     """
@@ -442,6 +464,8 @@ def _trace_from_record(record: Any, source: str) -> Trace:
         raise TraceFormatError("record is not a JSON object", expected="an object", source=source)
     if "segments" in record:
         return trace_from_segments(record, source=source)
+    if "blocks" in record:
+        return trace_from_record_fields(record, source=source)
     if isinstance(record.get("text"), str):
         trace = parse_text(record["text"], source=source)
         if not trace.prompt and isinstance(record.get("problem"), str):

@@ -1,0 +1,67 @@
+"""Batch collation with dynamic padding and the memento-attention mask."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from memento.attention import key_hidden_from
+from memento.config import MementoConfig
+from memento.format import SpecialIds
+from memento.training.data import IGNORE_INDEX
+
+
+@dataclass
+class MementoCollator:
+    """Pads a list of examples to the longest and adds what attention needs.
+
+    Stage 1 (`config` None or disabled): ``attention_mask`` [B, L] padding mask, plain causal.
+    Stage 2: ``hidden_from`` [B, L] (see `memento.attention.key_hidden_from`, padding keys get
+    ``k + 1``); `MementoTrainer` turns it into a dense or block-sparse mask on the model's device.
+    Always ``input_ids``, ``labels`` (-100 on padding) and ``position_ids`` [B, L].
+    """
+
+    special_ids: SpecialIds
+    config: MementoConfig | None
+    pad_token_id: int
+
+    def __post_init__(self) -> None:
+        if self.config is not None and self.config.restart_mode:
+            raise ValueError("restart_mode is an inference ablation; train with restart_mode=False")
+
+    @property
+    def memento(self) -> bool:
+        return self.config is not None and self.config.evicts
+
+    def __call__(self, features: Sequence[Any]) -> dict[str, torch.Tensor]:
+        rows = [(_get(f, "input_ids"), _get(f, "labels")) for f in features]
+        length = max(len(ids) for ids, _ in rows)
+        batch = len(rows)
+        input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
+        padding = torch.zeros(batch, length, dtype=torch.long)
+        for b, (ids, row_labels) in enumerate(rows):
+            input_ids[b, : len(ids)] = torch.as_tensor(ids)
+            labels[b, : len(ids)] = torch.as_tensor(row_labels)
+            padding[b, : len(ids)] = 1
+        result = {
+            "input_ids": input_ids,
+            "labels": labels,
+            "position_ids": torch.arange(length).expand(batch, length).clone(),
+        }
+        if not self.memento:
+            result["attention_mask"] = padding
+            return result
+        hidden_from = torch.arange(1, length + 1).repeat(batch, 1)  # padding keys: seen only by themselves
+        for b, (ids, _) in enumerate(rows):
+            row = key_hidden_from(ids, self.special_ids, self.config)
+            hidden_from[b, : len(ids)] = torch.where(row == len(ids), length, row)
+        result["hidden_from"] = hidden_from
+        return result
+
+
+def _get(feature: Any, key: str) -> list[int]:
+    return list(feature[key] if isinstance(feature, dict) else getattr(feature, key))

@@ -1,0 +1,84 @@
+"""The collator's masks follow the one rule; training loss equals inference loss."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.attention.flex_attention import create_mask
+
+from memento.attention import visibility_mask
+from memento.config import MementoConfig
+from memento.inference import MementoGenerator
+from memento.training.collator import MementoCollator
+from memento.training.masks import additive_mask, block_sparse_mask, dense_mask
+from tests.models import SPECIAL_IDS, memento_sequence, tiny_model
+
+
+def _batch(config, lengths_seed=0):
+    rng = random.Random(lengths_seed)
+    sequences = [memento_sequence(rng, blocks=n) for n in (2, 6, 4)]
+    features = [{"input_ids": s, "labels": s} for s in sequences]
+    return sequences, MementoCollator(SPECIAL_IDS, config, pad_token_id=0)(features)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        MementoConfig(mask_delimiters=False),
+        MementoConfig(mask_delimiters=True),
+        MementoConfig(mask_delimiters=False, keep_last_n_blocks=1),
+    ],
+    ids=str,
+)
+def test_collator_mask_equals_visibility_mask_for_every_example(config):
+    sequences, batch = _batch(config)
+    length = max(map(len, sequences))
+    assert batch["input_ids"].shape == batch["hidden_from"].shape == (3, length)
+    masks = dense_mask(batch["hidden_from"])[:, 0]
+    for row, sequence in enumerate(sequences):
+        size = len(sequence)
+        assert torch.equal(masks[row, :size, :size], visibility_mask(sequence, SPECIAL_IDS, config))
+        assert not masks[row, :size, size:].any()  # real tokens never see padding
+        assert (batch["labels"][row, size:] == -100).all()
+    block = block_sparse_mask(batch["hidden_from"], block_size=16)
+    assert torch.equal(
+        create_mask(block.mask_mod, 3, 1, length, length, device="cpu"), dense_mask(batch["hidden_from"])
+    )
+    additive = additive_mask(batch["hidden_from"], torch.float32)
+    assert torch.equal(additive == 0, dense_mask(batch["hidden_from"]))
+
+
+def test_stage_one_is_plain_causal_with_padding():
+    sequences, batch = _batch(None)
+    assert "hidden_from" not in batch
+    assert batch["attention_mask"].sum(1).tolist() == [len(s) for s in sequences]
+
+
+def test_training_loss_equals_inference_loss():
+    config = MementoConfig(mask_delimiters=False)
+    model = tiny_model("qwen3", "sdpa")
+    sequences, batch = _batch(config, lengths_seed=3)
+    with torch.no_grad():
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=dense_mask(batch["hidden_from"]),
+            position_ids=batch["position_ids"],
+        ).logits
+    generator = MementoGenerator(model, None, config, special_ids=SPECIAL_IDS)
+    for row, sequence in enumerate(sequences):
+        targets = torch.tensor(sequence[1:])
+        train_loss = F.cross_entropy(logits[row, : len(sequence) - 1], targets, reduction="none")
+        inference_loss = F.cross_entropy(generator.score(sequence)[:-1], targets, reduction="none")
+        assert (train_loss - inference_loss).abs().max() < 1e-4
+    # and the model's own loss (what the Trainer optimises) is their mean over labelled tokens
+    with torch.no_grad():
+        loss = model(
+            **{k: v for k, v in batch.items() if k != "hidden_from"}, attention_mask=dense_mask(batch["hidden_from"])
+        ).loss
+    per_token = torch.cat(
+        [F.cross_entropy(generator.score(s)[:-1], torch.tensor(s[1:]), reduction="none") for s in sequences]
+    )
+    assert loss.item() == pytest.approx(per_token.mean().item(), abs=1e-4)

@@ -1,0 +1,93 @@
+"""`memento train --stage both` end to end on a tiny model, on CPU."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+
+from memento.cli import main
+from memento.config import MementoConfig
+from memento.format import SpecialIds
+from memento.inference import MementoGenerator
+from tests.conftest import build_tokenizer
+
+WORDS = ["add", "3", "and", "4", "to", "get", "7", "so", "the", "sum", "is", "42", "check", "12", "+", "30"]
+
+
+def _records(count: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    sentence = lambda n: " ".join(rng.choice(WORDS) for _ in range(n))  # noqa: E731
+    return [
+        {
+            "problem": sentence(5),
+            "blocks": [sentence(12) for _ in range(3)],
+            "mementos": [sentence(3) for _ in range(3)],
+            "answer": sentence(2),
+        }
+        for _ in range(count)
+    ]
+
+
+def test_train_both_stages_then_generate(tmp_path):
+    base = tmp_path / "base"
+    tokenizer = build_tokenizer(with_memento_tokens=False)  # the trainer adds the memento tokens
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _records(8)))
+    output = tmp_path / "out"
+    code = main(
+        [
+            "train",
+            "--model",
+            str(base),
+            "--data",
+            str(data),
+            "--output",
+            str(output),
+            "--stage",
+            "both",
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "3e-3",
+            "--batch-size",
+            "4",
+            "--max-length",
+            "512",
+            "--logging-steps",
+            "1",
+        ]
+    )
+    assert code == 0
+    for stage, masked in (("stage1-full", None), ("stage2-memento", False)):
+        log = json.loads((output / stage / "memento_training.json").read_text())
+        losses = [entry["loss"] for entry in log["log_history"] if "loss" in entry]
+        assert losses[-1] < losses[0], f"{stage} did not reduce its loss: {losses}"
+        assert (log["memento_config"] or {}).get("mask_delimiters") == masked  # qwen3 family: False in stage 2
+        assert (output / stage / "tokenizer_config.json").is_file()
+    stage1 = json.loads((output / "stage1-full" / "memento_training.json").read_text())["log_history"]
+    stage2 = json.loads((output / "stage2-memento" / "memento_training.json").read_text())["log_history"]
+    assert stage2[0]["loss"] < stage1[0]["loss"]  # stage 2 starts from stage 1's weights
+    # the final checkpoint loads with from_pretrained and generates with eviction
+    model = AutoModelForCausalLM.from_pretrained(output, local_files_only=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(output, local_files_only=True)
+    special_ids = SpecialIds.from_tokenizer(tokenizer)
+    assert model.get_input_embeddings().weight.shape[0] == len(tokenizer)
+    generator = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False))
+    result = generator.generate("add 3 and 4", max_new_tokens=60)[0]
+    assert result.token_ids and result.text
+    assert special_ids.block_start in result.token_ids  # it learned to open blocks
