@@ -82,3 +82,36 @@ def test_training_loss_equals_inference_loss():
         [F.cross_entropy(generator.score(s)[:-1], torch.tensor(s[1:]), reduction="none") for s in sequences]
     )
     assert loss.item() == pytest.approx(per_token.mean().item(), abs=1e-4)
+
+
+def test_block_sparse_attention_matches_dense_forward_and_backward():
+    import copy
+
+    from memento.attention import key_hidden_from
+    from memento.training.sparse_attention import register
+
+    config = MementoConfig(mask_delimiters=False)
+    sequences = [memento_sequence(random.Random(seed), blocks=12) for seed in (0, 1)]
+    length = max(map(len, sequences))
+    hidden_from = torch.arange(1, length + 1).repeat(2, 1)
+    input_ids = torch.zeros(2, length, dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = torch.tensor(sequence)
+        hidden_from[row, : len(sequence)] = key_hidden_from(sequence, SPECIAL_IDS, config).clamp(max=length)
+    dense_model = tiny_model("qwen3", "sdpa")
+    sparse_model = copy.deepcopy(dense_model)
+    sparse_model.set_attn_implementation(register())
+    losses, grads = [], []
+    for model, mask in ((dense_model, dense_mask(hidden_from)), (sparse_model, block_sparse_mask(hidden_from, 16))):
+        output = model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            labels=input_ids,
+            position_ids=torch.arange(length).expand(2, length),
+        )
+        output.loss.backward()
+        losses.append(output.loss.detach())
+        grads.append(model.model.layers[0].self_attn.q_proj.weight.grad.clone())
+    assert (losses[0] - losses[1]).abs() < 1e-5
+    assert (grads[0] - grads[1]).abs().max() < 1e-5
+    assert block_sparse_mask(hidden_from, 16).sparsity() > 30  # most tiles skipped

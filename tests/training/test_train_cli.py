@@ -91,3 +91,55 @@ def test_train_both_stages_then_generate(tmp_path):
     result = generator.generate("add 3 and 4", max_new_tokens=60)[0]
     assert result.token_ids and result.text
     assert special_ids.block_start in result.token_ids  # it learned to open blocks
+
+
+def test_train_memento_stage_with_block_sparse_attention(tmp_path):
+    base = tmp_path / "base"
+    tokenizer = build_tokenizer()
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+    )
+    AutoModelForCausalLM.from_config(config).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _records(4, seed=1)))
+    output = tmp_path / "out"
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                str(base),
+                "--data",
+                str(data),
+                "--output",
+                str(output),
+                "--stage",
+                "memento",
+                "--attention",
+                "block-sparse",
+                "--epochs",
+                "4",
+                "--learning-rate",
+                "1e-2",
+                "--batch-size",
+                "2",
+                "--logging-steps",
+                "1",
+                "--mask-delimiters",
+            ]
+        )
+        == 0
+    )
+    log = json.loads((output / "memento_training.json").read_text())
+    losses = [entry["loss"] for entry in log["log_history"] if "loss" in entry]
+    assert losses[-1] < losses[0] and log["memento_config"]["mask_delimiters"] is True
+    assert log["options"]["attention"] == "block-sparse"
+    reloaded = AutoModelForCausalLM.from_pretrained(output, local_files_only=True)
+    assert reloaded.config._attn_implementation in ("sdpa", "eager")

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingA
 
 from memento.config import MementoConfig, default_mask_delimiters
 from memento.format import SpecialIds
+from memento.training import sparse_attention
 from memento.training.collator import MementoCollator
 from memento.training.data import TrainingExample, load_examples
 from memento.training.masks import additive_mask, block_sparse_mask, dense_mask
@@ -105,13 +106,18 @@ class MementoTrainer(Trainer):
 
 
 def memento_attention_mask(model: Any, hidden_from: torch.Tensor, attention: str) -> Any:
-    """The mask the model's attention implementation takes: BlockMask (flex), bool (sdpa) or additive (eager)."""
+    """The mask the model's attention implementation takes: BlockMask (flex / ours), bool (sdpa) or additive (eager)."""
     implementation = getattr(model.config, "_attn_implementation", "sdpa")
-    if attention == "block-sparse" or implementation == "flex_attention":
+    if attention == "block-sparse" or implementation in ("flex_attention", sparse_attention.ATTENTION_NAME):
         return block_sparse_mask(hidden_from)
     if implementation == "eager":
         return additive_mask(hidden_from, model.dtype)
     return dense_mask(hidden_from)
+
+
+def block_sparse_implementation() -> str:
+    """flex_attention's fused kernel on CUDA; on CPU (no flex backward) our tiled PyTorch version."""
+    return "flex_attention" if torch.cuda.is_available() else sparse_attention.register()
 
 
 def _bf16(option: str) -> bool:
@@ -174,6 +180,8 @@ def train_stage(
         attention=options.attention,
     )
     trainer.train()
+    if model.config._attn_implementation == sparse_attention.ATTENTION_NAME:
+        model.set_attn_implementation("sdpa")  # the checkpoint must load without our registration
     trainer.save_model(str(output_dir))
     tokenizer.save_pretrained(str(output_dir))
     history = [entry for entry in trainer.state.log_history if "loss" in entry or "eval_loss" in entry]
@@ -211,7 +219,7 @@ def train(
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     options = options or TrainOptions()
     output_dir = Path(output_dir)
-    implementation = attn_implementation or ("flex_attention" if options.attention == "block-sparse" else "sdpa")
+    implementation = attn_implementation or "sdpa"  # stage 1 is plain causal; stage 2 may switch to block-sparse
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         str(model_path), local_files_only=True, attn_implementation=implementation, dtype=torch.float32
@@ -245,6 +253,8 @@ def train(
             model = AutoModelForCausalLM.from_pretrained(
                 str(final), local_files_only=True, attn_implementation=implementation, dtype=torch.float32
             )
+        if options.attention == "block-sparse":
+            model.set_attn_implementation(block_sparse_implementation())
         final = train_stage(
             model,
             tokenizer,
