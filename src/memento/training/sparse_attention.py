@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 ATTENTION_NAME = "memento_block_sparse"
 
@@ -39,6 +40,27 @@ def block_sparse_attention(
     value_tiles = F.pad(value, (0, 0, 0, padding)).view(batch, value.shape[1], tiles, tile, dim)
     in_tile = torch.arange(tile, device=query.device)
     mask_mod = attention_mask.mask_mod
+    dropout_p = dropout if module.training else 0.0
+
+    def tile_attention(
+        row: int,
+        start: int,
+        stop: int,
+        selected: torch.Tensor,
+        q: torch.Tensor,
+        k_tiles: torch.Tensor,
+        v_tiles: torch.Tensor,
+    ) -> torch.Tensor:
+        keys = k_tiles[:, selected].reshape(k_tiles.shape[0], -1, dim)
+        values = v_tiles[:, selected].reshape(v_tiles.shape[0], -1, dim)
+        key_positions = (selected[:, None] * tile + in_tile).flatten()
+        query_positions = torch.arange(start, stop, device=q.device)
+        allowed = mask_mod(row, 0, query_positions[:, None], key_positions.clamp(max=length - 1)[None, :])
+        allowed = allowed & (key_positions < length)[None, :]
+        return F.scaled_dot_product_attention(
+            q, keys, values, attn_mask=allowed, dropout_p=dropout_p, scale=scaling, enable_gqa=groups > 1
+        )
+
     outputs = []
     for b in range(batch):
         rows = []
@@ -49,23 +71,12 @@ def block_sparse_attention(
                 b, 0, query_tile, : attention_mask.full_kv_num_blocks[b, 0, query_tile]
             ]
             selected = torch.cat([full, partial]).long()
-            keys = key_tiles[b][:, selected].reshape(key.shape[1], -1, dim)
-            values = value_tiles[b][:, selected].reshape(value.shape[1], -1, dim)
-            key_positions = (selected[:, None] * tile + in_tile).flatten()
-            query_positions = torch.arange(start, stop, device=query.device)
-            allowed = mask_mod(b, 0, query_positions[:, None], key_positions.clamp(max=length - 1)[None, :])
-            allowed = allowed & (key_positions < length)[None, :]
-            rows.append(
-                F.scaled_dot_product_attention(
-                    query[b, :, start:stop],
-                    keys,
-                    values,
-                    attn_mask=allowed,
-                    dropout_p=dropout if module.training else 0.0,
-                    scale=scaling,
-                    enable_gqa=groups > 1,
-                )
-            )
+            arguments = (b, start, stop, selected, query[b, :, start:stop], key_tiles[b], value_tiles[b])
+            if torch.is_grad_enabled() and dropout_p == 0.0:
+                # keep only the inputs for backward; the gathered K/V and the tile's probabilities are recomputed
+                rows.append(checkpoint(tile_attention, *arguments, use_reentrant=False))
+            else:
+                rows.append(tile_attention(*arguments))
         outputs.append(torch.cat(rows, dim=1))
     return torch.stack(outputs).transpose(1, 2).contiguous(), None
 
