@@ -67,3 +67,21 @@ def test_generate_refuses_a_model_without_memento_tokens(tmp_path, capsys):
     assert main(["generate", "--model", str(tmp_path), "--prompt", "hi"]) == 2
     assert "lacks the memento tokens" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path / "nowhere"), "--prompt", "hi"]) == 2
+
+
+def test_text_streams_incrementally_and_stops_at_stop_strings(checkpoint):
+    from memento.config import MementoConfig
+    from memento.inference import MementoGenerator
+    from memento.inference.loading import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(checkpoint)
+    generator = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False))
+    results = []
+    events = list(generator.stream("add 3 and 4", max_new_tokens=40, seed=1, temperature=1.0, results=results))
+    (result,) = results
+    assert "".join(e.text for e in events) == result.text
+    assert result.text == tokenizer.decode(result.token_ids, skip_special_tokens=False)
+    stop = result.text[len(result.text) // 2 :][:3]
+    stopped = generator.generate("add 3 and 4", max_new_tokens=40, seed=1, temperature=1.0, stop=[stop])[0]
+    assert stopped.finish_reason == "stop" and stop not in stopped.text
+    assert result.text.startswith(stopped.text) and len(stopped.token_ids) < len(result.token_ids)

@@ -74,7 +74,9 @@ class _Row:
     tracker: BlockTracker
     result: GenerationResult
     ids: list[int]
-    text_length: int = 0
+    prefix_offset: int = 0  # incremental detokenization window over result.token_ids
+    read_offset: int = 0
+    hit_stop_string: bool = False
 
 
 class MementoGenerator:
@@ -356,8 +358,8 @@ class MementoGenerator:
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
                 row.ids.append(token)
-                reason = self._finish_reason(row, token, stop, max_new_tokens)
                 delta = self._update_text(row, stop)
+                reason = self._finish_reason(row, token, stop, max_new_tokens)
                 yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
                 if reason is not None:
                     row.result.finish_reason = reason
@@ -436,24 +438,34 @@ class MementoGenerator:
     def _finish_reason(self, row: _Row, token: int, stop: Sequence[str] | None, max_new_tokens: int) -> str | None:
         if token in self._stop_ids:
             return "stop"
-        if stop:
-            tail = self.tokenizer.decode(row.result.token_ids[-32:], skip_special_tokens=False)
-            if any(s in tail for s in stop):
-                return "stop"
+        if row.hit_stop_string:
+            return "stop"
         if len(row.result.token_ids) >= max_new_tokens:
             return "length"
         return None
 
     def _update_text(self, row: _Row, stop: Sequence[str] | None) -> str:
+        """Detokenize incrementally (prefix/read offsets, as serving engines do); cut at a stop string."""
         if self.tokenizer is None:
             return ""
-        text = self.tokenizer.decode(row.result.token_ids, skip_special_tokens=False)
+        ids = row.result.token_ids
+        prefix = self.tokenizer.decode(ids[row.prefix_offset : row.read_offset], skip_special_tokens=False)
+        window = self.tokenizer.decode(ids[row.prefix_offset :], skip_special_tokens=False)
+        if len(window) <= len(prefix) or window.endswith("\ufffd"):
+            return ""  # an incomplete character: wait for the next token
+        delta = window[len(prefix) :]
+        row.prefix_offset, row.read_offset = row.read_offset, len(ids)
+        text = row.result.text + delta
         if stop:
-            cut = min((text.find(s) for s in stop if s in text), default=-1)
-            if cut >= 0:
+            # a stop string may straddle the previous text and this delta
+            search_from = max(0, len(row.result.text) - max(len(s) for s in stop))
+            cuts = [found for found in (text.find(s, search_from) for s in stop) if found >= 0]
+            if cuts:
+                cut = min(cuts)
+                delta = delta[: max(0, cut - len(row.result.text))]
                 text = text[:cut]
-        delta = text[row.text_length :]
-        row.result.text, row.text_length = text, len(text)
+                row.hit_stop_string = True
+        row.result.text = text
         return delta
 
 
