@@ -13,12 +13,29 @@ VOCAB = 64
 TEXT = range(0, 50)
 BS, BE, SS, SE = 60, 61, 62, 63
 THINK, END_THINK, IM_START, IM_END, ASSISTANT, USER = 50, 51, 52, 53, 54, 55
-SPECIAL_IDS = SpecialIds(BS, BE, SS, SE, think_start=THINK, think_end=END_THINK, im_start=IM_START, im_end=IM_END,
-                         assistant_header=(IM_START, ASSISTANT))  # fmt: skip
+SPECIAL_IDS = SpecialIds(
+    BS,
+    BE,
+    SS,
+    SE,
+    think_start=THINK,
+    think_end=END_THINK,
+    im_start=IM_START,
+    im_end=IM_END,
+    assistant_header=(IM_START, ASSISTANT),
+)
 
-_COMMON = {"vocab_size": VOCAB, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-           "num_attention_heads": 4, "num_key_value_heads": 2, "pad_token_id": 0, "eos_token_id": IM_END,
-           "bos_token_id": 1}  # fmt: skip
+_COMMON = {
+    "vocab_size": VOCAB,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "pad_token_id": 0,
+    "eos_token_id": IM_END,
+    "bos_token_id": 1,
+}
 
 
 def tiny_config(family: str, **overrides):
@@ -55,8 +72,9 @@ def dense_logits(model, sequence: list[int], mask: torch.Tensor) -> torch.Tensor
     additive = torch.zeros(1, 1, *mask.shape)
     additive.masked_fill_(~mask, torch.finfo(torch.float32).min)
     with torch.no_grad():
-        output = model(input_ids=torch.tensor([sequence]), attention_mask=additive,
-                       position_ids=torch.arange(len(sequence))[None])  # fmt: skip
+        output = model(
+            input_ids=torch.tensor([sequence]), attention_mask=additive, position_ids=torch.arange(len(sequence))[None]
+        )
     return output.logits[0]
 
 
@@ -91,3 +109,21 @@ class ScheduleProcessor(LogitsProcessor):
             else:
                 forced[row, choice] = 0.0
         return forced
+
+
+def save_checkpoint(
+    directory, tokenizer, *, hidden_size: int = 32, layers: int = 2, heads: int = 2, kv_heads: int = 1, seed: int = 0
+) -> None:
+    """A tiny Qwen3 sized to `tokenizer`, saved with it as a local Hugging Face checkpoint."""
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        head_dim=16,
+    )
+    torch.manual_seed(seed)
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)

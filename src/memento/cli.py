@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig, default_mask_delimiters
-from memento.format import TraceFormatError
+from memento.format import TraceFormatError, read_jsonl
 
 
 def _add_memento_flags(parser: argparse.ArgumentParser, *, keep_last_n_default: int = 0) -> None:
@@ -198,17 +198,10 @@ def _run_train(args: argparse.Namespace) -> int:
 def _read_prompts(args: argparse.Namespace) -> list[str]:
     if args.prompt is not None:
         return [args.prompt]
-    text = args.file.read_text(encoding="utf-8")
     if args.file.suffix != ".jsonl":
-        return [text]
+        return [args.file.read_text(encoding="utf-8")]
     prompts = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{args.file}:{number}: invalid JSON ({error.msg})") from None
+    for number, record in read_jsonl(args.file):
         value = record.get("prompt", record.get("problem")) if isinstance(record, dict) else None
         if not isinstance(value, str):
             raise ValueError(f"{args.file}:{number}: expected an object with a string 'prompt' or 'problem'")

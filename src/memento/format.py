@@ -418,6 +418,22 @@ def trace_from_record_fields(record: dict[str, Any], *, source: str | None = Non
     )
 
 
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line; bad JSON raises `TraceFormatError` naming the line."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as error:
+                raise TraceFormatError(
+                    f"invalid JSON at column {error.colno}: {error.msg}",
+                    expected="one JSON object per line",
+                    source=f"{path}:{number}",
+                ) from None
+
+
 def load_traces(path: str | Path) -> list[tuple[str, Trace]]:
     """Load named traces from a file.
 
@@ -429,22 +445,9 @@ def load_traces(path: str | Path) -> list[tuple[str, Trace]]:
     path = Path(path)
     name = path.name
     if path.suffix == ".jsonl":
-        traces = []
-        with path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{line_number}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise TraceFormatError(
-                        f"invalid JSON at column {error.colno}: {error.msg}",
-                        expected="one JSON object per line",
-                        source=where,
-                    ) from None
-                traces.append((f"{name}:{line_number}", _trace_from_record(record, where)))
-        return traces
+        return [
+            (f"{name}:{number}", _trace_from_record(record, f"{path}:{number}")) for number, record in read_jsonl(path)
+        ]
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
         try:

@@ -3,30 +3,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from transformers import AutoModelForCausalLM, Qwen3Config
 
 from memento.cli import main
 from tests.conftest import build_tokenizer
-
-
-def _save_checkpoint(directory, tokenizer) -> None:
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-    )
-    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+from tests.models import save_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     directory = tmp_path_factory.mktemp("checkpoint")
-    _save_checkpoint(directory, build_tokenizer())
+    save_checkpoint(directory, build_tokenizer())
     return directory
 
 
@@ -63,7 +49,7 @@ def test_generate_stream_from_jsonl(checkpoint, capsys, tmp_path):
 
 
 def test_generate_refuses_a_model_without_memento_tokens(tmp_path, capsys):
-    _save_checkpoint(tmp_path, build_tokenizer(with_memento_tokens=False))
+    save_checkpoint(tmp_path, build_tokenizer(with_memento_tokens=False))
     assert main(["generate", "--model", str(tmp_path), "--prompt", "hi"]) == 2
     assert "lacks the memento tokens" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path / "nowhere"), "--prompt", "hi"]) == 2

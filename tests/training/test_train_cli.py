@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import random
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from memento.cli import main
 from memento.config import MementoConfig
 from memento.format import SpecialIds
 from memento.inference import MementoGenerator
 from tests.conftest import build_tokenizer
+from tests.models import save_checkpoint
 
 WORDS = ["add", "3", "and", "4", "to", "get", "7", "so", "the", "sum", "is", "42", "check", "12", "+", "30"]
 
@@ -34,18 +34,7 @@ def _records(count: int, seed: int = 0) -> list[dict]:
 def test_train_both_stages_then_generate(tmp_path):
     base = tmp_path / "base"
     tokenizer = build_tokenizer(with_memento_tokens=False)  # the trainer adds the memento tokens
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-    )
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    save_checkpoint(base, tokenizer, hidden_size=64, heads=4, kv_heads=2)
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _records(8)))
     output = tmp_path / "out"
@@ -96,17 +85,7 @@ def test_train_both_stages_then_generate(tmp_path):
 def test_train_memento_stage_with_block_sparse_attention(tmp_path):
     base = tmp_path / "base"
     tokenizer = build_tokenizer()
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-    )
-    AutoModelForCausalLM.from_config(config).save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    save_checkpoint(base, tokenizer, layers=1)
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _records(4, seed=1)))
     output = tmp_path / "out"
