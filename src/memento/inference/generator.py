@@ -360,6 +360,8 @@ class MementoGenerator:
                 row.ids.append(token)
                 delta = self._update_text(row, stop)
                 reason = self._finish_reason(row, token, stop, max_new_tokens)
+                if reason is not None:
+                    delta += self._update_text(row, stop, final=True)
                 yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
                 if reason is not None:
                     row.result.finish_reason = reason
@@ -444,14 +446,17 @@ class MementoGenerator:
             return "length"
         return None
 
-    def _update_text(self, row: _Row, stop: Sequence[str] | None) -> str:
-        """Detokenize incrementally (prefix/read offsets, as serving engines do); cut at a stop string."""
-        if self.tokenizer is None:
+    def _update_text(self, row: _Row, stop: Sequence[str] | None, *, final: bool = False) -> str:
+        """Detokenize incrementally (prefix/read offsets, as serving engines do); cut at a stop string.
+
+        An incomplete character is held back until the next token, or flushed as is when `final`.
+        """
+        if self.tokenizer is None or row.hit_stop_string:
             return ""
         ids = row.result.token_ids
         prefix = self.tokenizer.decode(ids[row.prefix_offset : row.read_offset], skip_special_tokens=False)
         window = self.tokenizer.decode(ids[row.prefix_offset :], skip_special_tokens=False)
-        if len(window) <= len(prefix) or window.endswith("\ufffd"):
+        if len(window) <= len(prefix) or (window.endswith("\ufffd") and not final):
             return ""  # an incomplete character: wait for the next token
         delta = window[len(prefix) :]
         row.prefix_offset, row.read_offset = row.read_offset, len(ids)
