@@ -33,7 +33,7 @@ def authors_dp(scores, tokens, min_block_tokens=200, variance_penalty=0.5):
     # state[i] for k blocks: (partial objective, cut score sum, sizes, starts) of the best prefix ending at i
     layer = {0: (0.0, 0.0, [], [])}
     best = ([(0, n - 1)], 0.0)
-    for count in range(1, max_blocks + 1):
+    for _ in range(max_blocks):  # one layer per block count
         following = {}
         for i in range(1, n + 1):
             candidates = []
