@@ -1,0 +1,134 @@
+"""Split a chain of thought into sentences: the candidate block boundaries.
+
+Sentences are spans of the original text (joined, they give it back exactly), so blocks built
+from them reproduce the trace character for character. Kept whole: fenced and indented code,
+display and inline math (``$$..$$``, ``\\[..\\]``, ``$..$``, ``\\(..\\)``), parentheses and lists.
+No split after abbreviations or inside numbers. Then merged: a sentence ending in ':' with the
+next; continuation openers (Therefore, Thus, So, Hence) with the previous; fragments under
+`min_tokens`; consecutive math lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Regions inside which no boundary may fall (order matters: fences before inline code / math).
+_ATOMIC = re.compile(
+    r"```.*?(?:```|\Z)"  # fenced code
+    r"|(?:(?<=\n\n)|\A)(?:(?: {4}|\t)[^\n]*(?:\n|\Z))+"  # indented code after a blank line
+    r"|\$\$.*?(?:\$\$|\Z)"  # display math
+    r"|\\\[.*?(?:\\\]|\Z)"
+    r"|\\\(.*?(?:\\\)|\Z)"  # inline math
+    r"|(?<!\\)\$[^$\n]+?\$"
+    r"|(?:^[ \t]*(?:[-*+]|\d+[.)])[ \t]+[^\n]*(?:\n|\Z))+",  # a list: consecutive item lines
+    re.DOTALL | re.MULTILINE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n\s*")
+_ABBREVIATIONS = frozenset(
+    "e.g i.e etc vs cf al fig eq eqs approx resp dr mr mrs ms prof st no nos vol pp ch sec min max".split()
+)
+_CONTINUATION = re.compile(r"^\s*(?:Therefore|Thus|So|Hence)\b")
+_MATH_LINE = re.compile(r"^\s*(?:\$\$|\\\[|[-+*/=()\d\s^_{}\\a-zA-Z]*=)")
+
+
+def approximate_tokens(text: str) -> int:
+    """About four characters a token (the authors' own approximation)."""
+    return max(1, round(len(text.strip()) / 4)) if text.strip() else 0
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Sentences as spans of `text`; `candidate_boundaries` = len(sentences) - 1."""
+
+    text: str
+    spans: list[tuple[int, int]]
+
+    @property
+    def sentences(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.spans]
+
+    @property
+    def candidate_boundaries(self) -> int:
+        return max(len(self.spans) - 1, 0)
+
+
+def _protected(text: str) -> list[tuple[int, int]]:
+    spans, depth, start = [m.span() for m in _ATOMIC.finditer(text)], 0, 0
+    # parentheses: a (...) group within one paragraph stays whole
+    for index, char in enumerate(text):
+        if char == "(":
+            if depth == 0:
+                start = index
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                spans.append((start, index + 1))
+        elif char == "\n" and text.startswith("\n", index + 1):
+            depth = 0  # an unclosed parenthesis does not swallow the next paragraph
+    return spans
+
+
+def _is_abbreviation(text: str, end: int) -> bool:
+    """True when the period ending at `end` belongs to an abbreviation, an initial or a number."""
+    word = re.search(r"(\S+)\.$", text[:end])
+    if not word:
+        return False
+    token = word.group(1).lower().lstrip("(\"'")
+    return token in _ABBREVIATIONS or len(token) == 1 and token.isalpha() or token.replace(".", "") in _ABBREVIATIONS
+
+
+def split_sentences(
+    text: str, *, count_tokens: Callable[[str], int] = approximate_tokens, min_tokens: int = 5
+) -> SplitResult:
+    """Split `text` into sentence spans covering it exactly, then apply the merge rules."""
+    protected = _protected(text)
+
+    def inside(position: int) -> bool:
+        return any(a < position < b for a, b in protected)
+
+    cuts = []
+    for match in _SENTENCE_END.finditer(text):
+        position = match.end()
+        if position >= len(text) or inside(match.start()) or inside(position - 1):
+            continue
+        if "\n\n" not in match.group() and _is_abbreviation(text, match.start()):
+            continue
+        cuts.append(position)
+    bounds = [0, *cuts, len(text)]
+    spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return SplitResult(text, _merge(text, spans, count_tokens, min_tokens))
+
+
+def _merge(
+    text: str, spans: list[tuple[int, int]], count_tokens: Callable[[str], int], min_tokens: int
+) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        sentence = text[start:end]
+        if merged:
+            previous = text[merged[-1][0] : merged[-1][1]]
+            join = (
+                previous.rstrip().endswith(":")
+                or _CONTINUATION.match(sentence) is not None
+                or count_tokens(previous) < min_tokens
+                or (_is_math_line(previous) and _is_math_line(sentence))
+            )
+            if join:
+                merged[-1] = (merged[-1][0], end)
+                continue
+        merged.append((start, end))
+    if len(merged) > 1 and count_tokens(text[merged[-1][0] : merged[-1][1]]) < min_tokens:
+        last = merged.pop()
+        merged[-1] = (merged[-1][0], last[1])
+    return merged
+
+
+def _is_math_line(sentence: str) -> bool:
+    stripped = sentence.strip()
+    if stripped.startswith(("$$", "\\[")):
+        return True
+    letters = sum(c.isalpha() for c in stripped)
+    return "=" in stripped and letters <= len(stripped) * 0.3
