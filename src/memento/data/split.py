@@ -10,6 +10,7 @@ next; continuation openers (Therefore, Thus, So, Hence) with the previous; fragm
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,33 @@ _ATOMIC = re.compile(
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n\s*")
 _ABBREVIATIONS = frozenset(
-    "e.g i.e etc vs cf al fig eq eqs approx resp dr mr mrs ms prof st no nos vol pp ch sec min max".split()
+    [
+        "e.g",
+        "i.e",
+        "etc",
+        "vs",
+        "cf",
+        "al",
+        "fig",
+        "eq",
+        "eqs",
+        "approx",
+        "resp",
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "prof",
+        "st",
+        "no",
+        "nos",
+        "vol",
+        "pp",
+        "ch",
+        "sec",
+        "min",
+        "max",
+    ]
 )
 _CONTINUATION = re.compile(r"^\s*(?:Therefore|Thus|So|Hence)\b")
 _MATH_LINE = re.compile(r"^\s*(?:\$\$|\\\[|[-+*/=()\d\s^_{}\\a-zA-Z]*=)")
@@ -77,7 +104,7 @@ def _is_abbreviation(text: str, end: int) -> bool:
     if not word:
         return False
     token = word.group(1).lower().lstrip("(\"'")
-    return token in _ABBREVIATIONS or len(token) == 1 and token.isalpha() or token.replace(".", "") in _ABBREVIATIONS
+    return token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()) or token.replace(".", "") in _ABBREVIATIONS
 
 
 def split_sentences(
@@ -98,7 +125,7 @@ def split_sentences(
             continue
         cuts.append(position)
     bounds = [0, *cuts, len(text)]
-    spans = [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    spans = [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
     return SplitResult(text, _merge(text, spans, count_tokens, min_tokens))
 
 
