@@ -38,7 +38,10 @@ def test_math_code_parentheses_and_lists_stay_whole():
 
 
 def test_merges_colons_continuations_and_fragments():
-    text = "We need the following quantity: the sum of squares is large. Therefore the bound holds for all n. Ok. Now the next case is different entirely."
+    text = (
+        "We need the following quantity: the sum of squares is large. Therefore the bound holds for all n. Ok. "
+        "Now the next case is different entirely."
+    )
     parts = sentences(text)
     assert (
         parts[0]
