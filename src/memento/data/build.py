@@ -1,0 +1,262 @@
+"""`memento data build`: chains of thought -> memento training records, resumable.
+
+Per trace: split into sentences -> score boundaries -> segment into blocks -> compress each
+block into a memento (+ judge) -> one JSON line in ``records.jsonl`` (or a reason in
+``failures.jsonl``). Every line is written whole with one append and fsynced before the trace's
+id goes to ``finished_ids.txt``; a restarted run drops a torn last line, skips every finished id
+(including one whose record landed just before a kill) and loses none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memento.data.compress import compress_extractive, compress_with_llm
+from memento.data.llm import LLMClient, Usage
+from memento.data.score import score_offline, score_with_llm
+from memento.data.segment import segment
+from memento.data.split import approximate_tokens, split_sentences
+from memento.format import Block, Trace, TraceFormatError, read_jsonl, render_assistant
+
+RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.txt"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Pipeline settings (the paper's defaults)."""
+
+    min_block_tokens: int = 200
+    variance_penalty: float = 0.5
+    window: int = 16
+    two_pass: bool = False
+    max_iterations: int = 2
+    score_threshold: float = 8.0
+    workers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.min_block_tokens < 1 or self.window < 2 or self.workers < 1 or self.max_iterations < 0:
+            raise ValueError("min_block_tokens >= 1, window >= 2, workers >= 1 and max_iterations >= 0 are required")
+
+
+def read_traces(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Input records (`task_id`, `cot` with <think>...</think>, `problem`, `domain`), checked line by line."""
+    for number, record in read_jsonl(path):
+        where = f"{path}:{number}"
+        if not isinstance(record, dict) or not isinstance(record.get("cot"), str):
+            raise TraceFormatError("record lacks a string 'cot'", expected="task_id, cot, problem", source=where)
+        record.setdefault("task_id", f"line-{number}")
+        yield record
+
+
+def _thinking_and_answer(cot: str) -> tuple[str, str | None]:
+    body = cot.strip().removeprefix("<think>")
+    if "</think>" in body:
+        thinking, answer = body.split("</think>", 1)
+        return thinking, answer.strip()
+    return body, None
+
+
+def process_trace(
+    record: dict[str, Any],
+    options: BuildOptions,
+    *,
+    count_tokens: Callable[[str], int] = approximate_tokens,
+    client: LLMClient | None = None,
+    judge: LLMClient | None = None,
+) -> dict[str, Any]:
+    """One trace through the pipeline; offline when `client` is None. Returns the output record."""
+    thinking, answer = _thinking_and_answer(record["cot"])
+    split = split_sentences(thinking, count_tokens=count_tokens)
+    sentences = split.sentences
+    tokens = [count_tokens(s) for s in sentences]
+    usage = Usage()
+    if client is None:
+        scores = score_offline(sentences)
+    else:
+        scores = score_with_llm(sentences, client, window=options.window, two_pass=options.two_pass, usage=usage)
+    ranges = segment(
+        scores, tokens, min_block_tokens=options.min_block_tokens, variance_penalty=options.variance_penalty
+    )
+    blocks = ["".join(sentences[a : b + 1]).strip() for a, b in ranges]
+    problem = str(record.get("problem", ""))
+    if client is None:
+        mementos, judge_scores, feedback, rounds = [compress_extractive(b) for b in blocks], None, None, 0
+    else:
+        compression = compress_with_llm(
+            problem, blocks, client, judge, threshold=options.score_threshold, max_iterations=options.max_iterations
+        )
+        mementos, judge_scores, feedback, rounds = (
+            compression.mementos,
+            compression.scores,
+            compression.feedback,
+            compression.rounds,
+        )
+        usage.add(compression.usage)
+    trace = Trace(problem, [Block(b, m) for b, m in zip(blocks, mementos, strict=True)], answer=answer or "")
+    return {
+        "task_id": record["task_id"],
+        "domain": record.get("domain"),
+        "problem": problem,
+        "sentences": sentences,
+        "boundary_scores": scores,
+        "block_ranges": ranges,
+        "blocks": blocks,
+        "mementos": mementos,
+        "judge_scores": judge_scores,
+        "judge_feedback": feedback,
+        "refinement_rounds": rounds,
+        "answer": answer or "",
+        "text": render_assistant(trace),
+        "block_tokens": [count_tokens(b) for b in blocks],
+        "memento_tokens": [count_tokens(m) for m in mementos],
+        "usage": {
+            "calls": usage.calls,
+            "retries": usage.retries,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+        },
+    }
+
+
+class _Output:
+    """Append-only, fsynced output files and the set of finished ids."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.finished: set[str] = set()
+        for name in (RECORDS, FAILURES, FINISHED):
+            self._drop_torn_line(directory / name)
+        for name in (RECORDS, FAILURES):
+            path = directory / name
+            if path.exists():
+                self.finished |= {json.loads(line)["task_id"] for line in path.read_text().splitlines() if line}
+        path = directory / FINISHED
+        if path.exists():
+            self.finished |= set(path.read_text().split())
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _drop_torn_line(path: Path) -> None:
+        """A kill mid-write can leave a last line without its newline: cut it off."""
+        if not path.exists() or path.stat().st_size == 0:
+            return
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            with path.open("r+b") as handle:
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def _append(self, name: str, line: str) -> None:
+        descriptor = os.open(self.directory / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line.encode("utf-8"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def write(self, task_id: str, record: dict[str, Any] | None, failure: str | None) -> None:
+        with self._lock:
+            if record is not None:
+                self._append(RECORDS, json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                self._append(FAILURES, json.dumps({"task_id": task_id, "reason": failure}) + "\n")
+            self._append(FINISHED, task_id + "\n")
+            self.finished.add(task_id)
+
+
+@dataclass
+class BuildSummary:
+    processed: int
+    skipped: int
+    failed: int
+    usage: Usage
+
+
+def build(
+    input_path: str | Path,
+    output_dir: str | Path,
+    options: BuildOptions,
+    *,
+    client: LLMClient | None = None,
+    judge: LLMClient | None = None,
+    count_tokens: Callable[[str], int] = approximate_tokens,
+    limit: int | None = None,
+    progress: bool = True,
+) -> BuildSummary:
+    """Run the pipeline over a JSONL file; finished traces (from an earlier run) are skipped."""
+    output = _Output(Path(output_dir))
+    records = list(read_traces(input_path))[:limit]
+    todo = [r for r in records if r["task_id"] not in output.finished]
+    usage = Usage()
+    failed = 0
+
+    def run(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+        try:
+            return record, process_trace(record, options, count_tokens=count_tokens, client=client, judge=judge), None
+        except Exception as error:  # one trace's failure is recorded, never the run's end
+            return record, None, f"{type(error).__name__}: {error}"
+
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=False) as bar:
+        task = bar.add_task("building mementos", total=len(todo))
+        workers = 1 if client is None else options.workers
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for future in as_completed([pool.submit(run, r) for r in todo]):
+                record, result, failure = future.result()
+                output.write(record["task_id"], result, failure)
+                if result is not None:
+                    usage.calls += result["usage"]["calls"]
+                    usage.prompt_tokens += result["usage"]["prompt_tokens"]
+                    usage.completion_tokens += result["usage"]["completion_tokens"]
+                else:
+                    failed += 1
+                bar.advance(task)
+    return BuildSummary(len(todo), len(records) - len(todo), failed, usage)
+
+
+def dataset_stats(directory: str | Path) -> dict[str, Any]:
+    """Blocks per trace, tokens per block / memento, compression ratio (memento/block chars) percentiles."""
+    path = Path(directory) / RECORDS
+    if not path.exists():
+        raise FileNotFoundError(f"no {RECORDS} in {directory}")
+    records = [record for _, record in read_jsonl(path)]
+    if not records:
+        raise ValueError(f"{path} holds no records")
+    blocks = [len(r["blocks"]) for r in records]
+    block_tokens = [t for r in records for t in r["block_tokens"]]
+    memento_tokens = [t for r in records for t in r["memento_tokens"]]
+    ratios = [len(m) / len(b) for r in records for b, m in zip(r["blocks"], r["mementos"], strict=True) if b]
+
+    def percentiles(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        pick = lambda q: ordered[min(int(q * len(ordered)), len(ordered) - 1)]  # noqa: E731
+        return {"p10": pick(0.1), "p50": statistics.median(ordered), "p90": pick(0.9)}
+
+    domains: dict[str, list[float]] = {}
+    for r in records:
+        for b, m in zip(r["blocks"], r["mementos"], strict=True):
+            if b:
+                domains.setdefault(str(r.get("domain")), []).append(len(m) / len(b))
+    return {
+        "traces": len(records),
+        "blocks_per_trace": statistics.mean(blocks),
+        "tokens_per_block": statistics.mean(block_tokens),
+        "tokens_per_memento": statistics.mean(memento_tokens),
+        "trace_compression": sum(block_tokens) / max(sum(memento_tokens), 1),
+        "compression_ratio": percentiles(ratios),
+        "median_ratio_by_domain": {d: statistics.median(v) for d, v in domains.items()},
+        "judge_score_mean": (
+            statistics.mean(s for r in records for s in (r.get("judge_scores") or []))
+            if any(r.get("judge_scores") for r in records)
+            else None
+        ),
+    }

@@ -1,0 +1,111 @@
+"""A real HTTP server on 127.0.0.1 speaking OpenAI's chat-completions protocol, deterministic, with faults.
+
+It stands in for the remote frontier LLM the data pipeline calls (the one thing that cannot
+exist here). Faults: queue names in `faults` ("500", "429", "timeout", "malformed") to fail the
+next requests in order; any request mentioning FAIL_ALWAYS gets a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, *, delay: float = 0.0, timeout_sleep: float = 1.5) -> None:
+        self.faults: list[str] = []
+        self.requests: list[str] = []  # kind of every request received
+        self.delay = delay
+        self.timeout_sleep = timeout_sleep
+        self._lock = threading.Lock()
+        handler = self._handler()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def answer(self, system: str, user: str) -> str:
+        if "segment a chain of thought" in system:
+            boundaries = [int(k) for k in re.search(r"Score the boundaries: ([\d, ]+)", user).group(1).split(",")]
+            sentences = dict(re.findall(r"^\[(\d+)\] (.*)$", user, flags=re.MULTILINE))
+            scores = []
+            for k in boundaries:
+                following = sentences.get(str(k + 1), "")
+                scores.append({"boundary": k, "score": 3 if following.startswith("Alternatively") else k % 2})
+            return json.dumps({"scores": scores})
+        if "You write mementos" in system:
+            count = len(re.findall(r"^Block \d+:", user, flags=re.MULTILINE))
+            prefix = "revised memento" if "Rewrite every memento" in user else "memento"
+            return (
+                "```json\n" + json.dumps({"mementos": [f"{prefix} {i + 1}: x = {i}" for i in range(count)]}) + "\n```"
+            )
+        if "You grade mementos" in system:
+            mementos = re.findall(r"^Memento (\d+):\n(.*)$", user, flags=re.MULTILINE)
+            grades = [
+                {"block": int(n), "score": 9 if "revised" in text or n != "1" else 5, "feedback": "keep the value of x"}
+                for n, text in mementos
+            ]
+            return "Here you go: " + json.dumps({"grades": grades})
+        raise AssertionError(f"unexpected request: {system[:60]}")
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                system, user = (m["content"] for m in request["messages"])
+                with fake._lock:
+                    fault = fake.faults.pop(0) if fake.faults else None
+                    fake.requests.append(fault or "ok")
+                time.sleep(fake.delay)
+                if fault == "timeout":
+                    time.sleep(fake.timeout_sleep)
+                if "FAIL_ALWAYS" in user or fault == "500":
+                    return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+                if fault == "429":
+                    return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}})
+                content = "this is not json {" if fault == "malformed" else fake.answer(system, user)
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": request["model"],
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(user) // 4,
+                            "completion_tokens": len(content) // 4,
+                            "total_tokens": (len(user) + len(content)) // 4,
+                        },
+                    },
+                )
+
+        return Handler
