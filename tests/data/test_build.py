@@ -14,7 +14,7 @@ import pytest
 from memento.cli import main
 from memento.data.build import BuildOptions, build
 from memento.data.llm import LLMClient
-from memento.format import load_traces
+from memento.format import parse_text
 from tests.conftest import EXAMPLES
 from tests.data.fake_openai import FakeOpenAI
 
@@ -63,14 +63,8 @@ def test_llm_pipeline_retries_faults_and_records_usage(tmp_path):
         assert "".join(record["sentences"]).strip() in _cot(int(record["task_id"][1:]) + 1)
         # cut where the next sentence opens with "Alternatively" (score 3)
         assert any(b.startswith("Alternatively") for b in record["blocks"][1:])
-        ((name, trace),) = load_traces_from_text(tmp_path, record["text"])
+        trace = parse_text(record["text"])
         assert [b.memento for b in trace.blocks] == record["mementos"] and trace.answer == "The answer is 42."
-
-
-def load_traces_from_text(tmp_path, text):
-    path = tmp_path / "trace.txt"
-    path.write_text(text)
-    return load_traces(path)
 
 
 def test_a_trace_that_keeps_failing_is_recorded_and_the_run_completes(tmp_path, capsys):
@@ -168,7 +162,7 @@ def test_offline_pipeline_on_the_real_trace_trains(tmp_path, capsys):
         )
         == 0
     )
-    ((name, trace),) = load_traces_from_text(tmp_path, json.loads((out / "records.jsonl").read_text())["text"])
+    trace = parse_text(json.loads((out / "records.jsonl").read_text())["text"])
     assert len(trace.blocks) >= 4 and all(b.memento for b in trace.blocks)
     assert main(["data", "stats", str(out), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
