@@ -75,8 +75,9 @@ class _LinearSolver:
         self.prefix = np.concatenate([[0], np.cumsum(tokens)]).astype(np.int64)  # [n+1]
         self.entry = np.concatenate([[0.0], scores, [0.0]])  # [n+1] entry score of a block starting at sentence j
         sizes = self.prefix[:, None] - self.prefix[None, :]  # [i, j] = tokens of sentences j..i-1
-        self.allowed = sizes >= max(min_block_tokens, 1)
-        self.squares = sizes.astype(np.float64) ** 2
+        allowed = sizes >= max(min_block_tokens, 1)  # also implies j < i
+        self.squares = np.where(allowed, sizes.astype(np.float64) ** 2, np.inf)  # inf: block too small
+        self.feasible = np.where(allowed, 0.0, np.inf)
         self.max_blocks = max_blocks
         self.min_block_tokens = max(min_block_tokens, 1)
         self.cache: dict[tuple[float, float, int], dict[int, _Point]] = {}
@@ -87,25 +88,24 @@ class _LinearSolver:
         if key in self.cache:
             return self.cache[key]
         n1 = len(self.prefix)
-        penalty = np.where(self.allowed, weight_q * self.squares, np.inf)  # [i, j], inf: block too small
+        penalty = weight_q * self.squares if weight_q else self.feasible  # [i, j]
         value = np.full(n1, -np.inf)
         value[0] = 0.0
         choices = []
         results: dict[int, _Point] = {}
+        everywhere = np.arange(n1)
         for count in range(1, (only or self.max_blocks) + 1):
-            reachable = np.flatnonzero(np.isfinite(value))  # block starts worth considering
-            if reachable.size == 0:
+            if not np.isfinite(value).any():
                 break  # no segmentation into this many blocks
-            rows = np.arange(n1)
-            if only is not None:  # prefixes that still leave room for the remaining blocks
-                rows = rows[self.prefix[-1] - self.prefix >= (only - count) * self.min_block_tokens]
-            starts_score = value[reachable] + weight_a * self.entry[reachable] * (count > 1)
-            candidate = starts_score[None, :] - penalty[np.ix_(rows, reachable)]
-            best = candidate.argmax(axis=1)
-            value = np.full(n1, -np.inf)
-            value[rows] = candidate[np.arange(len(rows)), best]
-            choice = np.zeros(n1, dtype=np.int64)
-            choice[rows] = reachable[best]
+            # whole-matrix layer (cheaper than gathering the reachable part): unreachable starts are -inf
+            candidate = (value + weight_a * self.entry * (count > 1))[None, :] - penalty  # [i, j]
+            choice = candidate.argmax(axis=1)
+            value = candidate[everywhere, choice]
+            # prefixes too short for `count` blocks, or (for one K) leaving no room for the rest
+            too_short = self.prefix < count * self.min_block_tokens
+            if only is not None:
+                too_short |= self.prefix[-1] - self.prefix < (only - count) * self.min_block_tokens
+            value[too_short] = -np.inf
             choices.append(choice)
             if np.isfinite(value[-1]) and (only is None or count == only):
                 results[count] = self._backtrack(choices, count)
@@ -165,6 +165,10 @@ def segment(
     best_value, best = 0.0, _Point(0.0, total * total, ())  # one block
     most_scores = solver.solve(1.0, 0.0)  # the high-A end of every K's hull
     least_squares = solver.solve(0.0, 1.0)  # the low-Q end
+    for points in (most_scores, least_squares):  # every K's hull endpoints: a strong incumbent at once
+        for count, point in points.items():
+            if count > 1 and g(point, count) > best_value:
+                best_value, best = g(point, count), point
     bounds = []
     for count in range(2, max_blocks + 1):
         if count in most_scores and count in least_squares:
