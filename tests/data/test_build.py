@@ -203,3 +203,17 @@ def test_bad_input_names_the_line(tmp_path, capsys):
     assert "in.jsonl:2: record lacks a string 'cot'" in capsys.readouterr().err
     with pytest.raises(ValueError, match="max_attempts"):
         LLMClient("http://127.0.0.1:1/v1", "m", max_attempts=0)
+
+
+def test_two_pass_scoring_averages_windows_of_16_and_11():
+    from memento.data.llm import Usage
+    from memento.data.score import score_with_llm, windows
+
+    sentences = [f"Sentence {i} is here." if i % 5 else f"Alternatively, sentence {i}." for i in range(40)]
+    with FakeOpenAI() as server:
+        usage = Usage()
+        scores = score_with_llm(sentences, _client(server), two_pass=True, usage=usage)
+    assert usage.calls == len(windows(40, 16)) + len(windows(40, 11)) == 3 + 4
+    # the fake scores 3 before "Alternatively" and k % 2 elsewhere, in both passes: the average is the same
+    assert scores == [3.0 if (k + 1) % 5 == 0 else float(k % 2) for k in range(39)]
+    assert all(b - a in (16, 11) or b == 40 for a, b in windows(40, 16) + windows(40, 11))
