@@ -12,20 +12,10 @@ from hypothesis import strategies as st
 from memento.attention import BlockTracker, analyze, find_assistant_start, visibility_mask
 from memento.config import MementoConfig
 from memento.format import SpecialIds, TokenRole
+from tests.models import ASSISTANT, BE, BS, END_THINK, IM_END, IM_START, SE, SPECIAL_IDS, SS, THINK, USER
 
-# A toy vocabulary: 0-9 text, then the markers.
-BS, BE, SS, SE, THINK, END_THINK, IM_START, IM_END, ASSISTANT, USER = range(10, 20)
-IDS = SpecialIds(
-    BS,
-    BE,
-    SS,
-    SE,
-    think_start=THINK,
-    think_end=END_THINK,
-    im_start=IM_START,
-    im_end=IM_END,
-    assistant_header=(IM_START, ASSISTANT),
-)
+# The tests' toy vocabulary (tests/models.py); text ids 0-9 are used here.
+IDS = SPECIAL_IDS
 PLAIN = SpecialIds(BS, BE, SS, SE)
 
 
