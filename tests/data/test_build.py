@@ -146,6 +146,19 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
     assert sorted((out / "finished_ids.txt").read_text().split()) == sorted(ids)
 
 
+def test_kill_between_record_and_id_is_reconciled_on_resume(tmp_path):
+    """A record written but its id not yet listed (kill between the two appends): the id is listed on resume."""
+    data, out = tmp_path / "in.jsonl", tmp_path / "out"
+    _write_input(data, 2)
+    build(data, out, OPTIONS, progress=False)
+    finished = out / "finished_ids.txt"
+    finished.write_text("t0\n")  # as if killed right after t1's record reached records.jsonl
+    summary = build(data, out, OPTIONS, progress=False)
+    assert summary.processed == 0 and summary.skipped == 2
+    assert sorted(finished.read_text().split()) == ["t0", "t1"]
+    assert len((out / "records.jsonl").read_text().splitlines()) == 2
+
+
 def test_offline_pipeline_on_the_real_trace_trains(tmp_path, capsys):
     out = tmp_path / "out"
     assert (

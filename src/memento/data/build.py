@@ -140,8 +140,12 @@ class _Output:
             if path.exists():
                 self.finished |= {json.loads(line)["task_id"] for line in path.read_text().splitlines() if line}
         path = directory / FINISHED
-        if path.exists():
-            self.finished |= set(path.read_text().split())
+        listed = set(path.read_text().split()) if path.exists() else set()
+        # A kill between the record's append and the id's append leaves an id that only the record knows.
+        missing = sorted(self.finished - listed)
+        if missing:
+            self._append(FINISHED, "".join(task_id + "\n" for task_id in missing))
+        self.finished |= listed
         self._lock = threading.Lock()
 
     @staticmethod
