@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/memento kv examples/traces/memento_trace_*.json --geometry qwen3-32b --plot memento-kv.png
+	$(BIN)/memento demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -82,7 +82,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="generate with memento attention and real KV eviction",
         description="Generate from a memento checkpoint; blocks leave the KV cache as soon as their memento closes.",
     )
-    generate.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    generate.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="local Hugging Face checkpoint directory (default: the embedded toy model)",
+    )
     prompt = generate.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="user message (the chat template is applied)")
     prompt.add_argument(
@@ -129,6 +134,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--learning-rate", type=float, default=8e-5)
     train.add_argument("--epochs", type=float, default=5.0)
+    train.add_argument("--memento-epochs", type=float, default=None, help="stage 2 epochs (default: --epochs)")
+    train.add_argument(
+        "--full-attention-fraction",
+        type=float,
+        default=0.0,
+        help="share of stage-2 examples trained with plain causal attention (keeps the model usable without eviction)",
+    )
     train.add_argument("--batch-size", type=int, default=1)
     train.add_argument("--gradient-accumulation-steps", type=int, default=1)
     train.add_argument("--warmup-ratio", type=float, default=0.05)
@@ -141,6 +153,39 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--logging-steps", type=int, default=10)
     train.add_argument("--gradient-checkpointing", action="store_true")
     train.set_defaults(handler=_run_train)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the embedded toy model on held-out problems: eviction vs none vs restart",
+        description="Solve held-out toy problems with memento eviction, without eviction, and in restart_mode; "
+        "print accuracy, peak KV, KV AUC and speed, draw the KV sawtooth, and show one full trace.",
+    )
+    demo.add_argument("--model", type=Path, default=None, help="a toy checkpoint (default: the embedded one)")
+    demo.add_argument("--problems", type=int, default=300)
+    demo.add_argument("--batch-size", type=int, default=100)
+    demo.add_argument("--seed", type=int, default=None, help="held-out problem seed")
+    demo.add_argument("--plot", type=Path, default=Path("memento-demo.png"))
+    demo.add_argument("--json", action="store_true", help="print the numbers as one JSON object")
+    demo.add_argument("--save-traces", type=Path, default=None, help="write every mode's outputs (for `memento kv`)")
+    demo.set_defaults(handler=_run_demo)
+
+    toy = commands.add_parser("toy", help="the synthetic task and its tiny model")
+    toy_commands = toy.add_subparsers(dest="toy_command", required=True)
+    toy_train = toy_commands.add_parser(
+        "train",
+        help="train the toy model through `memento train --stage both` (about 15 minutes on 2 CPU cores)",
+    )
+    toy_train.add_argument("--output", type=Path, default=Path("runs/toy"))
+    toy_train.add_argument("--examples", type=int, default=None, help="training problems (default 2400)")
+    toy_train.add_argument("--epochs", type=float, default=None, help="stage 1 (full attention) epochs (default 8)")
+    toy_train.add_argument("--memento-epochs", type=float, default=None, help="stage 2 epochs (default 2)")
+    toy_train.add_argument(
+        "--full-attention-fraction", type=float, default=None, help="stage 2 share of plain causal examples (0.3)"
+    )
+    toy_train.add_argument("--learning-rate", type=float, default=None, help="default 3e-3")
+    toy_train.add_argument("--seed", type=int, default=0)
+    toy_train.add_argument("--install", action="store_true", help="replace the embedded default model")
+    toy_train.set_defaults(handler=_run_toy_train)
 
     data = commands.add_parser("data", help="build memento training data from chains of thought")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -209,6 +254,8 @@ def _run_train(args: argparse.Namespace) -> int:
     options = TrainOptions(
         learning_rate=args.learning_rate,
         epochs=args.epochs,
+        memento_epochs=args.memento_epochs,
+        full_attention_fraction=args.full_attention_fraction,
         batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         warmup_ratio=args.warmup_ratio,
@@ -226,6 +273,36 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     final = train(args.model, args.data, args.output, stage=args.stage, options=options, eval_data=args.eval_data)
     print(f"model and tokenizer saved to {final}")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from memento.toy.demo import plot_demo, print_demo, run_demo
+    from memento.toy.train import HELD_OUT_SEED
+
+    report = run_demo(
+        args.model,
+        problems=args.problems,
+        batch_size=args.batch_size,
+        seed=HELD_OUT_SEED if args.seed is None else args.seed,
+        save_traces=args.save_traces,
+    )
+    plot_demo(report, args.plot)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_demo(report)
+        print(f"KV sawtooth for the example problem written to {args.plot}")
+    return 0
+
+
+def _run_toy_train(args: argparse.Namespace) -> int:
+    from memento.toy.train import train_toy
+
+    names = ("examples", "epochs", "memento_epochs", "full_attention_fraction", "learning_rate")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    final = train_toy(args.output, seed=args.seed, install=args.install, **overrides)
+    print(f"toy model trained into {final}" + (" and installed as the embedded default" if args.install else ""))
     return 0
 
 
@@ -318,10 +395,11 @@ def _read_prompts(args: argparse.Namespace) -> list[str]:
 def _run_generate(args: argparse.Namespace) -> int:
     from memento.inference import MementoGenerator
     from memento.inference.loading import load_model_and_tokenizer
+    from memento.toy.train import CHECKPOINT
 
     prompts = _read_prompts(args)
     model, tokenizer = load_model_and_tokenizer(
-        args.model, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
+        args.model or CHECKPOINT, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
     )
     config = _config_from_args(args, model.config.model_type)
     generator = MementoGenerator(model, tokenizer, config)

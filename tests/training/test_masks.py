@@ -57,6 +57,30 @@ def test_stage_one_is_plain_causal_with_padding():
     assert batch["attention_mask"].sum(1).tolist() == [len(s) for s in sequences]
 
 
+def test_full_attention_fraction_mixes_plain_causal_examples_reproducibly():
+    config = MementoConfig(mask_delimiters=False)
+    rng = random.Random(5)
+    sequences = [memento_sequence(rng, blocks=3) for _ in range(40)]
+    features = [{"input_ids": s, "labels": s} for s in sequences]
+
+    def plain_rows(seed):
+        batch = MementoCollator(SPECIAL_IDS, config, 0, full_attention_fraction=0.5, seed=seed)(features)
+        masks = dense_mask(batch["hidden_from"])[:, 0]
+        plain = []
+        for row, sequence in enumerate(sequences):
+            size = len(sequence)
+            causal = torch.ones(size, size, dtype=torch.bool).tril()
+            if torch.equal(masks[row, :size, :size], causal):
+                plain.append(row)
+            else:  # the others keep the exact memento mask
+                assert torch.equal(masks[row, :size, :size], visibility_mask(sequence, SPECIAL_IDS, config))
+        return plain
+
+    assert 8 <= len(plain_rows(0)) <= 32 and plain_rows(0) == plain_rows(0) != plain_rows(1)
+    with pytest.raises(ValueError, match="full_attention_fraction"):
+        MementoCollator(SPECIAL_IDS, config, 0, full_attention_fraction=1.5)
+
+
 def test_training_loss_equals_inference_loss():
     config = MementoConfig(mask_delimiters=False)
     model = tiny_model("qwen3", "sdpa")

@@ -51,6 +51,8 @@ def test_train_both_stages_then_generate(tmp_path):
             "both",
             "--epochs",
             "30",
+            "--memento-epochs",
+            "20",
             "--learning-rate",
             "1e-2",
             "--batch-size",
@@ -71,6 +73,7 @@ def test_train_both_stages_then_generate(tmp_path):
     stage1 = json.loads((output / "stage1-full" / "memento_training.json").read_text())["log_history"]
     stage2 = json.loads((output / "stage2-memento" / "memento_training.json").read_text())["log_history"]
     assert stage2[0]["loss"] < stage1[0]["loss"]  # stage 2 starts from stage 1's weights
+    assert (stage1[-1]["epoch"], stage2[-1]["epoch"]) == (30, 20)  # --memento-epochs sets stage 2's count
     # the final checkpoint loads with from_pretrained and generates with eviction
     model = AutoModelForCausalLM.from_pretrained(output, local_files_only=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(output, local_files_only=True)

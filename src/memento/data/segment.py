@@ -177,16 +177,21 @@ def segment(
     for bound, count in sorted(bounds, reverse=True):
         if bound <= best_value + _TOLERANCE:
             break  # no K left can beat the best found
-        stack = [(least_squares[count], most_scores[count])]
-        for end in stack[0]:
+        low, high = least_squares[count], most_scores[count]
+        for end in (low, high):
             if g(end, count) > best_value:
                 best_value, best = g(end, count), end
+        # Each hull vertex comes with the normal (weight_a, weight_q) of a supporting line through it: the
+        # low-Q end supports Q >= Q_low (0, 1), the high-A end A <= A_high (1, 0). Any hull vertex between two
+        # known ones lies in the triangle they form with the crossing of their supporting lines, and convex g
+        # peaks at a corner of it: that crossing is the bound.
+        stack = [(low, (0.0, 1.0), high, (1.0, 0.0))]
         while stack:
-            low, high = stack.pop()
+            low, low_normal, high, high_normal = stack.pop()
             if high.squares <= low.squares or high.cut_scores <= low.cut_scores:
                 continue
-            corner = _Point(high.cut_scores, low.squares, ())
-            if g(corner, count) <= best_value + _TOLERANCE:
+            crossing = _crossing(low, low_normal, high, high_normal)
+            if crossing is not None and _value(*crossing, count, total, variance_penalty) <= best_value + _TOLERANCE:
                 continue  # nothing between these two vertices can beat the best found
             weight_a, weight_q = float(high.squares - low.squares), float(high.cut_scores - low.cut_scores)
             middle = solver.solve(weight_a, weight_q, only=count)[count]
@@ -195,7 +200,23 @@ def segment(
                 continue  # the segment is a hull edge
             if g(middle, count) > best_value:
                 best_value, best = g(middle, count), middle
-            stack += [(low, middle), (middle, high)]
+            normal = (weight_a, weight_q)
+            stack += [(low, low_normal, middle, normal), (middle, normal, high, high_normal)]
     starts = [0, *best.cuts]
     ends = [s - 1 for s in best.cuts] + [n - 1]
     return list(zip(starts, ends, strict=True))
+
+
+def _crossing(
+    low: _Point, low_normal: tuple[float, float], high: _Point, high_normal: tuple[float, float]
+) -> tuple[float, float] | None:
+    """(A, Q) where the supporting lines  a*A - q*Q = a*A_p - q*Q_p  through `low` and `high` cross."""
+    (a1, q1), (a2, q2) = low_normal, high_normal
+    determinant = -a1 * q2 + a2 * q1
+    if abs(determinant) < 1e-300:
+        return None  # parallel lines: fall back to solving the edge
+    c1 = a1 * low.cut_scores - q1 * low.squares
+    c2 = a2 * high.cut_scores - q2 * high.squares
+    cut_scores = (c1 * -q2 - -q1 * c2) / determinant
+    squares = (a1 * c2 - a2 * c1) / determinant
+    return cut_scores, squares

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,15 +23,25 @@ class MementoCollator:
     Stage 2: ``hidden_from`` [B, L] (see `memento.attention.key_hidden_from`, padding keys get
     ``k + 1``); `MementoTrainer` turns it into a dense or block-sparse mask on the model's device.
     Always ``input_ids``, ``labels`` (-100 on padding) and ``position_ids`` [B, L].
+
+    `full_attention_fraction` (stage 2 only): each example is trained with plain causal attention
+    with this probability (seeded by `seed`), so that the model stays accurate when run without
+    eviction. 0 (the paper) trains every example under the memento mask.
     """
 
     special_ids: SpecialIds
     config: MementoConfig | None
     pad_token_id: int
+    full_attention_fraction: float = 0.0
+    seed: int = 0
+    _random: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.config is not None and self.config.restart_mode:
             raise ValueError("restart_mode is an inference ablation; train with restart_mode=False")
+        if not 0 <= self.full_attention_fraction <= 1:
+            raise ValueError(f"full_attention_fraction must be in [0, 1], got {self.full_attention_fraction}")
+        self._random = random.Random(self.seed)
 
     @property
     def memento(self) -> bool:
@@ -57,6 +68,9 @@ class MementoCollator:
             return result
         hidden_from = torch.arange(1, length + 1).repeat(batch, 1)  # padding keys: seen only by themselves
         for b, (ids, _) in enumerate(rows):
+            if self.full_attention_fraction and self._random.random() < self.full_attention_fraction:
+                hidden_from[b, : len(ids)] = length  # plain causal: no key is ever hidden
+                continue
             row = key_hidden_from(ids, self.special_ids, self.config)
             hidden_from[b, : len(ids)] = torch.where(row == len(ids), length, row)
         result["hidden_from"] = hidden_from

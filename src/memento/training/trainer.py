@@ -36,12 +36,17 @@ class TrainOptions:
     """Hyperparameters; defaults are the paper's (AdamW (0.9, 0.999), no weight decay, lr 8e-5,
     cosine with 5% warm-up, 5 epochs per stage, grad clip 1.0, bf16 where supported, 32K tokens).
 
+    `memento_epochs`: stage 2's epochs when they differ from stage 1's (None = `epochs`).
+    `full_attention_fraction`: share of stage-2 examples trained with plain causal attention, which
+    keeps the model accurate without eviction too (0 = the paper: all under the memento mask).
     `attention`: "dense" (an L x L mask, sdpa or eager) or "block-sparse" (flex_attention
     BlockMask built from the block structure). `mask_delimiters` None = per model family.
     """
 
     learning_rate: float = 8e-5
     epochs: float = 5.0
+    memento_epochs: float | None = None
+    full_attention_fraction: float = 0.0
     batch_size: int = 1
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.05
@@ -63,6 +68,10 @@ class TrainOptions:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.epochs <= 0:
             raise ValueError(f"epochs must be positive, got {self.epochs}")
+        if self.memento_epochs is not None and self.memento_epochs <= 0:
+            raise ValueError(f"memento_epochs must be positive, got {self.memento_epochs}")
+        if not 0 <= self.full_attention_fraction <= 1:
+            raise ValueError(f"full_attention_fraction must be in [0, 1], got {self.full_attention_fraction}")
         if self.batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ValueError("batch_size and gradient_accumulation_steps must be >= 1")
         if not 0 <= self.warmup_ratio < 1:
@@ -140,12 +149,18 @@ def train_stage(
     """Run one SFT stage and save the final (or best, with an eval set) model and tokenizer in `output_dir`."""
     special_ids = SpecialIds.from_tokenizer(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
-    collator = MementoCollator(special_ids, memento_config, int(pad_id))
+    collator = MementoCollator(
+        special_ids,
+        memento_config,
+        int(pad_id),
+        full_attention_fraction=options.full_attention_fraction,
+        seed=options.seed,
+    )
     evaluate = bool(eval_examples)
     arguments = TrainingArguments(
         output_dir=str(output_dir),
         learning_rate=options.learning_rate,
-        num_train_epochs=options.epochs,
+        num_train_epochs=options.epochs if memento_config is None else options.memento_epochs or options.epochs,
         per_device_train_batch_size=options.batch_size,
         per_device_eval_batch_size=options.batch_size,
         gradient_accumulation_steps=options.gradient_accumulation_steps,
