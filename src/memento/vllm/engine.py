@@ -1,0 +1,54 @@
+"""Engine arguments that turn the plugin on, shared by `memento serve --backend vllm`, tests and benches."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from memento.config import MementoConfig
+from memento.vllm.state import CONFIG_ENV, describe
+
+SCHEDULER = "memento.vllm.scheduler.MementoScheduler"
+COUNTING_SCHEDULER = "memento.vllm.scheduler.CountingScheduler"
+LOGITS_PROCESSOR = "memento.vllm.logits:MaxBlockTokensLogitsProcessor"
+
+
+def engine_arguments(config: MementoConfig | None) -> dict[str, Any]:
+    """vLLM engine keyword arguments for memento masking (`config` None = plain vLLM, counted).
+
+    Prefix caching is off with masking (masked KV must not be reused as unmasked); the custom
+    scheduler subclasses the synchronous `Scheduler`, so vLLM runs without async scheduling,
+    which would otherwise schedule a step before the previous step's tokens are known.
+    """
+    if config is None:
+        return {"scheduler_cls": COUNTING_SCHEDULER, "async_scheduling": False}
+    return {
+        "scheduler_cls": SCHEDULER,
+        "logits_processors": [LOGITS_PROCESSOR],
+        "enable_prefix_caching": False,
+        "async_scheduling": False,
+    }
+
+
+def server_flags(config: MementoConfig | None) -> list[str]:
+    """The same arguments as flags of vLLM's OpenAI-compatible server."""
+    if config is None:
+        return ["--scheduler-cls", COUNTING_SCHEDULER, "--no-async-scheduling"]
+    return [
+        "--scheduler-cls",
+        SCHEDULER,
+        "--logits-processors",
+        LOGITS_PROCESSOR,
+        "--no-enable-prefix-caching",
+        "--no-async-scheduling",
+    ]
+
+
+def set_environment(config: MementoConfig | None, environment: dict[str, str] | None = None) -> dict[str, str]:
+    """Put the engine-wide config where every vLLM process's plugin reads it (before vLLM starts)."""
+    environment = os.environ if environment is None else environment
+    if config is None:
+        environment.pop(CONFIG_ENV, None)
+    else:
+        environment[CONFIG_ENV] = describe(config)
+    return environment  # type: ignore[return-value]

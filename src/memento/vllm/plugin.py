@@ -1,0 +1,28 @@
+"""The ``vllm.general_plugins`` entry point, loaded by vLLM in every process."""
+
+from __future__ import annotations
+
+import logging
+
+from memento.vllm.state import engine_config
+
+logger = logging.getLogger(__name__)
+
+
+def register() -> None:
+    """Install memento masking when ``MEMENTO_BLOCK_MASKING_CONFIG`` is set; otherwise change nothing."""
+    config = engine_config()  # validates the JSON in every process, so a bad config fails at start-up
+    if config is None:
+        return
+    from vllm.platforms import current_platform
+    from vllm.v1.attention.backends.registry import AttentionBackendEnum, register_backend
+
+    if not current_platform.is_cpu():
+        # The masked attention replaces the CPU backend only; on GPU the kernels would attend to evicted keys.
+        raise RuntimeError("memento's vLLM plugin is verified on vLLM's CPU backend only; this platform is not CPU")
+
+    from memento.vllm.runtime import patch_model_runner
+
+    register_backend(AttentionBackendEnum.CPU_ATTN, "memento.vllm.attention.MementoAttentionBackend")
+    patch_model_runner()
+    logger.info("memento block masking on: %s", config.to_dict())

@@ -1,0 +1,86 @@
+"""Worker-side bookkeeping: the model runner's batch -> per-request ``hidden_from`` tensors.
+
+vLLM's attention metadata carries no token ids, so the plugin wraps the model runner's
+`_build_attention_metadata` to remember the runner of the step being built; the attention
+backend's metadata builder then reads each request's tokens and sampling params from it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import torch
+
+from memento.format import SpecialIds
+from memento.vllm.state import RequestState, engine_config, new_state, request_config
+
+_runner: Any = None
+_special_ids: SpecialIds | None = None
+_states: dict[str, RequestState | None] = {}
+_last_seen: dict[str, int] = {}
+_builds = 0
+_FORGET_AFTER = 4096  # builds without a request before its state is dropped (finished or long preempted)
+
+
+def _special(runner: Any) -> SpecialIds:
+    global _special_ids
+    if _special_ids is None:
+        from transformers import AutoTokenizer
+
+        config = runner.vllm_config.model_config
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer, trust_remote_code=config.trust_remote_code)
+        _special_ids = SpecialIds.from_tokenizer(tokenizer)
+    return _special_ids
+
+
+def worker_hidden_from(seq_lens: list[int]) -> list[torch.Tensor | None]:
+    """For the batch being built: per request, hidden_from [seq_len] (None = plain causal)."""
+    global _builds
+    runner = _runner
+    if runner is None:
+        return []
+    _builds += 1
+    batch = runner.input_batch
+    default = engine_config()
+    result: list[torch.Tensor | None] = []
+    for row, seq_len in enumerate(seq_lens):
+        if row >= batch.num_reqs:
+            result.append(None)
+            continue
+        request_id = batch.req_ids[row]
+        _last_seen[request_id] = _builds
+        if request_id not in _states:
+            cached = runner.requests.get(request_id)
+            params = getattr(cached, "sampling_params", None)
+            config = request_config(getattr(params, "extra_args", None), default)
+            _states[request_id] = None if config is None else new_state(_special(runner), config)
+        state = _states[request_id]
+        if state is None:
+            result.append(None)
+            continue
+        state.advance(batch.token_ids_cpu[row], seq_len)
+        result.append(torch.tensor(state.hidden_from[:seq_len], dtype=torch.long))
+    if _builds % 256 == 0:
+        for request_id in [r for r, seen in _last_seen.items() if _builds - seen > _FORGET_AFTER]:
+            _states.pop(request_id, None)
+            _last_seen.pop(request_id, None)
+    return result
+
+
+def patch_model_runner() -> None:
+    """Make the runner of the step being built visible to the attention metadata builder."""
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+
+    original = GPUModelRunner._build_attention_metadata
+    if getattr(original, "_memento", False):
+        return
+
+    @functools.wraps(original)
+    def build_attention_metadata(self: Any, *args: Any, **kwargs: Any) -> Any:
+        global _runner
+        _runner = self
+        return original(self, *args, **kwargs)
+
+    build_attention_metadata._memento = True  # type: ignore[attr-defined]
+    GPUModelRunner._build_attention_metadata = build_attention_metadata

@@ -1,0 +1,81 @@
+"""Per-request memento state shared by the vLLM scheduler and workers: which keys each query may see.
+
+Both sides follow a request's tokens with `memento.attention.BlockTracker` (the one rule), fed
+incrementally as tokens arrive. The worker turns the tracker's evictions into ``hidden_from``
+(query q sees key k iff ``k <= q < hidden_from[k]``, the same compact form training uses); the
+scheduler turns them into KV blocks to give back to vLLM's pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memento.attention import BlockTracker, EvictedSpan
+from memento.config import MementoConfig
+from memento.format import SpecialIds
+
+CONFIG_ENV = "MEMENTO_BLOCK_MASKING_CONFIG"
+"""Engine-wide block masking config (JSON, the authors' `--block-masking-config` spelling)."""
+
+REQUEST_KEY = "block_masking_config"
+"""Key in `SamplingParams.extra_args` (``vllm_xargs`` over HTTP) overriding it for one request."""
+
+NEVER = 1 << 62
+"""hidden_from of a key that no query has lost yet."""
+
+
+def engine_config() -> MementoConfig | None:
+    """The engine-wide config from the environment, or None when the plugin is off."""
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        return None
+    return MementoConfig.from_json(text)
+
+
+def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
+    """A request's config: its own ``extra_args["block_masking_config"]`` (dict or JSON) or the default."""
+    override = (extra_args or {}).get(REQUEST_KEY)
+    if override is None:
+        config = default
+    else:
+        config = MementoConfig.from_json(override) if isinstance(override, str) else MementoConfig.from_dict(override)
+    if config is None or not config.evicts:
+        return None
+    if config.restart_mode:
+        raise ValueError("restart_mode is not supported by the vLLM backend: use the HF backend (MementoGenerator)")
+    return config
+
+
+@dataclass
+class RequestState:
+    """One request followed token by token: evicted spans with the position that closed them."""
+
+    tracker: BlockTracker
+    fed: int = 0
+    closed_spans: list[tuple[int, EvictedSpan]] = field(default_factory=list)  # (closing position, span)
+    hidden_from: list[int] = field(default_factory=list)  # [fed]
+
+    def advance(self, token_ids: Sequence[int], upto: int) -> None:
+        """Feed tokens ``fed..upto-1`` (positions are logical, prompt included)."""
+        for position in range(self.fed, upto):
+            step = self.tracker.feed(int(token_ids[position]))
+            self.hidden_from.append(NEVER)
+            for span in step.evicted:
+                self.closed_spans.append((position, span))
+                for key in span.positions():
+                    self.hidden_from[key] = position + 1
+        self.fed = max(self.fed, upto)
+
+
+def new_state(special_ids: SpecialIds, config: MementoConfig) -> RequestState:
+    """A fresh state for a request."""
+    return RequestState(BlockTracker(special_ids, config))
+
+
+def describe(config: MementoConfig) -> str:
+    """The config as the authors' JSON."""
+    return json.dumps(config.to_dict(), sort_keys=True)
