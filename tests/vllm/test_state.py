@@ -32,7 +32,7 @@ def test_incremental_hidden_from_equals_the_rule(config):
         for upto in sorted({rng.randint(0, len(sequence)) for _ in range(4)} | {len(sequence)}):
             state.advance(sequence, upto)  # fed in uneven chunks, as decode and prefill steps arrive
         expected = key_hidden_from(sequence, SPECIAL_IDS, config)
-        got = torch.tensor(state.hidden_from)
+        got = state.hidden_from
         never = expected == len(sequence)
         assert torch.equal(got[~never], expected[~never]) and (got[never] == NEVER).all()
 

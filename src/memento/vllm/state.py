@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from memento.attention import BlockTracker, EvictedSpan
 from memento.config import MementoConfig
 from memento.format import SpecialIds
@@ -57,17 +59,24 @@ class RequestState:
     tracker: BlockTracker
     fed: int = 0
     closed_spans: list[tuple[int, EvictedSpan]] = field(default_factory=list)  # (closing position, span)
-    hidden_from: list[int] = field(default_factory=list)  # [fed]
+    _hidden_from: torch.Tensor = field(default_factory=lambda: torch.full((256,), NEVER, dtype=torch.long))
+
+    @property
+    def hidden_from(self) -> torch.Tensor:
+        """LongTensor [fed]: the first query position that may not see each key (NEVER if none)."""
+        return self._hidden_from[: self.fed]
 
     def advance(self, token_ids: Sequence[int], upto: int) -> None:
         """Feed tokens ``fed..upto-1`` (positions are logical, prompt included)."""
+        if upto > len(self._hidden_from):
+            grown = torch.full((max(upto, 2 * len(self._hidden_from)),), NEVER, dtype=torch.long)
+            grown[: len(self._hidden_from)] = self._hidden_from
+            self._hidden_from = grown
         for position in range(self.fed, upto):
             step = self.tracker.feed(int(token_ids[position]))
-            self.hidden_from.append(NEVER)
             for span in step.evicted:
                 self.closed_spans.append((position, span))
-                for key in span.positions():
-                    self.hidden_from[key] = position + 1
+                self._hidden_from[span.start : span.stop] = position + 1
         self.fed = max(self.fed, upto)
 
 

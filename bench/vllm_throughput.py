@@ -1,0 +1,185 @@
+"""vLLM with the memento plugin vs plain vLLM: one workload, one fixed KV pool, side by side.
+
+The workload is memento-format output forced token by token (the same tokens in both runs, so
+the comparison measures the cache, not the model's choices): each request writes `--blocks`
+blocks of `--block-tokens` tokens, each closed by a memento of `--memento-tokens`, then an
+answer. The embedded toy model provides the weights and tokenizer (1,024 positions). Each run is
+its own process (in-process engine core), with the same pool, batch limit and KV block size;
+printed: peak KV blocks in use, preemptions, requests/s and generated tok/s, and the ratios.
+
+    .venv/bin/python bench/vllm_throughput.py                 # 16 requests, 240-block pool
+    .venv/bin/python bench/vllm_throughput.py --pool 1000     # a pool where nothing is preempted
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+MARKER = "BENCH-RESULT "
+
+
+def schedule(tokenizer, blocks: int, block_tokens: int, memento_tokens: int, seed: int) -> list[int]:
+    """Output token ids of one request: blocks with mementos, `</think>`, a one-digit answer, end."""
+    generator = torch.Generator().manual_seed(seed)
+    digits = [tokenizer.convert_tokens_to_ids(c) for c in "0123456789"]
+
+    def text(count: int) -> list[int]:
+        return [digits[i] for i in torch.randint(len(digits), (count,), generator=generator).tolist()]
+
+    ids = tokenizer.convert_tokens_to_ids
+    out = []
+    for _ in range(blocks):
+        out += [ids("<|block_start|>"), *text(block_tokens), ids("<|block_end|>")]
+        out += [ids("<|summary_start|>"), *text(memento_tokens), ids("<|summary_end|>")]
+    return [*out, ids("</think>"), *text(1), ids("<|im_end|>")]
+
+
+def run(mode: str, options: argparse.Namespace) -> dict:
+    """One engine, the whole workload; returns its figures (child process)."""
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    from memento.config import MementoConfig
+    from memento.toy.train import CHECKPOINT
+    from memento.vllm.engine import engine_arguments, set_environment
+
+    config = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False) if mode == "memento" else None
+    set_environment(config)
+    from transformers import AutoTokenizer
+    from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+
+    from vllm import LLM, SamplingParams
+
+    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
+    scripts = [
+        schedule(tokenizer, options.blocks, options.block_tokens, options.memento_tokens, seed)
+        for seed in range(options.requests)
+    ]
+
+    class ForceScript(LogitsProcessor):
+        """Row i emits its script's next token (script index in extra_args)."""
+
+        def __init__(self, vllm_config, device, is_pin_memory):
+            self.rows: dict[int, tuple[list[int], list[int]]] = {}
+
+        def is_argmax_invariant(self) -> bool:
+            return False
+
+        def update_state(self, batch_update: BatchUpdate | None) -> None:
+            if batch_update is None:
+                return
+            for index in batch_update.removed:
+                self.rows.pop(index, None)
+            for index, params, _, output_ids in batch_update.added:
+                self.rows[index] = (scripts[params.extra_args["script"]], output_ids)
+            for source, target, direction in batch_update.moved:
+                moving, other = self.rows.pop(source, None), self.rows.pop(target, None)
+                if moving is not None:
+                    self.rows[target] = moving
+                if other is not None and direction == MoveDirectionality.SWAP:
+                    self.rows[source] = other
+
+        def apply(self, logits: torch.Tensor) -> torch.Tensor:
+            for index, (script, output_ids) in self.rows.items():
+                step = min(len(output_ids), len(script) - 1)
+                logits[index] = float("-inf")
+                logits[index, script[step]] = 0.0
+            return logits
+
+    arguments = engine_arguments(config)
+    arguments["logits_processors"] = [*arguments.get("logits_processors", []), ForceScript]
+    llm = LLM(
+        model=str(CHECKPOINT),
+        dtype="float32",
+        enforce_eager=True,
+        block_size=options.kv_block_size,
+        num_gpu_blocks_override=options.pool,
+        max_model_len=1024,
+        max_num_seqs=options.requests,
+        gpu_memory_utilization=0.4,
+        **arguments,
+    )
+    scheduler = llm.llm_engine.engine_core.engine_core.scheduler
+    prompt = tokenizer.apply_chat_template(
+        [
+            {
+                "role": "user",
+                "content": "sum mod 10: " + " ".join(f"{c}:{i % 10}" for i, c in enumerate("abcdefghijklmn")),
+            }
+        ],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    params = [
+        SamplingParams(temperature=0, max_tokens=len(script), skip_special_tokens=False, extra_args={"script": i})
+        for i, script in enumerate(scripts)
+    ]
+    llm.generate([prompt], [SamplingParams(max_tokens=4, extra_args={"script": 0})], use_tqdm=False)  # warm-up
+    scheduler.memento_peak_blocks_in_use = 0
+    scheduler.memento_preemptions = 0
+    start = time.perf_counter()
+    outputs = llm.generate([prompt] * options.requests, params, use_tqdm=False)
+    seconds = time.perf_counter() - start
+    generated = [list(o.outputs[0].token_ids) for o in outputs]
+    assert generated == scripts, "the forced workload must be produced exactly"
+    return {
+        "seconds": seconds,
+        "tokens": sum(map(len, generated)),
+        "peak_blocks": scheduler.memento_peak_blocks_in_use,
+        "preemptions": scheduler.memento_preemptions,
+        "released": getattr(scheduler, "memento_blocks_released", 0),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--blocks", type=int, default=5)
+    parser.add_argument("--block-tokens", type=int, default=160)
+    parser.add_argument("--memento-tokens", type=int, default=20)
+    parser.add_argument("--pool", type=int, default=240, help="KV blocks in the pool")
+    parser.add_argument("--kv-block-size", type=int, default=32)
+    parser.add_argument("--child", choices=["plain", "memento"], default=None, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.child:
+        print(MARKER + json.dumps(run(options.child, options)), flush=True)
+        return
+    results = {}
+    for mode in ("plain", "memento"):
+        process = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--child", mode],
+            capture_output=True,
+            text=True,
+        )
+        lines = [line for line in process.stdout.splitlines() if line.startswith(MARKER)]
+        if process.returncode != 0 or not lines:
+            sys.exit(f"{mode} run failed:\n{process.stderr[-4000:]}")
+        results[mode] = json.loads(lines[-1].removeprefix(MARKER))
+    per_request = results["plain"]["tokens"] // options.requests
+    print(
+        f"{options.requests} requests x {per_request} generated tokens ({options.blocks} blocks of "
+        f"{options.block_tokens} + mementos of {options.memento_tokens}), pool {options.pool} blocks of "
+        f"{options.kv_block_size} tokens, toy Qwen3 fp32 on CPU"
+    )
+    print(f"{'mode':8} {'peak blocks':>11} {'preemptions':>11} {'req/s':>7} {'tok/s':>7} {'blocks freed':>12}")
+    for mode, r in results.items():
+        print(
+            f"{mode:8} {r['peak_blocks']:>11} {r['preemptions']:>11} {options.requests / r['seconds']:>7.2f} "
+            f"{r['tokens'] / r['seconds']:>7.0f} {r['released']:>12}"
+        )
+    plain, memento = results["plain"], results["memento"]
+    print(
+        f"memento vs plain: tok/s {plain['seconds'] / memento['seconds']:.2f}x, "
+        f"peak KV blocks {plain['peak_blocks'] / max(memento['peak_blocks'], 1):.2f}x lower, "
+        f"preemptions {plain['preemptions']} -> {memento['preemptions']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
