@@ -16,6 +16,7 @@ not covered.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,14 +31,59 @@ from vllm.v1.attention.backends.cpu_attn import (
 from memento.vllm import runtime
 
 
+@dataclass
+class DecodeBatch:
+    """The decode rows of a step with only the KV blocks they can still see.
+
+    rows: batch rows with one query each; block_table [R, W]: per row its blocks holding at least
+    one visible key (padded with block 0); visible [R, W * block_size]: which slots the query sees.
+    Fully evicted blocks never reach attention, so work follows the live cache, not the logical length.
+    """
+
+    rows: torch.Tensor
+    block_table: torch.Tensor
+    visible: torch.Tensor
+
+
 class MementoAttentionMetadataBuilder(CPUAttentionMetadataBuilder):
-    """The CPU metadata plus ``memento_hidden_from`` [num_reqs, longest] (rows never hidden: a huge value)."""
+    """The CPU metadata plus ``memento_hidden_from`` [num_reqs, longest] (NEVER where nothing is hidden)
+    and ``memento_decode`` (a `DecodeBatch`, shared by every layer of the step)."""
 
     def build(self, common_prefix_len: int, common_attn_metadata: Any, fast_build: bool = False) -> Any:
         metadata = super().build(common_prefix_len, common_attn_metadata, fast_build)
-        seq_lens = common_attn_metadata.seq_lens.tolist()[: common_attn_metadata.num_reqs]
-        metadata.memento_hidden_from = runtime.worker_hidden_from(seq_lens)
+        num_reqs = common_attn_metadata.num_reqs
+        seq_lens = common_attn_metadata.seq_lens.tolist()[:num_reqs]
+        hidden_from = runtime.worker_hidden_from(seq_lens)
+        metadata.memento_hidden_from = hidden_from
+        metadata.memento_decode = self._decode_batch(common_attn_metadata, seq_lens, hidden_from)
         return metadata
+
+    def _decode_batch(self, common: Any, seq_lens: list[int], hidden_from: torch.Tensor | None) -> DecodeBatch | None:
+        starts = common.query_start_loc_cpu.tolist()
+        rows = [row for row in range(len(seq_lens)) if starts[row + 1] - starts[row] == 1]
+        if not rows:
+            return None
+        size = self.block_size
+        index = torch.tensor(rows)
+        lengths = torch.tensor([seq_lens[row] for row in rows])
+        width = -(-int(lengths.max()) // size)
+        positions = torch.arange(width * size)
+        queries = lengths - 1
+        visible = positions[None, :] <= queries[:, None]  # [R, width * size]
+        if hidden_from is not None:
+            hidden = torch.full((len(rows), width * size), runtime.NEVER, dtype=torch.long)
+            available = min(hidden_from.shape[1], width * size)
+            hidden[:, :available] = hidden_from[index, :available]
+            visible &= hidden > queries[:, None]
+        per_block = visible.view(len(rows), width, size)
+        live = per_block.any(dim=2)  # [R, width]
+        kept = int(live.sum(dim=1).max())
+        order = torch.sort((~live).to(torch.int8), dim=1, stable=True).indices[:, :kept]  # live blocks first
+        live_kept = torch.gather(live, 1, order)
+        table = torch.gather(common.block_table_tensor[index, :width].long(), 1, order)
+        table = torch.where(live_kept, table, 0)
+        slots = torch.gather(per_block, 1, order[:, :, None].expand(-1, -1, size)) & live_kept[:, :, None]
+        return DecodeBatch(index, table, slots.reshape(len(rows), kept * size))
 
 
 class MementoAttentionImpl(CPUAttentionBackendImpl):
@@ -91,13 +137,35 @@ class MementoAttentionImpl(CPUAttentionBackendImpl):
         starts = attn_metadata.query_start_loc.tolist()
         seq_lens = attn_metadata.seq_lens.tolist()[: len(starts) - 1]
         out = output.view(output.shape[0], self.num_heads, self.head_size)
-        decode = [row for row, length in enumerate(seq_lens) if starts[row + 1] - starts[row] == 1]
-        if decode:
-            self._attend(query, out, cache, attn_metadata, hidden_from, decode, starts, seq_lens)
+        decode = getattr(attn_metadata, "memento_decode", None)
+        if decode is not None and self.sliding_window <= 0:
+            self._attend_decode(query, out, cache, decode, attn_metadata.query_start_loc)
+        elif decode is not None:  # windowed layers: the window is per layer, the live-block batch per step
+            rows = decode.rows.tolist()
+            self._attend(query, out, cache, attn_metadata, hidden_from, rows, starts, seq_lens)
         for row in range(len(seq_lens)):
             if starts[row + 1] - starts[row] > 1:
                 self._attend(query, out, cache, attn_metadata, hidden_from, [row], starts, seq_lens)
         return output
+
+    def _attend_decode(
+        self, query: torch.Tensor, out: torch.Tensor, cache: torch.Tensor, decode: DecodeBatch, starts: torch.Tensor
+    ) -> None:
+        """One padded sdpa over every decode row's live blocks."""
+        count, width = decode.block_table.shape
+        shape = (count, width * cache.shape[2], self.num_kv_heads, self.head_size)
+        keys = cache[:, 0][decode.block_table].view(shape).transpose(1, 2)  # [R, kv_heads, slots, D]
+        values = cache[:, 1][decode.block_table].view(shape).transpose(1, 2)
+        tokens = starts[decode.rows].long()
+        result = F.scaled_dot_product_attention(
+            query[tokens][:, :, None].float(),  # [R, H, 1, D]
+            keys.float(),
+            values.float(),
+            attn_mask=decode.visible[:, None, None, :],
+            scale=self.scale,
+            enable_gqa=self.num_heads != self.num_kv_heads,
+        )
+        out[tokens] = result[:, :, 0].to(out.dtype)
 
     def _attend(
         self,
