@@ -196,7 +196,7 @@ def _build_parser() -> argparse.ArgumentParser:
     toy_commands = toy.add_subparsers(dest="toy_command", required=True)
     toy_train = toy_commands.add_parser(
         "train",
-        help="train the toy model through `memento train --stage both` (about 15 minutes on 2 CPU cores)",
+        help="train the toy model through `memento train --stage both` (about 18 minutes on 2 CPU cores)",
     )
     toy_train.add_argument("--output", type=Path, default=Path("runs/toy"))
     toy_train.add_argument("--examples", type=int, default=None, help="training problems (default 2400)")
