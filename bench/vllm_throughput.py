@@ -52,7 +52,8 @@ def run(mode: str, options: argparse.Namespace) -> dict:
     config = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False) if mode == "memento" else None
     set_environment(config)
     from transformers import AutoTokenizer
-    from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+    from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
+    from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
     from vllm import LLM, SamplingParams
 
@@ -72,18 +73,14 @@ def run(mode: str, options: argparse.Namespace) -> dict:
             return False
 
         def update_state(self, batch_update: BatchUpdate | None) -> None:
-            if batch_update is None:
-                return
-            for index in batch_update.removed:
-                self.rows.pop(index, None)
-            for index, params, _, output_ids in batch_update.added:
-                self.rows[index] = (scripts[params.extra_args["script"]], output_ids)
-            for source, target, direction in batch_update.moved:
-                moving, other = self.rows.pop(source, None), self.rows.pop(target, None)
-                if moving is not None:
-                    self.rows[target] = moving
-                if other is not None and direction == MoveDirectionality.SWAP:
-                    self.rows[source] = other
+            process_dict_updates(
+                self.rows,
+                batch_update,
+                lambda params, _, output_ids: (
+                    scripts[params.extra_args["script"]],
+                    output_ids,
+                ),
+            )
 
         def apply(self, logits: torch.Tensor) -> torch.Tensor:
             for index, (script, output_ids) in self.rows.items():

@@ -10,7 +10,7 @@ import torch
 from memento.attention import key_hidden_from
 from memento.config import MementoConfig
 from memento.vllm import plugin
-from memento.vllm.state import CONFIG_ENV, NEVER, engine_config, new_state, request_config
+from memento.vllm.state import CONFIG_ENV, NEVER, RequestStates, engine_config, request_config
 from tests.models import SPECIAL_IDS, memento_sequence
 
 
@@ -28,7 +28,7 @@ def test_incremental_hidden_from_equals_the_rule(config):
     rng = random.Random(3)
     for _ in range(10):
         sequence = memento_sequence(rng, blocks=rng.randint(1, 6))
-        state = new_state(SPECIAL_IDS, config)
+        state = RequestStates(SPECIAL_IDS, config).get("request", None)
         for upto in sorted({rng.randint(0, len(sequence)) for _ in range(4)} | {len(sequence)}):
             state.advance(sequence, upto)  # fed in uneven chunks, as decode and prefill steps arrive
         expected = key_hidden_from(sequence, SPECIAL_IDS, config)

@@ -219,10 +219,6 @@ class MementoAttentionBackend(CPUAttentionBackend):
     """CPU_ATTN's interface with memento masking."""
 
     @staticmethod
-    def get_name() -> str:
-        return "CPU_ATTN"
-
-    @staticmethod
     def get_impl_cls() -> type[MementoAttentionImpl]:
         return MementoAttentionImpl
 

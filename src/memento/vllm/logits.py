@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor, MoveDirectionality
+from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
+from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-from memento.format import SpecialIds
-from memento.vllm.state import REQUEST_KEY, engine_config
+from memento.vllm.state import engine_config, requested_config, special_ids_for
 
 
 @dataclass
@@ -34,51 +34,25 @@ class MaxBlockTokensLogitsProcessor(LogitsProcessor):
     """Per batch row: the open block's length; rows at their cap may only emit ``<|block_end|>``."""
 
     def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
-        from transformers import AutoTokenizer
-
         model_config = vllm_config.model_config
-        tokenizer = AutoTokenizer.from_pretrained(
-            model_config.tokenizer, trust_remote_code=model_config.trust_remote_code
-        )
-        self.special_ids = SpecialIds.from_tokenizer(tokenizer)
-        default = engine_config()
-        self.default_cap = default.max_block_tokens if default is not None and default.enable else 0
+        self.special_ids = special_ids_for(model_config.tokenizer, model_config.trust_remote_code)
+        self.default = engine_config()
         self.rows: dict[int, _Row] = {}
 
     def is_argmax_invariant(self) -> bool:
         return False  # forcing a token changes greedy choices
 
-    def _cap(self, params: Any) -> int:
-        override = (getattr(params, "extra_args", None) or {}).get(REQUEST_KEY)
-        if override is None:
-            return self.default_cap
-        from memento.config import MementoConfig
-
-        config = MementoConfig.from_json(override) if isinstance(override, str) else MementoConfig.from_dict(override)
-        return config.max_block_tokens if config.enable else 0
+    def _new_row(self, params: Any, prompt_ids: list[int] | None, output_ids: list[int]) -> _Row | None:
+        config = requested_config(getattr(params, "extra_args", None), self.default)
+        if config is None or not config.enable or config.max_block_tokens <= 0:
+            return None
+        prompt = list(prompt_ids or [])
+        last_start = max((i for i, t in enumerate(prompt) if t == self.special_ids.block_start), default=-1)
+        last_end = max((i for i, t in enumerate(prompt) if t == self.special_ids.block_end), default=-1)
+        return _Row(config.max_block_tokens, output_ids, last_start, last_end, 0, len(prompt))
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
-        if batch_update is None:
-            return
-        for index in batch_update.removed:
-            self.rows.pop(index, None)
-        for index, params, prompt_ids, output_ids in batch_update.added:
-            cap = self._cap(params)
-            if cap <= 0:
-                self.rows.pop(index, None)
-                continue
-            prompt = list(prompt_ids or [])
-            last_start = max((i for i, t in enumerate(prompt) if t == self.special_ids.block_start), default=-1)
-            last_end = max((i for i, t in enumerate(prompt) if t == self.special_ids.block_end), default=-1)
-            self.rows[index] = _Row(cap, output_ids, last_start, last_end, 0, len(prompt))
-        for source, target, direction in batch_update.moved:
-            moving = self.rows.pop(source, None)
-            if direction == MoveDirectionality.SWAP:
-                other = self.rows.pop(target, None)
-                if other is not None:
-                    self.rows[source] = other
-            if moving is not None:
-                self.rows[target] = moving
+        process_dict_updates(self.rows, batch_update, self._new_row)
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
         """logits [batch, vocab] -> rows at their cap forced to ``<|block_end|>``."""

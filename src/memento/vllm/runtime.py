@@ -12,37 +12,28 @@ from typing import Any
 
 import torch
 
-from memento.format import SpecialIds
-from memento.vllm.state import NEVER, RequestState, engine_config, new_state, request_config
+from memento.vllm.state import NEVER, RequestStates, engine_config, special_ids_for
 
 _runner: Any = None
-_special_ids: SpecialIds | None = None
-_states: dict[str, RequestState | None] = {}
+_states: RequestStates | None = None
 _last_seen: dict[str, int] = {}
 _builds = 0
 _FORGET_AFTER = 4096  # builds without a request before its state is dropped (finished or long preempted)
 
 
-def _special(runner: Any) -> SpecialIds:
-    global _special_ids
-    if _special_ids is None:
-        from transformers import AutoTokenizer
-
-        config = runner.vllm_config.model_config
-        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer, trust_remote_code=config.trust_remote_code)
-        _special_ids = SpecialIds.from_tokenizer(tokenizer)
-    return _special_ids
-
-
 def worker_hidden_from(seq_lens: list[int]) -> torch.Tensor | None:
     """For the batch being built: hidden_from [num_reqs, longest] (NEVER where nothing is hidden), or None."""
-    global _builds
+    global _builds, _states
     runner = _runner
     if runner is None or not seq_lens:
         return None
+    if _states is None:
+        model_config = runner.vllm_config.model_config
+        _states = RequestStates(
+            special_ids_for(model_config.tokenizer, model_config.trust_remote_code), engine_config()
+        )
     _builds += 1
     batch = runner.input_batch
-    default = engine_config()
     result = torch.full((len(seq_lens), max(seq_lens)), NEVER, dtype=torch.long)
     masked = False
     for row, seq_len in enumerate(seq_lens):
@@ -50,21 +41,17 @@ def worker_hidden_from(seq_lens: list[int]) -> torch.Tensor | None:
             continue
         request_id = batch.req_ids[row]
         _last_seen[request_id] = _builds
-        if request_id not in _states:
-            cached = runner.requests.get(request_id)
-            params = getattr(cached, "sampling_params", None)
-            config = request_config(getattr(params, "extra_args", None), default)
-            _states[request_id] = None if config is None else new_state(_special(runner), config)
-        state = _states[request_id]
+        state = _states.get(request_id, getattr(runner.requests.get(request_id), "sampling_params", None))
         if state is None:
             continue
         state.advance(batch.token_ids_cpu[row], seq_len)
         result[row, :seq_len] = state.hidden_from[:seq_len]
         masked = True
     if _builds % 256 == 0:
-        for request_id in [r for r, seen in _last_seen.items() if _builds - seen > _FORGET_AFTER]:
-            _states.pop(request_id, None)
-            _last_seen.pop(request_id, None)
+        stale = [r for r, seen in _last_seen.items() if _builds - seen > _FORGET_AFTER]
+        _states.drop(stale)
+        for request_id in stale:
+            del _last_seen[request_id]
     return result if masked else None
 
 

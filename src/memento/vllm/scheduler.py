@@ -18,8 +18,7 @@ from typing import Any
 
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from memento.format import SpecialIds
-from memento.vllm.state import RequestState, engine_config, new_state, request_config
+from memento.vllm.state import RequestStates, engine_config, special_ids_for
 
 
 class CountingScheduler(Scheduler):
@@ -52,30 +51,16 @@ class MementoScheduler(CountingScheduler):
                 "memento block masking needs prefix caching off: KV computed under the memento mask would be "
                 "reused as if it were unmasked (pass enable_prefix_caching=False / --no-enable-prefix-caching)"
             )
-        from transformers import AutoTokenizer
-
         model_config = self.vllm_config.model_config
-        tokenizer = AutoTokenizer.from_pretrained(
-            model_config.tokenizer, trust_remote_code=model_config.trust_remote_code
+        self.memento_states = RequestStates(
+            special_ids_for(model_config.tokenizer, model_config.trust_remote_code), engine_config()
         )
-        self.memento_special_ids = SpecialIds.from_tokenizer(tokenizer)
-        self.memento_default = engine_config()
-        self.memento_states: dict[str, RequestState | None] = {}
         self.memento_blocks_released = 0
-
-    def _memento_state(self, request: Any) -> RequestState | None:
-        if request.request_id not in self.memento_states:
-            params = request.sampling_params
-            config = request_config(getattr(params, "extra_args", None), self.memento_default)
-            self.memento_states[request.request_id] = (
-                None if config is None else new_state(self.memento_special_ids, config)
-            )
-        return self.memento_states[request.request_id]
 
     def _release_evicted_blocks(self) -> None:
         managers = self.kv_cache_manager.coordinator.single_type_managers
         for request in self.running:
-            state = self._memento_state(request)
+            state = self.memento_states.get(request.request_id, request.sampling_params)
             if state is None:
                 continue
             processed = request.num_computed_tokens - getattr(request, "num_in_flight_tokens", 0)
@@ -87,11 +72,12 @@ class MementoScheduler(CountingScheduler):
                     size = manager.block_size
                     first, stop = -(-span.start // size), span.stop // size  # blocks wholly inside the span
                     blocks = manager.req_to_blocks.get(request.request_id, [])
-                    before = sum(1 for b in blocks[first:stop] if b is not manager._null_block)
+                    stop = min(stop, len(blocks))
+                    if first >= stop or blocks[stop - 1] is manager._null_block:
+                        continue  # no whole block, or released already (the range is freed from its end)
+                    live = sum(1 for block in blocks[first:stop] if block is not manager._null_block)
                     manager._remove_blocks_in_range(request.request_id, first, stop)
-                    self.memento_blocks_released += before - sum(
-                        1 for b in blocks[first:stop] if b is not manager._null_block
-                    )
+                    self.memento_blocks_released += live
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
         self._release_evicted_blocks()
@@ -108,6 +94,4 @@ class MementoScheduler(CountingScheduler):
         return result
 
     def _forget_finished(self) -> None:
-        live = set(self.requests)
-        for request_id in [r for r in self.memento_states if r not in live]:
-            del self.memento_states[request_id]
+        self.memento_states.drop(r for r in self.memento_states.states if r not in self.requests)

@@ -8,9 +8,10 @@ scheduler turns them into KV blocks to give back to vLLM's pool.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,23 +34,38 @@ NEVER = 1 << 62
 def engine_config() -> MementoConfig | None:
     """The engine-wide config from the environment, or None when the plugin is off."""
     text = os.environ.get(CONFIG_ENV)
-    if not text:
-        return None
+    return _parse(text) if text else None
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(text: str) -> MementoConfig:
     return MementoConfig.from_json(text)
 
 
-def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
-    """A request's config: its own ``extra_args["block_masking_config"]`` (dict or JSON) or the default."""
+def requested_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
+    """A request's config as given: its ``extra_args["block_masking_config"]`` (dict or JSON) or the default."""
     override = (extra_args or {}).get(REQUEST_KEY)
     if override is None:
-        config = default
-    else:
-        config = MementoConfig.from_json(override) if isinstance(override, str) else MementoConfig.from_dict(override)
+        return default
+    return _parse(override) if isinstance(override, str) else MementoConfig.from_dict(override)
+
+
+def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
+    """The config a request is masked with, or None when it evicts nothing."""
+    config = requested_config(extra_args, default)
     if config is None or not config.evicts:
         return None
     if config.restart_mode:
         raise ValueError("restart_mode is not supported by the vLLM backend: use the HF backend (MementoGenerator)")
     return config
+
+
+@functools.lru_cache(maxsize=4)
+def special_ids_for(tokenizer: str, trust_remote_code: bool = False) -> SpecialIds:
+    """The memento and ChatML token ids of a vLLM model's tokenizer (loaded once per process)."""
+    from transformers import AutoTokenizer
+
+    return SpecialIds.from_tokenizer(AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code))
 
 
 @dataclass
@@ -80,9 +96,24 @@ class RequestState:
         self.fed = max(self.fed, upto)
 
 
-def new_state(special_ids: SpecialIds, config: MementoConfig) -> RequestState:
-    """A fresh state for a request."""
-    return RequestState(BlockTracker(special_ids, config))
+class RequestStates:
+    """Requests by id, each followed from its first step (None: the request is not masked)."""
+
+    def __init__(self, special_ids: SpecialIds, default: MementoConfig | None) -> None:
+        self.special_ids = special_ids
+        self.default = default
+        self.states: dict[str, RequestState | None] = {}
+
+    def get(self, request_id: str, params: Any) -> RequestState | None:
+        """The state of `request_id`, created from its sampling params' ``extra_args`` on first sight."""
+        if request_id not in self.states:
+            config = request_config(getattr(params, "extra_args", None), self.default)
+            self.states[request_id] = None if config is None else RequestState(BlockTracker(self.special_ids, config))
+        return self.states[request_id]
+
+    def drop(self, request_ids: Iterable[str]) -> None:
+        for request_id in list(request_ids):
+            self.states.pop(request_id, None)
 
 
 def describe(config: MementoConfig) -> str:
