@@ -47,15 +47,14 @@ def run(mode: str, options: argparse.Namespace) -> dict:
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from memento.config import MementoConfig
     from memento.toy.train import CHECKPOINT
-    from memento.vllm.engine import engine_arguments, set_environment
+    from memento.vllm.engine import offline_llm
 
     config = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False) if mode == "memento" else None
-    set_environment(config)
     from transformers import AutoTokenizer
     from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
     from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
     tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
     scripts = [
@@ -89,10 +88,9 @@ def run(mode: str, options: argparse.Namespace) -> dict:
                 logits[index, script[step]] = 0.0
             return logits
 
-    arguments = engine_arguments(config)
-    arguments["logits_processors"] = [*arguments.get("logits_processors", []), ForceScript]
-    llm = LLM(
-        model=str(CHECKPOINT),
+    llm = offline_llm(
+        CHECKPOINT,
+        config,
         dtype="float32",
         enforce_eager=True,
         block_size=options.kv_block_size,
@@ -100,7 +98,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
         max_model_len=1024,
         max_num_seqs=options.requests,
         gpu_memory_utilization=0.4,
-        **arguments,
+        logits_processors=[ForceScript],
     )
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     prompt = tokenizer.apply_chat_template(

@@ -15,14 +15,12 @@ def main() -> None:
     spec = json.load(sys.stdin)
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine core in this process: starts in seconds
     from memento.config import MementoConfig
-    from memento.vllm.engine import engine_arguments, set_environment
+    from memento.vllm.engine import offline_llm
 
     default = None if spec["engine_config"] is None else MementoConfig.from_dict(spec["engine_config"])
-    set_environment(default)
-    from vllm import LLM, SamplingParams
-
-    llm = LLM(
-        model=spec["model"],
+    llm = offline_llm(
+        spec["model"],
+        default,
         dtype="float32",
         enforce_eager=True,
         block_size=spec.get("block_size", 32),
@@ -31,8 +29,9 @@ def main() -> None:
         max_num_seqs=spec.get("max_num_seqs", 16),
         gpu_memory_utilization=0.4,
         seed=0,
-        **engine_arguments(default),
     )
+    from vllm import SamplingParams
+
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     results = []
     for job in spec["jobs"]:

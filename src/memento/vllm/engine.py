@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig
@@ -32,16 +33,16 @@ def engine_arguments(config: MementoConfig | None) -> dict[str, Any]:
 
 def server_flags(config: MementoConfig | None) -> list[str]:
     """The same arguments as flags of vLLM's OpenAI-compatible server."""
-    if config is None:
-        return ["--scheduler-cls", COUNTING_SCHEDULER, "--no-async-scheduling"]
-    return [
-        "--scheduler-cls",
-        SCHEDULER,
-        "--logits-processors",
-        LOGITS_PROCESSOR,
-        "--no-enable-prefix-caching",
-        "--no-async-scheduling",
-    ]
+    flags: list[str] = []
+    for name, value in engine_arguments(config).items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            flags += [flag, *value]
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def set_environment(config: MementoConfig | None, environment: dict[str, str] | None = None) -> dict[str, str]:
@@ -52,3 +53,20 @@ def set_environment(config: MementoConfig | None, environment: dict[str, str] | 
     else:
         environment[CONFIG_ENV] = describe(config)
     return environment  # type: ignore[return-value]
+
+
+def offline_llm(model: str | Path, config: MementoConfig | None, **llm_arguments: Any) -> Any:
+    """A `vllm.LLM` with memento masking (`config` None = plain vLLM with the counting scheduler).
+
+    Call before vLLM starts anything in this process: the plugin is registered once per process, from
+    the environment this sets. Extra ``logits_processors`` are kept after the plugin's.
+    """
+    set_environment(config)
+    from vllm import LLM
+
+    arguments = engine_arguments(config)
+    extra_processors = llm_arguments.pop("logits_processors", [])
+    processors = [*arguments.get("logits_processors", []), *extra_processors]
+    if processors:
+        arguments["logits_processors"] = processors
+    return LLM(model=str(model), **arguments, **llm_arguments)
