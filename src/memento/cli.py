@@ -320,7 +320,8 @@ def _run_serve(args: argparse.Namespace) -> int:
         memory_fraction=args.memory_fraction,
         extra=args.vllm_args,
     )
-    return serve(argv, environment)
+    serve(argv, environment)
+    return 0  # not reached: serve() replaces this process
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -9,8 +9,6 @@ per request with ``extra_body={"vllm_xargs": {"block_masking_config": "<json>"}}
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,15 +59,9 @@ def server_command(
     return argv, environment
 
 
-def serve(argv: list[str], environment: dict[str, str]) -> int:
-    """Run the server in the foreground until it exits or is interrupted; returns its exit code."""
-    process = subprocess.Popen(argv, env=environment)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait()
+def serve(argv: list[str], environment: dict[str, str]) -> None:
+    """Become the server: this process is replaced by vLLM's, so signals (Ctrl-C, SIGTERM from a
+    supervisor) reach vLLM itself, which shuts its engine processes down. Never returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, environment)
