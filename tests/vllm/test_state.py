@@ -1,40 +1,12 @@
-"""The plugin's per-request state follows the one rule and reads its options strictly."""
+"""The plugin reads its options strictly: engine-wide and per request."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
-import torch
 
-from memento.attention import key_hidden_from
 from memento.config import MementoConfig
 from memento.vllm import plugin
-from memento.vllm.state import CONFIG_ENV, NEVER, RequestStates, engine_config, request_config
-from tests.models import SPECIAL_IDS, memento_sequence
-
-
-@pytest.mark.parametrize(
-    "config",
-    [
-        MementoConfig(mask_delimiters=False),
-        MementoConfig(mask_delimiters=True),
-        MementoConfig(mask_delimiters=False, keep_last_n_blocks=2),
-        MementoConfig(mask_delimiters=True, keep_last_block_for_answer=True),
-    ],
-    ids=str,
-)
-def test_incremental_hidden_from_equals_the_rule(config):
-    rng = random.Random(3)
-    for _ in range(10):
-        sequence = memento_sequence(rng, blocks=rng.randint(1, 6))
-        state = RequestStates(SPECIAL_IDS, config).get("request", None)
-        for upto in sorted({rng.randint(0, len(sequence)) for _ in range(4)} | {len(sequence)}):
-            state.advance(sequence, upto)  # fed in uneven chunks, as decode and prefill steps arrive
-        expected = key_hidden_from(sequence, SPECIAL_IDS, config)
-        got = state.hidden_from
-        never = expected == len(sequence)
-        assert torch.equal(got[~never], expected[~never]) and (got[never] == NEVER).all()
+from memento.vllm.state import CONFIG_ENV, engine_config, request_config
 
 
 def test_request_config_overrides_the_engine_default():

@@ -1,12 +1,12 @@
-"""vLLM scheduler that gives evicted blocks' KV memory back to the pool.
+"""vLLM schedulers: memento eviction that gives KV blocks back to the pool, and a counting baseline.
 
-Before each scheduling step, every running request's new tokens go through its tracker; a span
-evicted by a ``<|summary_end|>`` at position p is released once p's own forward has run (that
-token still attends to the block). Whole KV blocks inside the span are freed and replaced by
-vLLM's null block, which keeps every later block at its logical index, so positions never move;
-the partly covered blocks at the span's edges stay and are masked in attention. A preempted
-request gets all its blocks back when it is recomputed; its spans are freed again once the
-recompute has passed them.
+A request's live KV is kept packed (see `memento.vllm.layout`): once the ``<|summary_end|>`` that
+closes a span has had its own forward (that token still attends to the block), the worker moves
+the tokens after the span down and this scheduler gives back every block-table entry that then
+holds nothing (vLLM's null block takes its place, so later entries keep their logical index and
+positions never move). Prefill chunks (prompts holding finished blocks, recompute after a
+preemption) are cut right after each closing token, so every forward is plain causal attention
+over the packed cache. A preempted request is recomputed from its start and re-evicts as it goes.
 
 Use with ``--scheduler-cls memento.vllm.scheduler.MementoScheduler`` (`memento serve --backend
 vllm` sets it).
@@ -34,11 +34,15 @@ class CountingScheduler(Scheduler):
         return super()._preempt_request(*args, **kwargs)
 
     def schedule(self, *args: Any, **kwargs: Any) -> Any:
+        self._before_schedule()
         output = super().schedule(*args, **kwargs)
         pool = self.kv_cache_manager.block_pool
         in_use = pool.num_gpu_blocks - 1 - pool.get_num_free_blocks()  # the null block is never free
         self.memento_peak_blocks_in_use = max(self.memento_peak_blocks_in_use, in_use)
         return output
+
+    def _before_schedule(self) -> None:
+        """Hook run before each step is scheduled."""
 
 
 class MementoScheduler(CountingScheduler):
@@ -52,36 +56,51 @@ class MementoScheduler(CountingScheduler):
                 "reused as if it were unmasked (pass enable_prefix_caching=False / --no-enable-prefix-caching)"
             )
         model_config = self.vllm_config.model_config
+        if len(self.kv_cache_config.kv_cache_groups) != 1:
+            raise ValueError(
+                "memento block masking supports models with one KV cache group (every layer full attention); "
+                f"this model has {len(self.kv_cache_config.kv_cache_groups)}"
+            )
         self.memento_states = RequestStates(
-            special_ids_for(model_config.tokenizer, model_config.trust_remote_code), engine_config()
+            special_ids_for(model_config.tokenizer, model_config.trust_remote_code),
+            engine_config(),
+            self.cache_config.block_size,
         )
         self.memento_blocks_released = 0
 
-    def _release_evicted_blocks(self) -> None:
-        managers = self.kv_cache_manager.coordinator.single_type_managers
+    def _preempt_request(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        state = self.memento_states.get(request.request_id, request.sampling_params)
+        if state is not None:
+            state.layout.reset()  # its blocks all go back; the recompute re-evicts as it passes each span
+        return super()._preempt_request(request, *args, **kwargs)
+
+    def _reserve_prefill_lookahead(self, request: Any, num_computed_tokens: int, num_new_tokens: int) -> int:
+        """vLLM's per-request chunk hook: also end a chunk right after a token that closes a span."""
+        count = super()._reserve_prefill_lookahead(request, num_computed_tokens, num_new_tokens)
+        state = self.memento_states.get(request.request_id, request.sampling_params)
+        if state is None or count <= 1:
+            return count
+        state.advance(request.all_token_ids, request.num_tokens)
+        closing = state.first_closing(num_computed_tokens, num_computed_tokens + count - 1)
+        return count if closing is None else closing + 1 - num_computed_tokens
+
+    def _before_schedule(self) -> None:
+        """Give back the entries the running requests' layouts emptied.
+
+        The worker compacted them right after the forward that computed the closing token, so the
+        blocks hold nothing live and may go to any request scheduled now.
+        """
+        (manager,) = self.kv_cache_manager.coordinator.single_type_managers
         for request in self.running:
             state = self.memento_states.get(request.request_id, request.sampling_params)
             if state is None:
                 continue
-            processed = request.num_computed_tokens - getattr(request, "num_in_flight_tokens", 0)
-            state.advance(request.all_token_ids, min(request.num_tokens, max(processed, 0)))
-            for closed_at, span in state.closed_spans:
-                if closed_at >= processed:
-                    break  # its closing token has not run yet
-                for manager in managers:
-                    size = manager.block_size
-                    first, stop = -(-span.start // size), span.stop // size  # blocks wholly inside the span
-                    blocks = manager.req_to_blocks.get(request.request_id, [])
-                    stop = min(stop, len(blocks))
-                    if first >= stop or blocks[stop - 1] is manager._null_block:
-                        continue  # no whole block, or released already (the range is freed from its end)
-                    live = sum(1 for block in blocks[first:stop] if block is not manager._null_block)
-                    manager._remove_blocks_in_range(request.request_id, first, stop)
-                    self.memento_blocks_released += live
-
-    def schedule(self, *args: Any, **kwargs: Any) -> Any:
-        self._release_evicted_blocks()
-        return super().schedule(*args, **kwargs)
+            computed = request.num_computed_tokens
+            state.advance(request.all_token_ids, computed)
+            plan = state.layout.begin_step(computed, state.closed_spans)
+            for entry in plan.released_entries:
+                manager._remove_blocks_in_range(request.request_id, entry, entry + 1)
+            self.memento_blocks_released += len(plan.released_entries)
 
     def finish_requests(self, *args: Any, **kwargs: Any) -> Any:
         result = super().finish_requests(*args, **kwargs)

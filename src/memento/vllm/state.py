@@ -1,13 +1,13 @@
-"""Per-request memento state shared by the vLLM scheduler and workers: which keys each query may see.
+"""Per-request memento state kept by the vLLM scheduler and by the worker: which spans are evicted, where.
 
 Both sides follow a request's tokens with `memento.attention.BlockTracker` (the one rule), fed
-incrementally as tokens arrive. The worker turns the tracker's evictions into ``hidden_from``
-(query q sees key k iff ``k <= q < hidden_from[k]``, the same compact form training uses); the
-scheduler turns them into KV blocks to give back to vLLM's pool.
+incrementally as tokens arrive, and lay its live KV out with a `PhysicalLayout`: the scheduler
+gives the emptied KV blocks back to vLLM's pool, the worker moves K/V and writes new tokens.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import os
@@ -15,20 +15,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from memento.attention import BlockTracker, EvictedSpan
 from memento.config import MementoConfig
 from memento.format import SpecialIds
+from memento.vllm.layout import PhysicalLayout
 
 CONFIG_ENV = "MEMENTO_BLOCK_MASKING_CONFIG"
 """Engine-wide block masking config (JSON, the authors' `--block-masking-config` spelling)."""
 
 REQUEST_KEY = "block_masking_config"
 """Key in `SamplingParams.extra_args` (``vllm_xargs`` over HTTP) overriding it for one request."""
-
-NEVER = 1 << 62
-"""hidden_from of a key that no query has lost yet."""
 
 
 def engine_config() -> MementoConfig | None:
@@ -70,45 +66,51 @@ def special_ids_for(tokenizer: str, trust_remote_code: bool = False) -> SpecialI
 
 @dataclass
 class RequestState:
-    """One request followed token by token: evicted spans with the position that closed them."""
+    """One request followed token by token: evicted spans with the position that closed them.
+
+    A span closed at position c is seen by queries up to c and hidden from c + 1 on.
+    """
 
     tracker: BlockTracker
+    layout: PhysicalLayout
     fed: int = 0
     closed_spans: list[tuple[int, EvictedSpan]] = field(default_factory=list)  # (closing position, span)
-    _hidden_from: torch.Tensor = field(default_factory=lambda: torch.full((256,), NEVER, dtype=torch.long))
-
-    @property
-    def hidden_from(self) -> torch.Tensor:
-        """LongTensor [fed]: the first query position that may not see each key (NEVER if none)."""
-        return self._hidden_from[: self.fed]
+    _closing_positions: list[int] = field(default_factory=list)
 
     def advance(self, token_ids: Sequence[int], upto: int) -> None:
         """Feed tokens ``fed..upto-1`` (positions are logical, prompt included)."""
-        if upto > len(self._hidden_from):
-            grown = torch.full((max(upto, 2 * len(self._hidden_from)),), NEVER, dtype=torch.long)
-            grown[: len(self._hidden_from)] = self._hidden_from
-            self._hidden_from = grown
         for position in range(self.fed, upto):
-            step = self.tracker.feed(int(token_ids[position]))
-            for span in step.evicted:
+            for span in self.tracker.feed(int(token_ids[position])).evicted:
                 self.closed_spans.append((position, span))
-                self._hidden_from[span.start : span.stop] = position + 1
+                self._closing_positions.append(position)
         self.fed = max(self.fed, upto)
+
+    def first_closing(self, start: int, stop: int) -> int | None:
+        """The first position in [start, stop) that closes a span (fed tokens only), or None."""
+        index = bisect.bisect_left(self._closing_positions, start)
+        if index < len(self._closing_positions) and self._closing_positions[index] < stop:
+            return self._closing_positions[index]
+        return None
 
 
 class RequestStates:
     """Requests by id, each followed from its first step (None: the request is not masked)."""
 
-    def __init__(self, special_ids: SpecialIds, default: MementoConfig | None) -> None:
+    def __init__(self, special_ids: SpecialIds, default: MementoConfig | None, block_size: int) -> None:
         self.special_ids = special_ids
         self.default = default
+        self.block_size = block_size
         self.states: dict[str, RequestState | None] = {}
 
     def get(self, request_id: str, params: Any) -> RequestState | None:
         """The state of `request_id`, created from its sampling params' ``extra_args`` on first sight."""
         if request_id not in self.states:
             config = request_config(getattr(params, "extra_args", None), self.default)
-            self.states[request_id] = None if config is None else RequestState(BlockTracker(self.special_ids, config))
+            self.states[request_id] = (
+                None
+                if config is None
+                else RequestState(BlockTracker(self.special_ids, config), PhysicalLayout(self.block_size))
+            )
         return self.states[request_id]
 
     def drop(self, request_ids: Iterable[str]) -> None:

@@ -1,0 +1,130 @@
+"""Where a request's live KV lies in its vLLM blocks once evicted spans are compacted away.
+
+vLLM addresses a request's KV by logical position: block-table entry i holds positions
+[i * block_size, (i + 1) * block_size). With eviction we keep positions logical for RoPE but
+store the live tokens (those no later query has lost) packed in logical order: physical index p
+lies in the p-th slot of the request's *real* entries (the ones not given back), in table order.
+An evicted span is removed by moving the tokens after it down, and the entries that then hold
+nothing are given back to vLLM's pool. vLLM's attention kernel then runs unchanged on the
+physical block table and lengths: after compaction every key a decode query may see is exactly
+the packed prefix, so causal attention over it is the memento rule.
+
+Both the scheduler (which gives entries back) and the worker (which moves K/V and writes new
+tokens) keep a `PhysicalLayout` per request and drive it with the same inputs at the same step
+(the request's computed-token count before the step and the spans the rule closed), so they
+agree on every entry without a channel between them. Pure Python: no vLLM import.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+from memento.attention import EvictedSpan
+
+
+@dataclass
+class StepPlan:
+    """What one step changes: K/V moves (old physical index -> new) and entries given back."""
+
+    moves: list[tuple[int, int]]
+    released_entries: list[int]
+    live_tokens: int
+
+
+@dataclass
+class PhysicalLayout:
+    """One request's packed KV: live logical positions in physical order, entries given back.
+
+    positions: logical position of physical slot p (increasing: compaction keeps the order).
+    released: block-table entries given back to the pool (vLLM's null block in the scheduler).
+    """
+
+    block_size: int
+    positions: list[int] = field(default_factory=list)
+    released: set[int] = field(default_factory=set)
+    processed: int = 0
+    written: int = 0
+    spans_applied: int = 0
+    _held_before: list[int] = field(default_factory=list)  # real entries below the last released one
+    _bound: int = 0  # 1 + the last released entry
+
+    def begin_step(self, processed: int, closed_spans: list[tuple[int, EvictedSpan]]) -> StepPlan:
+        """Bring the layout to the start of a step that runs after `processed` tokens have been computed.
+
+        Spans closed by a token before `processed` (whose own forward has run) are removed; then
+        the entries wholly before the logical write position that no longer hold live tokens are
+        given back. Idempotent for the same `processed`. A smaller `processed` than last time
+        means the request was preempted and is recomputed from its start: the layout restarts.
+        """
+        if processed < self.processed:
+            self.reset()
+        if self.written > processed:  # the same step built again: forget its placed tokens
+            del self.positions[bisect.bisect_left(self.positions, processed) :]
+            self.written = processed
+        self.positions.extend(range(self.written, processed))
+        crossed = processed // self.block_size != self.processed // self.block_size
+        self.processed = self.written = processed
+        moves = self._apply_evictions(closed_spans, processed)
+        if moves is None and not crossed:
+            return StepPlan([], [], len(self.positions))
+        return StepPlan(moves or [], self._release_surplus(processed), len(self.positions))
+
+    def reset(self) -> None:
+        """Forget the layout: the request lost its blocks (preempted) and is recomputed from its start."""
+        self.positions, self.released, self._held_before = [], set(), []
+        self.processed = self.written = self.spans_applied = self._bound = 0
+
+    def _apply_evictions(
+        self, closed_spans: list[tuple[int, EvictedSpan]], processed: int
+    ) -> list[tuple[int, int]] | None:
+        """Remove the spans now due; the (old, new) physical index of every token that moves, None if none due."""
+        due = self.spans_applied
+        while due < len(closed_spans) and closed_spans[due][0] < processed:
+            due += 1
+        if due == self.spans_applied:
+            return None
+        spans = [span for _, span in closed_spans[self.spans_applied : due]]
+        self.spans_applied = due
+        first = bisect.bisect_left(self.positions, min(span.start for span in spans))
+        kept = [
+            (index, position)
+            for index, position in enumerate(self.positions[first:], start=first)
+            if not any(span.start <= position < span.stop for span in spans)
+        ]
+        self.positions[first:] = [position for _, position in kept]
+        return [(index, new) for new, (index, _) in enumerate(kept, start=first) if index != new]
+
+    def _release_surplus(self, processed: int) -> list[int]:
+        """Entries wholly before the write position beyond the first ceil(live / block_size) real ones.
+
+        Run only when spans were removed or the write position entered a new entry, the only
+        times a surplus can appear (the scheduler and the worker must run it alike).
+        """
+        needed = -(-len(self.positions) // self.block_size)
+        released = []
+        real = 0
+        for entry in range(processed // self.block_size):
+            if entry in self.released:
+                continue
+            real += 1
+            if real > needed:
+                released.append(entry)
+        if released:
+            self.released.update(released)
+            self._bound = max(self.released) + 1
+            self._held_before = [entry for entry in range(self._bound) if entry not in self.released]
+        return released
+
+    def place(self, count: int) -> int:
+        """Append the step's `count` new tokens (logical processed..processed+count-1); their first physical index."""
+        start = len(self.positions)
+        self.positions.extend(range(self.processed, self.processed + count))
+        self.written = self.processed + count
+        return start
+
+    def real_entries(self, num_entries: int) -> list[int]:
+        """Table entries [0, num_entries) still held, in order: physical slot p is in entry [p // block_size]."""
+        if num_entries <= self._bound:
+            return [entry for entry in self._held_before if entry < num_entries]
+        return [*self._held_before, *range(self._bound, num_entries)]
