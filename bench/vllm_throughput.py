@@ -2,13 +2,15 @@
 
 The workload is memento-format output forced token by token (the same tokens in both runs, so
 the comparison measures the cache, not the model's choices): each request writes `--blocks`
-blocks of `--block-tokens` tokens, each closed by a memento of `--memento-tokens`, then an
-answer. The embedded toy model provides the weights and tokenizer (1,024 positions). Each run is
-its own process (in-process engine core), with the same pool, batch limit and KV block size;
-printed: peak KV blocks in use, preemptions, requests/s and generated tok/s, and the ratios.
+blocks of `--block-tokens` tokens, each closed by a memento of `--memento-tokens` (the paper's
+traces: ~1,150-token blocks, ~6x compression), then an answer. The model is a randomly
+initialised Qwen3 (`--hidden-size`, `--layers`, 8,192 positions) with the embedded toy model's
+tokenizer; forced tokens make its weights irrelevant. Each run is its own process (in-process
+engine core) with the same pool, batch limit and KV block size. Printed: peak KV blocks in use,
+preemptions, mean running requests per step, requests/s and generated tok/s, and the ratios.
 
-    .venv/bin/python bench/vllm_throughput.py                 # 16 requests, 240-block pool
-    .venv/bin/python bench/vllm_throughput.py --pool 1000     # a pool where nothing is preempted
+    .venv/bin/python bench/vllm_throughput.py              # 16 requests x ~3.7k tokens, 1,000-block pool
+    .venv/bin/python bench/vllm_throughput.py --pool 4000  # a pool where nothing is preempted
 """
 
 from __future__ import annotations
@@ -18,12 +20,40 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 MARKER = "BENCH-RESULT "
+MAX_POSITIONS = 8192
+
+
+def write_model(directory: Path, hidden_size: int, layers: int) -> None:
+    """A seeded random Qwen3 with the toy tokenizer (head_dim 64, GQA 2:1), saved for vLLM."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+
+    from memento.toy.train import CHECKPOINT
+
+    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
+    heads = max(2, hidden_size // 64)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=3 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads // 2,
+        head_dim=64,
+        max_position_embeddings=MAX_POSITIONS,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
 
 
 def schedule(tokenizer, blocks: int, block_tokens: int, memento_tokens: int, seed: int) -> list[int]:
@@ -46,7 +76,6 @@ def run(mode: str, options: argparse.Namespace) -> dict:
     """One engine, the whole workload; returns its figures (child process)."""
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     from memento.config import MementoConfig
-    from memento.toy.train import CHECKPOINT
     from memento.vllm.engine import offline_llm
 
     config = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False) if mode == "memento" else None
@@ -56,7 +85,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
 
     from vllm import SamplingParams
 
-    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
+    tokenizer = AutoTokenizer.from_pretrained(options.model)
     scripts = [
         schedule(tokenizer, options.blocks, options.block_tokens, options.memento_tokens, seed)
         for seed in range(options.requests)
@@ -89,13 +118,13 @@ def run(mode: str, options: argparse.Namespace) -> dict:
             return logits
 
     llm = offline_llm(
-        CHECKPOINT,
+        options.model,
         config,
         dtype="float32",
         enforce_eager=True,
         block_size=options.kv_block_size,
         num_gpu_blocks_override=options.pool,
-        max_model_len=1024,
+        max_model_len=MAX_POSITIONS,
         max_num_seqs=options.requests,
         gpu_memory_utilization=0.4,
         logits_processors=[ForceScript],
@@ -118,6 +147,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
     llm.generate([prompt], [SamplingParams(max_tokens=4, extra_args={"script": 0})], use_tqdm=False)  # warm-up
     scheduler.memento_peak_blocks_in_use = 0
     scheduler.memento_preemptions = 0
+    scheduler.memento_steps = scheduler.memento_running_sum = 0
     start = time.perf_counter()
     outputs = llm.generate([prompt] * options.requests, params, use_tqdm=False)
     seconds = time.perf_counter() - start
@@ -128,6 +158,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
         "tokens": sum(map(len, generated)),
         "peak_blocks": scheduler.memento_peak_blocks_in_use,
         "preemptions": scheduler.memento_preemptions,
+        "mean_running": scheduler.memento_running_sum / max(scheduler.memento_steps, 1),
         "released": getattr(scheduler, "memento_blocks_released", 0),
     }
 
@@ -135,38 +166,40 @@ def run(mode: str, options: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=16)
-    parser.add_argument("--blocks", type=int, default=5)
-    parser.add_argument("--block-tokens", type=int, default=160)
-    parser.add_argument("--memento-tokens", type=int, default=20)
-    parser.add_argument("--pool", type=int, default=240, help="KV blocks in the pool")
+    parser.add_argument("--blocks", type=int, default=8)
+    parser.add_argument("--block-tokens", type=int, default=400)
+    parser.add_argument("--memento-tokens", type=int, default=60)
+    parser.add_argument("--pool", type=int, default=1000, help="KV blocks in the pool")
     parser.add_argument("--kv-block-size", type=int, default=32)
+    parser.add_argument("--hidden-size", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["plain", "memento"], default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         print(MARKER + json.dumps(run(options.child, options)), flush=True)
         return
     results = {}
-    for mode in ("plain", "memento"):
-        process = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--child", mode],
-            capture_output=True,
-            text=True,
-        )
-        lines = [line for line in process.stdout.splitlines() if line.startswith(MARKER)]
-        if process.returncode != 0 or not lines:
-            sys.exit(f"{mode} run failed:\n{process.stderr[-4000:]}")
-        results[mode] = json.loads(lines[-1].removeprefix(MARKER))
+    with tempfile.TemporaryDirectory() as directory:
+        write_model(Path(directory), options.hidden_size, options.layers)
+        for mode in ("plain", "memento"):
+            command = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--child", mode]
+            process = subprocess.run([*command, "--model", directory], capture_output=True, text=True)
+            lines = [line for line in process.stdout.splitlines() if line.startswith(MARKER)]
+            if process.returncode != 0 or not lines:
+                sys.exit(f"{mode} run failed:\n{process.stderr[-4000:]}")
+            results[mode] = json.loads(lines[-1].removeprefix(MARKER))
     per_request = results["plain"]["tokens"] // options.requests
     print(
         f"{options.requests} requests x {per_request} generated tokens ({options.blocks} blocks of "
         f"{options.block_tokens} + mementos of {options.memento_tokens}), pool {options.pool} blocks of "
-        f"{options.kv_block_size} tokens, toy Qwen3 fp32 on CPU"
+        f"{options.kv_block_size} tokens, Qwen3 {options.layers} x {options.hidden_size} fp32 on CPU"
     )
-    print(f"{'mode':8} {'peak blocks':>11} {'preemptions':>11} {'req/s':>7} {'tok/s':>7} {'blocks freed':>12}")
+    print(f"{'mode':8} {'peak blocks':>11} {'preemptions':>11} {'running':>7} {'req/s':>7} {'tok/s':>7} {'freed':>7}")
     for mode, r in results.items():
         print(
-            f"{mode:8} {r['peak_blocks']:>11} {r['preemptions']:>11} {options.requests / r['seconds']:>7.2f} "
-            f"{r['tokens'] / r['seconds']:>7.0f} {r['released']:>12}"
+            f"{mode:8} {r['peak_blocks']:>11} {r['preemptions']:>11} {r['mean_running']:>7.1f} "
+            f"{options.requests / r['seconds']:>7.3f} {r['tokens'] / r['seconds']:>7.0f} {r['released']:>7}"
         )
     plain, memento = results["plain"], results["memento"]
     print(

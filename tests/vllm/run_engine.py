@@ -29,6 +29,7 @@ def main() -> None:
         max_num_seqs=spec.get("max_num_seqs", 16),
         gpu_memory_utilization=0.4,
         seed=0,
+        max_logprobs=-1,  # prompt_logprobs may ask for the whole vocabulary
     )
     from vllm import SamplingParams
 
@@ -37,7 +38,12 @@ def main() -> None:
     for job in spec["jobs"]:
         extra = None if job.get("config") is None else {"block_masking_config": job["config"]}
         params = SamplingParams(
-            temperature=0, max_tokens=job["max_tokens"], skip_special_tokens=False, extra_args=extra
+            temperature=0,
+            max_tokens=job["max_tokens"],
+            skip_special_tokens=False,
+            extra_args=extra,
+            prompt_logprobs=job.get("prompt_logprobs"),
+            logprobs=job.get("logprobs"),
         )
         released = getattr(scheduler, "memento_blocks_released", 0)
         scheduler.memento_peak_blocks_in_use = 0
@@ -46,6 +52,18 @@ def main() -> None:
         results.append(
             {
                 "token_ids": [list(o.outputs[0].token_ids) for o in outputs],
+                "prompt_logprobs": [  # per prompt position i >= 1: {token id: log p(token | prompt[:i])}
+                    [{token: entry.logprob for token, entry in position.items()} for position in o.prompt_logprobs[1:]]
+                    for o in outputs
+                ]
+                if job.get("prompt_logprobs")
+                else None,
+                "logprobs": [  # per generated token: {token id: log p(token | everything before)}
+                    [{token: entry.logprob for token, entry in step.items()} for step in o.outputs[0].logprobs]
+                    for o in outputs
+                ]
+                if job.get("logprobs")
+                else None,
                 "blocks_released": getattr(scheduler, "memento_blocks_released", 0) - released,
                 "peak_blocks_in_use": scheduler.memento_peak_blocks_in_use,
                 "preemptions": scheduler.memento_preemptions - preemptions,

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from memento.config import MementoConfig
 from memento.format import SpecialIds
@@ -55,23 +56,39 @@ def toy():
 
 
 @pytest.fixture(scope="module")
-def vllm_runs(toy):
+def continuations(toy):
+    """Prompts that already hold two finished blocks and part of a third (a trace being continued)."""
+    _, tokenizer, prompt_ids = toy
+    summary_end = SpecialIds.from_tokenizer(tokenizer).summary_end
+    prompts = []
+    for prompt, tokens in zip(prompt_ids, _reference(toy, CONFIGS[0]), strict=True):
+        second_end = [i for i, token in enumerate(tokens) if token == summary_end][1]
+        prompts.append(prompt + tokens[: second_end + 9])
+    return prompts
+
+
+@pytest.fixture(scope="module")
+def vllm_runs(toy, continuations):
     _, _, prompt_ids = toy
-    jobs = [{"prompt_ids": prompt_ids, "config": config, "max_tokens": MAX_TOKENS} for config in CONFIGS]
-    with_plugin = _run_engine({"enable": False}, jobs)  # engine default off; each job sets its own config
+    jobs = [
+        {"prompt_ids": prompt_ids, "config": config, "max_tokens": MAX_TOKENS, "logprobs": -1 if i in (0, 3) else None}
+        for i, config in enumerate(CONFIGS)
+    ]
+    jobs.append({"prompt_ids": continuations, "config": CONFIGS[1], "max_tokens": 200, "prompt_logprobs": -1})
+    *with_plugin, continued = _run_engine({"enable": False}, jobs)  # engine default off; each job sets its own
     plain = _run_engine(None, [{"prompt_ids": prompt_ids, "config": None, "max_tokens": MAX_TOKENS}])[0]
-    return dict(zip(map(json.dumps, CONFIGS), with_plugin, strict=True)), plain
+    return dict(zip(map(json.dumps, CONFIGS), with_plugin, strict=True)), plain, continued
 
 
-def _reference(toy, config: dict) -> list[list[int]]:
-    model, tokenizer, prompt_ids = toy
+def _reference(toy, config: dict, prompt_ids: list[list[int]] | None = None, max_tokens: int = MAX_TOKENS):
+    model, tokenizer, toy_prompts = toy
     generator = MementoGenerator(model, tokenizer, MementoConfig.from_dict(config))
-    return [r.token_ids for r in generator.generate(prompt_ids, max_new_tokens=MAX_TOKENS)]
+    return [r.token_ids for r in generator.generate(prompt_ids or toy_prompts, max_new_tokens=max_tokens)]
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=json.dumps)
 def test_plugin_tokens_equal_memento_generator(toy, vllm_runs, config):
-    runs, _ = vllm_runs
+    runs, _, _ = vllm_runs
     run = runs[json.dumps(config)]
     assert run["token_ids"] == _reference(toy, config)
     special_ids = SpecialIds.from_tokenizer(toy[1])
@@ -85,16 +102,39 @@ def test_plugin_tokens_equal_memento_generator(toy, vllm_runs, config):
     assert run["peak_blocks_in_use"] <= NUM_BLOCKS
 
 
+def _log_distributions(positions: list[dict], shape: tuple[int, int]) -> torch.Tensor:
+    """vLLM's per-position {token: logprob} (whole vocabulary) as a [positions, vocab] tensor."""
+    result = torch.full(shape, float("nan"))
+    for row, position in enumerate(positions):
+        for token, logprob in position.items():
+            result[row, int(token)] = logprob
+    return result
+
+
+@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[3]], ids=json.dumps)
+def test_plugin_log_probabilities_equal_the_reference_at_every_step(toy, vllm_runs, config):
+    """Not only the argmax: the whole next-token distribution of every decode step, preempted runs included."""
+    model, tokenizer, prompt_ids = toy
+    runs, _, _ = vllm_runs
+    run = runs[json.dumps(config)]
+    generator = MementoGenerator(model, tokenizer, MementoConfig.from_dict(config))
+    for prompt, tokens, positions in zip(prompt_ids, run["token_ids"], run["logprobs"], strict=True):
+        logits = generator.score(prompt + tokens, chunk_size=16)[len(prompt) - 1 : -1]
+        expected = torch.log_softmax(logits.float(), dim=-1)
+        got = _log_distributions(positions, tuple(expected.shape))
+        assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
+
+
 def test_preempted_requests_recompute_with_their_evictions(vllm_runs):
     """With N=1 the pool is tight enough that vLLM preempts; the recompute is still exact (test above)."""
-    runs, plain = vllm_runs
+    runs, plain, _ = vllm_runs
     preempted = [config for config in CONFIGS if runs[json.dumps(config)]["preemptions"] > 0]
     assert preempted, "no configuration was preempted: the pool is too large to exercise recompute"
     assert all(runs[json.dumps(c)]["preemptions"] < plain["preemptions"] for c in CONFIGS)
 
 
 def test_max_block_tokens_caps_every_block(toy, vllm_runs):
-    runs, _ = vllm_runs
+    runs, _, _ = vllm_runs
     special_ids = SpecialIds.from_tokenizer(toy[1])
     for tokens in runs[json.dumps(CONFIGS[-1])]["token_ids"]:
         opened = None
@@ -108,6 +148,24 @@ def test_max_block_tokens_caps_every_block(toy, vllm_runs):
 
 
 def test_plain_vllm_differs_so_the_test_can_fail(toy, vllm_runs):
-    runs, plain = vllm_runs
+    runs, plain, _ = vllm_runs
     assert plain["token_ids"] != runs[json.dumps(CONFIGS[0])]["token_ids"]
     assert plain["preemptions"] > 0  # without eviction the same pool runs out
+
+
+def test_prompts_holding_finished_blocks_are_prefilled_exactly(toy, vllm_runs, continuations):
+    """The prompt's own blocks are evicted during its prefill (chunks end after each closing token):
+    every prompt token's log-probability equals the HF reference's, and the tokens that follow too."""
+    model, tokenizer, _ = toy
+    _, _, continued = vllm_runs
+    assert continued["token_ids"] == _reference(toy, CONFIGS[1], continuations, max_tokens=200)
+    assert continued["blocks_released"] > 0
+    generator = MementoGenerator(model, tokenizer, MementoConfig.from_dict(CONFIGS[1]))
+    for prompt, positions in zip(continuations, continued["prompt_logprobs"], strict=True):
+        ids = torch.tensor(prompt)
+        expected = torch.log_softmax(generator.score(ids, chunk_size=16).float(), dim=-1)[:-1]  # [L - 1, vocab]
+        got = _log_distributions(positions, tuple(expected.shape))
+        with torch.no_grad():  # unmasked attention: what a prefill that ignored the prompt's blocks computes
+            plain = torch.log_softmax(model(ids[None]).logits[0].float(), dim=-1)[:-1]
+        assert (plain - expected).abs().max() > 0.5  # the prompt's blocks matter, so the test can fail
+        assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()

@@ -22,12 +22,15 @@ from memento.vllm.state import RequestStates, engine_config, special_ids_for
 
 
 class CountingScheduler(Scheduler):
-    """vLLM's `Scheduler` unchanged, plus the figures benchmarks compare: peak KV blocks in use, preemptions."""
+    """vLLM's `Scheduler` unchanged, plus the figures benchmarks compare: peak KV blocks in use, preemptions,
+    requests running per step."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.memento_peak_blocks_in_use = 0
         self.memento_preemptions = 0
+        self.memento_steps = 0
+        self.memento_running_sum = 0  # requests running, summed over steps (mean = sum / steps)
 
     def _preempt_request(self, *args: Any, **kwargs: Any) -> Any:
         self.memento_preemptions += 1
@@ -39,6 +42,9 @@ class CountingScheduler(Scheduler):
         pool = self.kv_cache_manager.block_pool
         in_use = pool.num_gpu_blocks - 1 - pool.get_num_free_blocks()  # the null block is never free
         self.memento_peak_blocks_in_use = max(self.memento_peak_blocks_in_use, in_use)
+        if output.total_num_scheduled_tokens:
+            self.memento_steps += 1
+            self.memento_running_sum += len(self.running)
         return output
 
     def _before_schedule(self) -> None:
