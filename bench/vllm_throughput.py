@@ -9,7 +9,7 @@ tokenizer; forced tokens make its weights irrelevant. Each run is its own proces
 engine core) with the same pool, batch limit and KV block size. Printed: peak KV blocks in use,
 preemptions, mean running requests per step, requests/s and generated tok/s, and the ratios.
 
-    .venv/bin/python bench/vllm_throughput.py              # 16 requests x ~3.7k tokens, 1,000-block pool
+    .venv/bin/python bench/vllm_throughput.py              # 16 requests x ~3.7k tokens, 1,100-block pool
     .venv/bin/python bench/vllm_throughput.py --pool 4000  # a pool where nothing is preempted
 """
 
@@ -124,7 +124,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
         enforce_eager=True,
         block_size=options.kv_block_size,
         num_gpu_blocks_override=options.pool,
-        max_model_len=MAX_POSITIONS,
+        max_model_len=min(MAX_POSITIONS, max(map(len, scripts)) + 256),  # + the prompt
         max_num_seqs=options.requests,
         gpu_memory_utilization=0.4,
         logits_processors=[ForceScript],
@@ -169,7 +169,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=8)
     parser.add_argument("--block-tokens", type=int, default=400)
     parser.add_argument("--memento-tokens", type=int, default=60)
-    parser.add_argument("--pool", type=int, default=1000, help="KV blocks in the pool")
+    parser.add_argument("--pool", type=int, default=1100, help="KV blocks in the pool")
     parser.add_argument("--kv-block-size", type=int, default=32)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)

@@ -18,8 +18,12 @@ def register() -> None:
     from vllm.v1.attention.backends.registry import AttentionBackendEnum, register_backend
 
     if not current_platform.is_cpu():
-        # The masked attention replaces the CPU backend only; on GPU the kernels would attend to evicted keys.
-        raise RuntimeError("memento's vLLM plugin is verified on vLLM's CPU backend only; this platform is not CPU")
+        # Only CPU_ATTN gets the packed-cache metadata builder; a GPU backend left as is would attend to
+        # evicted keys and write past the blocks given back.
+        raise RuntimeError(
+            "memento's vLLM plugin drives vLLM's CPU attention backend only (the one verified); on this "
+            f"platform ({current_platform.device_name}) use the HF backend (memento generate / MementoGenerator)"
+        )
 
     from memento.vllm.runtime import patch_model_runner
 
