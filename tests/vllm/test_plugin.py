@@ -22,7 +22,7 @@ from memento.toy.task import ToyTask
 from memento.toy.train import CHECKPOINT
 
 RUNNER = Path(__file__).with_name("run_engine.py")
-NUM_BLOCKS = 40  # x 32 tokens: four requests of ~470 tokens need ~60 blocks without eviction
+NUM_BLOCKS = 30  # x 32 tokens: four requests of ~470 tokens need ~60 blocks without eviction, ~36 with N=1
 MAX_TOKENS = 420
 CONFIGS = [
     {"keep_last_n_blocks": 0, "mask_delimiters": False},
@@ -35,6 +35,7 @@ CONFIGS = [
 
 def _run_engine(engine_config: dict | None, jobs: list[dict]) -> list[dict]:
     spec = {"model": str(CHECKPOINT), "engine_config": engine_config, "num_blocks": NUM_BLOCKS, "jobs": jobs}
+    spec["max_model_len"] = 900  # the pool must hold one request of that length
     process = subprocess.run(
         [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True, timeout=600
     )
@@ -117,6 +118,7 @@ def test_plugin_log_probabilities_equal_the_reference_at_every_step(toy, vllm_ru
     model, tokenizer, prompt_ids = toy
     runs, _, _ = vllm_runs
     run = runs[json.dumps(config)]
+    assert run["preemptions"] > 0 or config["keep_last_n_blocks"] == 0  # N=1 runs are recomputed after preemption
     generator = MementoGenerator(model, tokenizer, MementoConfig.from_dict(config))
     for prompt, tokens, positions in zip(prompt_ids, run["token_ids"], run["logprobs"], strict=True):
         logits = generator.score(prompt + tokens, chunk_size=16)[len(prompt) - 1 : -1]
@@ -169,3 +171,32 @@ def test_prompts_holding_finished_blocks_are_prefilled_exactly(toy, vllm_runs, c
             plain = torch.log_softmax(model(ids[None]).logits[0].float(), dim=-1)[:-1]
         assert (plain - expected).abs().max() > 0.5  # the prompt's blocks matter, so the test can fail
         assert torch.allclose(got, expected, atol=1e-3), (got - expected).abs().max()
+
+
+def test_sliding_window_models_are_refused_at_start_up(tmp_path):
+    """A window over the packed cache would not be the logical window: refused with a clear error."""
+    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=32,
+        max_position_embeddings=1024,
+        use_sliding_window=True,
+        sliding_window=64,
+        max_window_layers=0,
+        layer_types=["sliding_attention", "sliding_attention"],
+    )
+    Qwen3ForCausalLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    spec = {"model": str(tmp_path), "engine_config": CONFIGS[0], "num_blocks": 64, "jobs": []}
+    process = subprocess.run(
+        [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True, timeout=600
+    )
+    assert process.returncode != 0
+    assert "memento's vLLM backend supports full-attention layers only" in process.stderr, process.stderr[-3000:]
