@@ -103,10 +103,13 @@ class MementoAttentionMetadataBuilder(CPUAttentionMetadataBuilder):
                 "memento's vLLM backend supports full-attention layers only: a sliding window over the packed "
                 f"cache would not be the logical window (layers {windowed[:3]}...); use the HF backend"
             )
-        runtime.set_cache_writer(self.isa, self.block_size)
+        isa, block_size = self.isa, self.block_size
+        runtime.WORKER.bind_cache(
+            block_size, lambda caches, sources, targets: move_tokens(caches, isa, block_size, sources, targets)
+        )
 
     def build(self, common_prefix_len: int, common_attn_metadata: Any, fast_build: bool = False) -> Any:
-        physical = runtime.prepare_step(common_attn_metadata, self.block_size)
+        physical = runtime.WORKER.prepare_step(common_attn_metadata)
         if physical is not None:
             seq_lens, block_table = physical
             common_attn_metadata = dataclasses.replace(
