@@ -158,7 +158,11 @@ def patch_model_runner() -> None:
     @functools.wraps(original_build)
     def build_attention_metadata(self: Any, *args: Any, **kwargs: Any) -> Any:
         WORKER.runner = self
-        return original_build(self, *args, **kwargs)
+        result = original_build(self, *args, **kwargs)
+        if WORKER.move_tokens is None and getattr(getattr(self, "kv_cache_config", None), "kv_cache_groups", None):
+            # another backend built this step's metadata: it would read logical block tables the scheduler frees
+            raise RuntimeError("memento: the attention backend in use is not the one the plugin drives (CPU_ATTN)")
+        return result
 
     @functools.wraps(original_execute)
     def execute_model(self: Any, scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from memento.attention import BlockTracker, EvictedSpan
 from memento.config import MementoConfig
 from memento.format import SpecialIds
 from memento.vllm.layout import PhysicalLayout
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ENV = "MEMENTO_BLOCK_MASKING_CONFIG"
 """Engine-wide block masking config (JSON, the authors' `--block-masking-config` spelling)."""
@@ -53,7 +56,17 @@ def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | N
         return None
     if config.restart_mode:
         raise ValueError("restart_mode is not supported by the vLLM backend: use the HF backend (MementoGenerator)")
+    if not config.compact_on_summary_end:
+        _warn_once(
+            "compact_on_summary_end=false: the vLLM backend always gives evicted KV back to the pool "
+            "(attention is the same either way)"
+        )
     return config
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    logger.warning(message)
 
 
 @functools.lru_cache(maxsize=4)
