@@ -175,23 +175,14 @@ def test_prompts_holding_finished_blocks_are_prefilled_exactly(toy, vllm_runs, c
 
 def test_sliding_window_models_are_refused_at_start_up(tmp_path):
     """A window over the packed cache would not be the logical window: refused with a clear error."""
-    from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+    from transformers import AutoTokenizer, Qwen3ForCausalLM
+
+    from memento.toy.train import toy_config
 
     tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=32,
-        max_position_embeddings=1024,
-        use_sliding_window=True,
-        sliding_window=64,
-        max_window_layers=0,
-        layer_types=["sliding_attention", "sliding_attention"],
-    )
+    config = toy_config(len(tokenizer))  # the toy model's shape with every layer windowed
+    config.use_sliding_window, config.sliding_window = True, 64
+    config.layer_types = ["sliding_attention"] * config.num_hidden_layers
     Qwen3ForCausalLM(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     spec = {"model": str(tmp_path), "engine_config": CONFIGS[0], "num_blocks": 64, "jobs": []}

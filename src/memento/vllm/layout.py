@@ -29,7 +29,6 @@ class StepPlan:
 
     moves: list[tuple[int, int]]
     released_entries: list[int]
-    live_tokens: int
 
 
 @dataclass
@@ -67,8 +66,8 @@ class PhysicalLayout:
         self.processed = self.written = processed
         moves = self._apply_evictions(closed_spans, processed)
         if moves is None and not crossed:
-            return StepPlan([], [], len(self.positions))
-        return StepPlan(moves or [], self._release_surplus(processed), len(self.positions))
+            return StepPlan([], [])
+        return StepPlan(moves or [], self._release_surplus(processed))
 
     def reset(self) -> None:
         """Forget the layout: the request lost its blocks (preempted) and is recomputed from its start."""

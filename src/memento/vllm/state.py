@@ -88,21 +88,18 @@ class RequestState:
     layout: PhysicalLayout
     fed: int = 0
     closed_spans: list[tuple[int, EvictedSpan]] = field(default_factory=list)  # (closing position, span)
-    _closing_positions: list[int] = field(default_factory=list)
 
     def advance(self, token_ids: Sequence[int], upto: int) -> None:
         """Feed tokens ``fed..upto-1`` (positions are logical, prompt included)."""
         for position in range(self.fed, upto):
-            for span in self.tracker.feed(int(token_ids[position])).evicted:
-                self.closed_spans.append((position, span))
-                self._closing_positions.append(position)
+            self.closed_spans.extend((position, span) for span in self.tracker.feed(int(token_ids[position])).evicted)
         self.fed = max(self.fed, upto)
 
     def first_closing(self, start: int, stop: int) -> int | None:
         """The first position in [start, stop) that closes a span (fed tokens only), or None."""
-        index = bisect.bisect_left(self._closing_positions, start)
-        if index < len(self._closing_positions) and self._closing_positions[index] < stop:
-            return self._closing_positions[index]
+        index = bisect.bisect_left(self.closed_spans, start, key=lambda closed: closed[0])
+        if index < len(self.closed_spans) and self.closed_spans[index][0] < stop:
+            return self.closed_spans[index][0]
         return None
 
 
