@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from memento.eval import sources
-from memento.eval.problems import LETTERS
+from memento.eval.problems import LETTERS, Benchmark, Problem
 from memento.eval.rows import BenchmarkFormatError
 from memento.eval.sources import BenchmarkSpec, BenchmarkUnavailable, PackageCopy, load_benchmark
 from memento.toy.task import HELD_OUT_SEED, ToyTask, parse_answer
@@ -175,3 +175,25 @@ def test_unknown_file_types_are_refused(tmp_path):
     path.write_text("problem,answer\n")
     with pytest.raises(BenchmarkFormatError, match=r"problems.csv: unknown file type"):
         load_benchmark(path)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"kind": "essay"}, "kind 'essay' is not one of"),
+        ({"kind": "choice", "choices": ("a",), "answer": "A"}, "1 choices; expected 2 to 10"),
+        ({"kind": "choice", "choices": ("a", "b"), "answer": "C"}, "gold letter 'C' is not one of AB"),
+        ({"kind": "code", "answer": ""}, "a code problem needs tests"),
+        ({"choices": ("a", "b")}, "choices given for a math problem"),
+        ({"answer": " "}, "empty gold answer"),
+    ],
+)
+def test_problems_are_validated(fields, message):
+    with pytest.raises(ValueError, match=message):
+        Problem(**{"id": "p1", "problem": "text", "answer": "1", **fields})
+
+
+def test_duplicate_ids_are_refused():
+    problem = Problem(id="p1", problem="text", answer="1")
+    with pytest.raises(ValueError, match="duplicate problem id 'p1'"):
+        Benchmark("mine", [problem, problem], "memory")
