@@ -170,3 +170,16 @@ def test_answer_classes_group_equivalent_answers():
     answers = ["\\frac{1}{2}", "0.5", "\\dfrac12", None, "2", " 2 ", "\\sqrt{4}", "3"]
     assert answer_classes(answers, "math") == [0, 0, 0, None, 1, 1, 1, 2]
     assert answer_classes(["A", "B", "A", None], "choice") == [0, 1, 0, None]
+
+
+def test_a_worker_that_died_while_idle_is_replaced_without_losing_an_answer():
+    pool = VerifierPool(size=1)
+    try:
+        assert pool.equivalent("2", "2", 1.0)
+        (worker,) = pool._idle
+        worker.process.kill()
+        worker.process.wait()
+        assert pool.equivalent("\\frac{4}{2}", "2", 1.0)
+        assert pool.timeouts == 0
+    finally:
+        pool.close()

@@ -102,7 +102,7 @@ class VerifierPool:
         self._started = 0
         self._condition = threading.Condition()
         self.timeouts = 0
-        """Answers whose worker missed its deadline (each was graded wrong)."""
+        """Answers whose worker missed its deadline or died (each was graded wrong)."""
 
     def equivalent(self, answer: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
         """`equivalence.equivalent_here` in a worker; False if it took longer than ``2 * timeout_s + 1`` s."""
@@ -124,9 +124,13 @@ class VerifierPool:
         with self._condition:
             while not self._idle and self._started >= self.size:
                 self._condition.wait()
-            if self._idle:
-                return self._idle.pop()
-            self._started += 1
+            idle = self._idle.pop() if self._idle else None
+            if idle is None:
+                self._started += 1
+        if idle is not None:
+            if idle.alive:
+                return idle
+            idle.kill()  # died while idle (killed from outside): reap it and take its slot
         try:
             return _Worker()
         except BaseException:
