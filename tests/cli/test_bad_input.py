@@ -89,7 +89,13 @@ def test_corrupt_weights(capsys, tmp_path):
     shutil.copytree(CHECKPOINT, tmp_path, dirs_exist_ok=True)
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    refused(capsys, ["generate", "--model", str(tmp_path), "--prompt", "hi"], str(tmp_path), "model weights")
+    for argv in (
+        ["generate", "--model", str(tmp_path), "--prompt", "hi"],
+        ["train", "--model", str(tmp_path), "--data", str(REAL_TRACES[0]), "--output", str(tmp_path / "out")],
+        ["serve", "--model", str(tmp_path)],
+    ):
+        refused(capsys, argv, "--model", "corrupt weights file model.safetensors")
+    assert not (tmp_path / "out").exists()
 
 
 def test_device_this_machine_lacks(capsys):

@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     sampling = options.from_args(SamplingOptions, args)
     prompts = read_prompts(args)
-    model_dir = (
-        CHECKPOINT if args.model is None else paths.existing_directory(args.model, "--model", holding="config.json")
-    )
+    model_dir = paths.checkpoint_directory(args.model or CHECKPOINT, "--model")
     config = options.memento_config(args, options.checkpoint_model_type(model_dir))
     model, tokenizer = load_model_and_tokenizer(
         model_dir, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation

@@ -33,6 +33,21 @@ def existing_directory(path: Path, flag: str, *, holding: str | None = None) -> 
     return path
 
 
+def checkpoint_directory(path: Path, flag: str) -> Path:
+    """A Hugging Face checkpoint: a directory with config.json whose safetensors files are whole (headers read)."""
+    from safetensors import SafetensorError, safe_open
+
+    existing_directory(path, flag, holding="config.json")
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(weights, "pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UsageError(f"{flag} {path}: corrupt weights file {weights.name} ({reason})") from None
+    return path
+
+
 def tokenizer_directory(path: Path, flag: str) -> Path:
     """`path` must be a directory holding a saved Hugging Face tokenizer."""
     existing_directory(path, flag)

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from memento.config import MementoConfig
     from memento.vllm.serve import serve, server_command
 
-    paths.existing_directory(args.model, "--model", holding="config.json")
+    paths.checkpoint_directory(args.model, "--model")
     if args.block_masking_config is not None:
         config = MementoConfig.from_json(args.block_masking_config)
     else:

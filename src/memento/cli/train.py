@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from memento.training import TrainOptions, train
 
     train_options = options.from_args(TrainOptions, args)
-    paths.existing_directory(args.model, "--model", holding="config.json")
+    paths.checkpoint_directory(args.model, "--model")
     for flag, files in (("--data", args.data), ("--eval-data", args.eval_data or ())):
         for path in files:
             paths.existing_file(path, flag)
