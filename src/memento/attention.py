@@ -68,7 +68,6 @@ class _State(Enum):
     IN_BLOCK = "in_block"
     AFTER_BLOCK = "after_block"  # block closed, memento not started
     IN_SUMMARY = "in_summary"
-    ANSWER = "answer"  # after </think>
 
 
 class _Event(Enum):
@@ -84,6 +83,9 @@ class _Structure:
     With `require_assistant_section`, tokens inside a non-assistant ChatML turn (from an
     ``<|im_start|>`` until an ``<|im_start|>assistant`` header completes) are prompt; the
     `assistant_start` override replaces that with a fixed position.
+
+    ``</think>`` is not special: blocks after it (a later turn of a multi-turn chat) are tracked
+    like the first turn's, as the authors' tracker does.
 
     Generated text can be malformed; rather than fail, a marker that does not fit the current
     state is ordinary text of that state (a ``<|block_start|>`` inside a block is block content,
@@ -145,8 +147,6 @@ class _Structure:
                 self._state = _State.OUTSIDE
                 return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_END
             return TokenRole.SUMMARY, current, None
-        if state is _State.ANSWER:
-            return TokenRole.OTHER, -1, None
         # OUTSIDE or AFTER_BLOCK
         if token_id == ids.block_start:
             self.blocks.append(BlockSpan(index=len(self.blocks), start=position))
@@ -156,8 +156,6 @@ class _Structure:
             self.blocks[-1].summary_start = position
             self._state = _State.IN_SUMMARY
             return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_START
-        if ids.think_end is not None and token_id == ids.think_end:
-            self._state = _State.ANSWER
         return TokenRole.OTHER, -1, None
 
 

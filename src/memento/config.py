@@ -90,8 +90,12 @@ class MementoConfig:
 
     @property
     def evicts(self) -> bool:
-        """True when completed blocks are ever hidden from later tokens."""
-        return self.enable and self.keep_last_n_blocks >= 0
+        """True when completed blocks are ever hidden from later tokens.
+
+        ``compact_on_summary_end=False`` evicts nothing, as in the authors' engine (whose only
+        trigger for compaction is the ``<|summary_end|>``): attention is plain causal.
+        """
+        return self.enable and self.keep_last_n_blocks >= 0 and self.compact_on_summary_end
 
     @property
     def hides_delimiters(self) -> bool:
