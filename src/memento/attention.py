@@ -1,7 +1,11 @@
 """The memento attention rule: which key positions each query position may see.
 
-This module is the single owner of the rule in DESIGN.md. Training masks, the evicting KV
-cache, the KV simulator and the server all ask it rather than re-deriving it.
+The rule: a token at position q may attend to key k <= q unless k lies in the masked range of a
+block hidden at q. With N = keep_last_n_blocks, block j (in order of completion) is hidden from
+every token after the ``<|summary_end|>`` of block j+N; the ``<|summary_end|>`` itself still sees
+it. The masked range is the block's content, plus its delimiters with `mask_delimiters`. Position
+ids are never renumbered. This module is the single owner of the rule: training masks, the
+evicting KV cache, the KV simulator and the server all ask it rather than re-deriving it.
 
 Two views of the same rule:
 
@@ -179,11 +183,6 @@ class SequenceLayout:
     blocks: list[BlockSpan]
     assistant_start: int
     config: MementoConfig
-
-    @property
-    def completed_blocks(self) -> list[BlockSpan]:
-        """Blocks with a closed memento, in order of completion."""
-        return sorted((b for b in self.blocks if b.completed_index is not None), key=lambda b: b.completed_index)
 
     def hidden_query_start(self, block: BlockSpan) -> int | None:
         """First query position that may not see `block`'s masked range (None: never hidden).

@@ -99,11 +99,6 @@ class Block:
         if self.memento is None and not self.memento_closed:
             raise ValueError("memento_closed=False needs a memento (possibly empty)")
 
-    @property
-    def is_complete(self) -> bool:
-        """Closed reasoning followed by a closed memento."""
-        return self.reasoning_closed and self.memento is not None and self.memento_closed
-
 
 @dataclass
 class Trace:
@@ -123,11 +118,6 @@ class Trace:
     def is_open(self) -> bool:
         """True while the trace has not reached ``</think>``."""
         return self.answer is None
-
-    @property
-    def mementos(self) -> list[str]:
-        """The mementos written so far, in order."""
-        return [block.memento for block in self.blocks if block.memento is not None]
 
     def render(self) -> str:
         """The assistant text of this trace (no chat markup); `parse_text` inverts it."""
