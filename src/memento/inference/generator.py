@@ -102,7 +102,7 @@ class MementoGenerator:
         self._windows = _layer_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
         self._block_cap = (
-            MaxBlockTokensProcessor(self.special_ids, config.max_block_tokens) if config.max_block_tokens else None
+            MaxBlockTokensProcessor.from_config(self.special_ids, config) if config.max_block_tokens else None
         )
         pad = getattr(tokenizer, "pad_token_id", None)
         self._pad_id = int(pad) if pad is not None else 0
