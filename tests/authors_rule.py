@@ -108,3 +108,22 @@ def authors_hidden_from(
 def hidden_from_to_mask_rows(hidden_from: list[int]) -> list[list[int]]:
     """Row q of the mask: the keys k <= q with q < hidden_from[k]."""
     return [[k for k in range(q + 1) if q < hidden_from[k]] for q in range(len(hidden_from))]
+
+
+def authors_block_cap_count(
+    tokens: list[int], *, block_start: int, block_end: int, memento_ids: set[int]
+) -> int | None:
+    """The authors' `max_block_tokens` count after `tokens` (`BlockLengthCapLogitsProcessor`); None outside a block.
+
+    Prompt and output alike: a ``<|block_start|>`` (re)starts the count at 0, a ``<|block_end|>``
+    ends the block, and inside a block every token but the four memento markers counts.
+    """
+    count: int | None = None
+    for token in tokens:
+        if token == block_start:
+            count = 0
+        elif token == block_end:
+            count = None
+        elif count is not None and token not in memento_ids:
+            count += 1
+    return count

@@ -64,7 +64,7 @@ def test_chunked_score_equals_token_by_token(models, chunk_size):
     ids=lambda o: next(iter(o)),
 )
 def test_other_options_are_exact(models, options):
-    config = MementoConfig.from_dict({"mask_delimiters": False, **options})
+    config = MementoConfig.from_dict({"enable": True, "mask_delimiters": False, **options})
     sequence = memento_sequence(random.Random(7))
     generator = MementoGenerator(models[("llama", "sdpa")], None, config, special_ids=SPECIAL_IDS)
     reference = dense_logits(models[("llama", "sdpa")], sequence, visibility_mask(sequence, SPECIAL_IDS, config))

@@ -98,7 +98,7 @@ class MementoGenerator:
         self.config = config
         if special_ids is None and tokenizer is None:
             raise ValueError("without a tokenizer, pass special_ids")
-        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer)
+        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer, config)
         self._windows = _layer_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
         self._block_cap = (
