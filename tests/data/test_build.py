@@ -12,13 +12,13 @@ import time
 import pytest
 
 from memento.cli import main
-from memento.data.build import BuildOptions, build
+from memento.data.build import BuildOptions, build, process_trace
 from memento.data.llm import LLMClient
 from memento.format import parse_text
 from tests.conftest import EXAMPLES
 from tests.data.fake_openai import FakeOpenAI
 
-OPTIONS = BuildOptions(min_block_tokens=30, workers=2)
+OPTIONS = BuildOptions(min_block_tokens=30, min_blocks=2, workers=2)
 
 
 def _cot(seed: int, sentences: int = 24) -> str:
@@ -230,3 +230,22 @@ def test_two_pass_scoring_averages_windows_of_16_and_11():
     # the fake scores 3 before "Alternatively" and k % 2 elsewhere, in both passes: the average is the same
     assert scores == [3.0 if (k + 1) % 5 == 0 else float(k % 2) for k in range(39)]
     assert all(b - a in (16, 11) or b == 40 for a, b in windows(40, 16) + windows(40, 11))
+
+
+def test_block_count_options_and_the_authors_variance_weight_name():
+    from transformers import HfArgumentParser
+
+    assert (BuildOptions().min_blocks, BuildOptions().max_blocks) == (10, 20)  # the authors' pipeline
+    (parsed,) = HfArgumentParser(BuildOptions).parse_args_into_dataclasses(
+        ["--variance-weight", "1.0", "--min-blocks", "3", "--max-blocks", "4"]
+    )
+    assert parsed == BuildOptions(variance_penalty=1.0, min_blocks=3, max_blocks=4)
+    assert parsed.variance_weight == 1.0
+    record = {"task_id": "t", "problem": "p", "cot": _cot(3, sentences=40)}
+    for low, high in ((2, 2), (3, 4), (6, 9)):
+        result = process_trace(record, BuildOptions(min_block_tokens=30, min_blocks=low, max_blocks=high))
+        assert low <= len(result["blocks"]) <= high
+    with pytest.raises(ValueError, match=r"max_blocks \(2\) must be >= min_blocks \(3\)"):
+        BuildOptions(min_blocks=3, max_blocks=2)
+    with pytest.raises(ValueError, match="min_blocks: expected an integer >= 1, got 0"):
+        BuildOptions(min_blocks=0)

@@ -15,7 +15,7 @@ import statistics
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +31,49 @@ RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.t
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Pipeline settings (the paper's defaults)."""
+    """Pipeline settings (the paper's and the authors' pipeline defaults).
 
-    min_block_tokens: int = 200
-    variance_penalty: float = 0.5
-    window: int = 16
-    two_pass: bool = False
-    max_iterations: int = 2
-    score_threshold: float = 8.0
-    workers: int = 4
+    Field metadata carries each option's help and CLI aliases (transformers' HfArgumentParser
+    reads ``help`` and ``aliases``): the authors' ``--variance-weight`` is ``variance_penalty``.
+    """
+
+    min_block_tokens: int = field(default=200, metadata={"help": "every block at least this many tokens"})
+    variance_penalty: float = field(
+        default=0.5,
+        metadata={
+            "help": "lambda: weight of std/mean of the block sizes in the segmentation objective",
+            "aliases": ["--variance-weight"],
+        },
+    )
+    min_blocks: int = field(default=10, metadata={"help": "fewest blocks a trace is cut into (the authors' 10)"})
+    max_blocks: int = field(default=20, metadata={"help": "most blocks a trace is cut into (the authors' 20)"})
+    window: int = field(default=16, metadata={"help": "sentences per boundary-scoring request"})
+    two_pass: bool = field(default=False, metadata={"help": "average scores over windows of 16 and 11"})
+    max_iterations: int = field(default=2, metadata={"help": "refinement rounds below the threshold"})
+    score_threshold: float = field(default=8.0, metadata={"help": "judge score a memento must reach"})
+    workers: int = field(default=4, metadata={"help": "traces processed at once"})
 
     def __post_init__(self) -> None:
-        if self.min_block_tokens < 1 or self.window < 2 or self.workers < 1 or self.max_iterations < 0:
-            raise ValueError("min_block_tokens >= 1, window >= 2, workers >= 1 and max_iterations >= 0 are required")
+        for name, minimum in (
+            ("min_block_tokens", 1),
+            ("min_blocks", 1),
+            ("max_blocks", 1),
+            ("window", 2),
+            ("workers", 1),
+            ("max_iterations", 0),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+        if self.max_blocks < self.min_blocks:
+            raise ValueError(f"max_blocks ({self.max_blocks}) must be >= min_blocks ({self.min_blocks})")
+        if self.variance_penalty < 0:
+            raise ValueError(f"variance_penalty: expected a number >= 0, got {self.variance_penalty!r}")
+
+    @property
+    def variance_weight(self) -> float:
+        """The authors' name for `variance_penalty`."""
+        return self.variance_penalty
 
 
 def read_traces(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -83,7 +113,12 @@ def process_trace(
     else:
         scores = score_with_llm(sentences, client, window=options.window, two_pass=options.two_pass, usage=usage)
     ranges = segment(
-        scores, tokens, min_block_tokens=options.min_block_tokens, variance_penalty=options.variance_penalty
+        scores,
+        tokens,
+        min_block_tokens=options.min_block_tokens,
+        variance_penalty=options.variance_penalty,
+        min_blocks=options.min_blocks,
+        max_blocks=options.max_blocks,
     )
     blocks = ["".join(sentences[a : b + 1]).strip() for a, b in ranges]
     problem = str(record.get("problem", ""))
