@@ -98,11 +98,11 @@ class MementoGenerator:
         self.config = config
         if special_ids is None and tokenizer is None:
             raise ValueError("without a tokenizer, pass special_ids")
-        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer)
+        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer, config)
         self._windows = _layer_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
         self._block_cap = (
-            MaxBlockTokensProcessor(self.special_ids, config.max_block_tokens) if config.max_block_tokens else None
+            MaxBlockTokensProcessor.from_config(self.special_ids, config) if config.max_block_tokens else None
         )
         pad = getattr(tokenizer, "pad_token_id", None)
         self._pad_id = int(pad) if pad is not None else 0
