@@ -72,6 +72,21 @@ def test_sampling_is_seeded(model):
     assert generator.generate([[1, 2, 3]], seed=124, **kwargs)[0].token_ids != first
 
 
+def test_sampling_leaves_the_global_rng_alone_and_records_its_seed(model):
+    generator = MementoGenerator(model, None, CONFIG, special_ids=SPECIAL_IDS)
+    kwargs = {"max_new_tokens": 15, "temperature": 1.0}
+    torch.manual_seed(2024)
+    state = torch.get_rng_state()
+    drawn = generator.generate([[1, 2, 3], [4, 5]], **kwargs)
+    seeded = generator.generate([[1, 2, 3]], seed=7, **kwargs)[0]
+    assert torch.equal(torch.get_rng_state(), state)  # neither read nor reseeded
+    assert seeded.seed == 7 and drawn[0].seed == drawn[1].seed is not None
+    # the recorded seed reproduces the unseeded run
+    again = generator.generate([[1, 2, 3], [4, 5]], seed=drawn[0].seed, **kwargs)
+    assert [r.token_ids for r in again] == [r.token_ids for r in drawn]
+    assert generator.generate([[1, 2, 3], [4, 5]], **kwargs)[0].seed != drawn[0].seed
+
+
 def test_max_block_tokens_forces_block_end(model):
     config = CONFIG.replace(max_block_tokens=4)
     generator = MementoGenerator(model, None, config, special_ids=SPECIAL_IDS)

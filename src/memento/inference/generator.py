@@ -9,6 +9,7 @@ nothing in the model is patched.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,7 +44,8 @@ class GenerationResult:
 
     `kv_trace[i]` is the number of tokens physically cached for this sequence after step i
     (step 0 is the prefill); `kv_tokens_peak` is the largest count, taken before each step's
-    evictions (the ``<|summary_end|>`` step still holds its block).
+    evictions (the ``<|summary_end|>`` step still holds its block). `seed` is the sampling seed,
+    given or drawn: passing it back as `seed=` reproduces the run.
     """
 
     prompt_ids: list[int]
@@ -53,6 +55,7 @@ class GenerationResult:
     kv_trace: list[int] = field(default_factory=list)
     evictions: list[Eviction] = field(default_factory=list)
     kv_tokens_peak: int = 0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -333,8 +336,12 @@ class MementoGenerator:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
         processors = [*(logits_processor or ()), *([self._block_cap] if self._block_cap else [])]
+        # A private generator: the caller's global RNG is neither read nor reseeded.
+        seed = seed if seed is not None else secrets.randbits(63)
         generator = torch.Generator(device="cpu")
-        generator.manual_seed(seed if seed is not None else torch.seed())
+        generator.manual_seed(seed)
+        for row in rows:
+            row.result.seed = seed
         cache = EvictingKVCache(len(rows), self.model.device)
         self.last_cache = cache
         active = list(rows)
@@ -393,8 +400,9 @@ class MementoGenerator:
         """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
 
         temperature 0 is greedy; top_p / top_k / min_p use transformers' warpers; `seed` makes sampling
-        reproducible; generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop`
-        string, or after `max_new_tokens`. `logits_processor`: transformers-style processors, each
+        reproducible (None draws one, recorded in each result's `seed`; the global torch RNG is never
+        touched); generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop` string,
+        or after `max_new_tokens`. `logits_processor`: transformers-style processors, each
         called per sequence with that sequence's ids [1, L] (rows are ragged). Returns one
         `GenerationResult` per prompt, in order.
         """
