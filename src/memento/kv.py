@@ -93,10 +93,6 @@ class KVGeometry:
         return _PRESETS[key]
 
     @classmethod
-    def preset_names(cls) -> list[str]:
-        return sorted(_PRESETS)
-
-    @classmethod
     def from_config(cls, config: Any, *, bytes_per_element: int | None = None) -> KVGeometry:
         """From a Hugging Face config object, or a local checkpoint directory / config.json path (offline).
 

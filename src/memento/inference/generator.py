@@ -366,7 +366,7 @@ class MementoGenerator:
                 row.result.token_ids.append(token)
                 row.ids.append(token)
                 delta = self._update_text(row, stop)
-                reason = self._finish_reason(row, token, stop, max_new_tokens)
+                reason = self._finish_reason(row, token, max_new_tokens)
                 if reason is not None:
                     delta += self._update_text(row, stop, final=True)
                 yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
@@ -445,7 +445,7 @@ class MementoGenerator:
         probabilities = torch.softmax(scores, dim=-1)
         return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
 
-    def _finish_reason(self, row: _Row, token: int, stop: Sequence[str] | None, max_new_tokens: int) -> str | None:
+    def _finish_reason(self, row: _Row, token: int, max_new_tokens: int) -> str | None:
         if token in self._stop_ids:
             return "stop"
         if row.hit_stop_string:
