@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -118,3 +119,19 @@ def test_cache_memory_is_real_and_matches_the_simulator(model):
     assert seen == report.occupancy
     assert generator.last_result.kv_tokens_peak == report.peak_tokens
     assert report.num_evictions == 6 and max(seen) < len(sequence)
+
+
+def test_generation_stops_at_the_models_last_position(caplog):
+    model = tiny_model("qwen3", "sdpa", max_position_embeddings=32)
+    generator = MementoGenerator(model, None, CONFIG, special_ids=SPECIAL_IDS)
+    with caplog.at_level(logging.WARNING, logger="memento.inference"):
+        short, long = generator.generate([[1, 2], list(range(1, 11))], max_new_tokens=25)
+    assert (len(short.token_ids), short.finish_reason) == (25, "length")
+    # prompt 10 + 22 generated = 32 positions, the model's last one; the warning names the numbers
+    assert (len(long.token_ids), long.finish_reason) == (22, "length")
+    assert "prompt 1: 10 tokens + max_new_tokens 25 exceed max_position_embeddings 32" in caplog.text
+    assert "prompt 0" not in caplog.text
+    with pytest.raises(ValueError, match=r"prompt 0 has 32 tokens, the model's max_position_embeddings is 32"):
+        generator.generate([list(range(32))], max_new_tokens=1)
+    with pytest.raises(ValueError, match=r"the sequence has 33 tokens, beyond the model's max_position_embeddings"):
+        generator.score(list(range(1, 34)))

@@ -77,6 +77,7 @@ class _Row:
     tracker: BlockTracker
     result: GenerationResult
     ids: list[int]
+    max_new_tokens: int = 0  # this row's budget: the request's, cut to the model's positions
     prefix_offset: int = 0  # incremental detokenization window over result.token_ids
     read_offset: int = 0
     hit_stop_string: bool = False
@@ -251,6 +252,31 @@ class MementoGenerator:
         device = self.model.device
         self._run_model(cache, input_ids.to(device), positions.to(device), [[] for _ in rows])
 
+    def _position_limit(self) -> int | None:
+        """The model's max_position_embeddings: eviction never renumbers positions, so it caps the logical length."""
+        return getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+
+    def _new_token_budget(self, index: int, prompt_tokens: int, max_new_tokens: int) -> int:
+        """`max_new_tokens`, cut (with a warning) so prompt + generated tokens fit the model's positions."""
+        limit = self._position_limit()
+        if limit is None or prompt_tokens + max_new_tokens <= limit:
+            return max_new_tokens
+        if prompt_tokens >= limit:
+            raise ValueError(
+                f"prompt {index} has {prompt_tokens} tokens, the model's max_position_embeddings is {limit}: "
+                "no position left to generate"
+            )
+        logger.warning(
+            "prompt %d: %d tokens + max_new_tokens %d exceed max_position_embeddings %d; "
+            "generation stops after %d tokens (finish_reason 'length')",
+            index,
+            prompt_tokens,
+            max_new_tokens,
+            limit,
+            limit - prompt_tokens,
+        )
+        return limit - prompt_tokens
+
     def _split_for_restart(self, chunk: Sequence[int]) -> list[list[int]]:
         """In restart_mode a chunk must end at each ``<|summary_end|>`` (its memento is recomputed there)."""
         if not self.config.restart_mode:
@@ -292,6 +318,11 @@ class MementoGenerator:
             raise ValueError("score() needs at least one token")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        limit = self._position_limit()
+        if limit is not None and len(ids) > limit:
+            raise ValueError(
+                f"the sequence has {len(ids)} tokens, beyond the model's max_position_embeddings ({limit})"
+            )
         cache = EvictingKVCache(1, self.model.device)
         row = self._new_row(0, ids)
         outputs = []
@@ -332,6 +363,8 @@ class MementoGenerator:
             raise ValueError("stop strings need a tokenizer to decode the generated text")
         prompt_ids = self.encode_prompts(prompts)
         rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
+        for row in rows:
+            row.max_new_tokens = self._new_token_budget(row.index, len(row.ids), max_new_tokens)
         if results is not None:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
@@ -359,14 +392,14 @@ class MementoGenerator:
             row.result.kv_trace.append(cache.live_tokens()[b])
         scores = torch.stack([t for t in last_logits if t is not None]).float()
 
-        for step in range(1, max_new_tokens + 1):
+        for step in range(1, max(row.max_new_tokens for row in rows) + 1):
             next_tokens = self._sample(active, scores, processors, warpers, temperature, generator)
             finished: list[int] = []
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
                 row.ids.append(token)
                 delta = self._update_text(row, stop)
-                reason = self._finish_reason(row, token, max_new_tokens)
+                reason = self._finish_reason(row, token)
                 if reason is not None:
                     delta += self._update_text(row, stop, final=True)
                 yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
@@ -402,9 +435,10 @@ class MementoGenerator:
         temperature 0 is greedy; top_p / top_k / min_p use transformers' warpers; `seed` makes sampling
         reproducible (None draws one, recorded in each result's `seed`; the global torch RNG is never
         touched); generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop` string,
-        or after `max_new_tokens`. `logits_processor`: transformers-style processors, each
-        called per sequence with that sequence's ids [1, L] (rows are ragged). Returns one
-        `GenerationResult` per prompt, in order.
+        or after `max_new_tokens` (cut, with a warning, where the prompt plus it would run past the
+        model's max_position_embeddings; a prompt that fills them raises ValueError).
+        `logits_processor`: transformers-style processors, each called per sequence with that
+        sequence's ids [1, L] (rows are ragged). Returns one `GenerationResult` per prompt, in order.
         """
         results: list[GenerationResult] = []
         for _ in self.stream(
@@ -445,12 +479,12 @@ class MementoGenerator:
         probabilities = torch.softmax(scores, dim=-1)
         return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
 
-    def _finish_reason(self, row: _Row, token: int, max_new_tokens: int) -> str | None:
+    def _finish_reason(self, row: _Row, token: int) -> str | None:
         if token in self._stop_ids:
             return "stop"
         if row.hit_stop_string:
             return "stop"
-        if len(row.result.token_ids) >= max_new_tokens:
+        if len(row.result.token_ids) >= row.max_new_tokens:
             return "length"
         return None
 
