@@ -172,7 +172,6 @@ class MementoGenerator:
         Feeds the tokens to the trackers first so the mask hides spans evicted inside the chunk,
         then drops every evicted span from the cache. Returns logits [B, q, vocab].
         """
-        device = self.model.device
         width = max(len(chunk) for chunk in chunks)
         input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
         positions = torch.full((len(rows), width), -1, dtype=torch.long)
@@ -190,11 +189,10 @@ class MementoGenerator:
             evictions.append(row_evictions)
             input_ids[b, : len(chunk)] = torch.tensor(list(chunk), dtype=torch.long)
             positions[b, : len(chunk)] = torch.arange(start, start + len(chunk))
-        input_ids, positions = input_ids.to(device), positions.to(device)
         logits = self._run_model(cache, input_ids, positions, evictions)
-        for b, row in enumerate(rows):
-            live = int((cache.slot_positions[b] >= 0).sum())
+        for row, live in zip(rows, cache.live_tokens(), strict=True):
             row.result.kv_tokens_peak = max(row.result.kv_tokens_peak, live)
+        for b, row in enumerate(rows):
             spans = [span for _, span in evictions[b]]
             if not spans:
                 continue
@@ -220,23 +218,30 @@ class MementoGenerator:
         positions: torch.Tensor,
         evictions: Sequence[Sequence[ChunkEviction]],
     ) -> torch.Tensor:
-        allowed = chunk_visibility(cache.slot_positions, cache.slot_hidden, positions, evictions)
-        key_positions = torch.cat([cache.slot_positions, positions], dim=1)
-        if not self._windows and _is_plain_causal(allowed, cache.physical_length):
+        """One forward. `input_ids` and `positions` [B, q] are host tensors: every decision here is
+        taken from host bookkeeping, and tensors only travel host -> device (no sync)."""
+        device = self.model.device
+        on_device = positions.to(device, non_blocking=True)
+        plain_causal = (
+            self._windows is None and cache.all_visible() and bool((positions >= 0).all()) and not any(evictions)
+        )
+        if plain_causal:
             # Every slot live and in order: transformers' own causal mask (from physical offsets) is
             # the same, and lets sdpa take its fast path.
             attention_mask = None
         else:
-            attention_mask = self._masks(allowed, key_positions, positions)
+            slots, hidden = cache.device_slots()
+            allowed = chunk_visibility(slots, hidden, on_device, evictions)
+            attention_mask = self._masks(allowed, torch.cat([slots, on_device], dim=1), on_device)
         with torch.no_grad():
             output = self.model(
-                input_ids=input_ids,
+                input_ids=input_ids.to(device, non_blocking=True),
                 attention_mask=attention_mask,
-                position_ids=positions.clamp(min=0),
+                position_ids=on_device.clamp(min=0),
                 past_key_values=cache.hf_cache,
                 use_cache=True,
             )
-        cache.append(positions)
+        cache.append(positions, on_device)
         return output.logits
 
     def _recompute_mementos(self, cache: EvictingKVCache, rows: Sequence[_Row], recompute: dict[int, range]) -> None:
@@ -249,8 +254,7 @@ class MementoGenerator:
             input_ids[b, : len(span)] = torch.tensor(rows[b].ids[span.start : span.stop])
             positions[b, : len(span)] = torch.arange(span.start, span.stop)
         cache.compact()
-        device = self.model.device
-        self._run_model(cache, input_ids.to(device), positions.to(device), [[] for _ in rows])
+        self._run_model(cache, input_ids, positions, [[] for _ in rows])
 
     def _position_limit(self) -> int | None:
         """The model's max_position_embeddings: eviction never renumbers positions, so it caps the logical length."""
@@ -371,7 +375,7 @@ class MementoGenerator:
         processors = [*(logits_processor or ()), *([self._block_cap] if self._block_cap else [])]
         # A private generator: the caller's global RNG is neither read nor reseeded.
         seed = seed if seed is not None else secrets.randbits(63)
-        generator = torch.Generator(device="cpu")
+        generator = torch.Generator(device=self.model.device)
         generator.manual_seed(seed)
         for row in rows:
             row.result.seed = seed
@@ -388,13 +392,14 @@ class MementoGenerator:
             for b, chunk in enumerate(chunks):
                 if chunk:
                     last_logits[b] = logits[b, len(chunk) - 1]
-        for b, row in enumerate(active):
-            row.result.kv_trace.append(cache.live_tokens()[b])
+        for row, live in zip(active, cache.live_tokens(), strict=True):
+            row.result.kv_trace.append(live)
         scores = torch.stack([t for t in last_logits if t is not None]).float()
 
         for step in range(1, max(row.max_new_tokens for row in rows) + 1):
             next_tokens = self._sample(active, scores, processors, warpers, temperature, generator)
             finished: list[int] = []
+            live_tokens = cache.live_tokens()
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
                 row.ids.append(token)
@@ -402,7 +407,7 @@ class MementoGenerator:
                 reason = self._finish_reason(row, token)
                 if reason is not None:
                     delta += self._update_text(row, stop, final=True)
-                yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
+                yield StreamEvent(row.index, token, delta, live_tokens[b], reason)
                 if reason is not None:
                     row.result.finish_reason = reason
                     finished.append(b)
@@ -413,8 +418,8 @@ class MementoGenerator:
                 cache.select_rows(keep)
                 active = [active[b] for b in keep]
             logits = self._forward(cache, active, [[row.ids[-1]] for row in active], step=step)
-            for b, row in enumerate(active):
-                row.result.kv_trace.append(cache.live_tokens()[b])
+            for row, live in zip(active, cache.live_tokens(), strict=True):
+                row.result.kv_trace.append(live)
             scores = logits[:, -1].float()
 
     def generate(
@@ -465,18 +470,19 @@ class MementoGenerator:
         temperature: float,
         generator: torch.Generator,
     ) -> list[int]:
+        """Next token of every row, sampled on the device; the `.tolist()` is the step's one device->host copy."""
         if processors:
             per_row = []
             for b, row in enumerate(rows):
                 row_scores = scores[b : b + 1]
+                ids = torch.tensor([row.ids]).to(scores.device, non_blocking=True)
                 for processor in processors:
-                    row_scores = processor(torch.tensor([row.ids], device=scores.device), row_scores)
+                    row_scores = processor(ids, row_scores)
                 per_row.append(row_scores)
             scores = torch.cat(per_row)
         if temperature == 0:
             return scores.argmax(dim=-1).tolist()
-        scores = warpers(None, scores.cpu())
-        probabilities = torch.softmax(scores, dim=-1)
+        probabilities = torch.softmax(warpers(None, scores), dim=-1)
         return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
 
     def _finish_reason(self, row: _Row, token: int) -> str | None:
@@ -514,15 +520,6 @@ class MementoGenerator:
                 row.hit_stop_string = True
         row.result.text = text
         return delta
-
-
-def _is_plain_causal(allowed: torch.Tensor, past: int) -> bool:
-    """True when `allowed` [B, q, past + q] is exactly causal over physical slots (no padding, nothing hidden)."""
-    queries = allowed.shape[1]
-    if queries == 1:
-        return bool(allowed.all())
-    causal = torch.ones(queries, past + queries, dtype=torch.bool, device=allowed.device).tril(diagonal=past)
-    return bool(torch.equal(allowed, causal.expand_as(allowed)))
 
 
 def _layer_windows(model_config: Any) -> dict[str, int | None]:
