@@ -68,21 +68,25 @@ class KVGeometry:
         """K and V of one token across all layers (sliding-window caps ignored)."""
         return self.num_layers * self.bytes_per_token_per_layer
 
+    def layer_tokens(self, live_positions: Sequence[int], current_position: int) -> list[int]:
+        """Per layer, the live logical positions (sorted ascending) the token at `current_position`
+        attends to: all of them, or in a sliding-window layer those within its window
+        (key > current - window, as transformers' sliding masks)."""
+        count = len(live_positions)
+        windows = self.sliding_windows or (None,) * self.num_layers
+        return [
+            count if window is None else count - bisect.bisect_right(live_positions, current_position - window)
+            for window in windows
+        ]
+
     def cache_bytes(self, live_positions: Sequence[int], current_position: int) -> int:
         """Bytes held for the given live logical positions (sorted ascending) at a step.
 
         A sliding-window layer holds only positions within its window of `current_position`.
         """
-        count = len(live_positions)
         if self.sliding_windows is None:
-            return count * self.bytes_per_token
-        total = 0
-        for window in self.sliding_windows:
-            if window is None:
-                total += count
-            else:
-                total += count - bisect.bisect_right(live_positions, current_position - window)
-        return total * self.bytes_per_token_per_layer
+            return len(live_positions) * self.bytes_per_token
+        return sum(self.layer_tokens(live_positions, current_position)) * self.bytes_per_token_per_layer
 
     @classmethod
     def preset(cls, name: str) -> KVGeometry:
@@ -113,7 +117,7 @@ class KVGeometry:
         heads = text_config.num_attention_heads
         kv_heads = getattr(text_config, "num_key_value_heads", None) or heads
         head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // heads
-        windows = _sliding_windows(text_config, layers)
+        windows = layer_windows(text_config)
         if bytes_per_element is None:
             dtype = getattr(text_config, "dtype", None) or getattr(text_config, "torch_dtype", None)
             dtype_name = str(dtype).removeprefix("torch.") if dtype is not None else "bfloat16"
@@ -121,16 +125,28 @@ class KVGeometry:
         return cls(layers, kv_heads, head_dim, bytes_per_element, windows, name=getattr(config, "model_type", name))
 
 
-def _sliding_windows(config: Any, num_layers: int) -> tuple[int | None, ...] | None:
-    window = getattr(config, "sliding_window", None)
-    layer_types = getattr(config, "layer_types", None)
-    if not window:
+def layer_windows(config: Any) -> tuple[int | None, ...] | None:
+    """Per decoder layer, the attention window in tokens as transformers applies it (None: the
+    layer attends every key); None altogether when no layer has a window. The one parser of
+    sliding windows: the KV simulator and generation's masks both read it.
+
+    transformers 5.x: a window is `sliding_window`, unless `use_sliding_window` is False (Qwen2/3
+    null it then). Models that list `layer_types` (Qwen2/3 from `max_window_layers` on, Olmo 3,
+    Gemma 2/3, ...) window their "sliding_attention" layers only; models without them (Mistral,
+    Mixtral, Phi-3) window every layer.
+    """
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text_config, "sliding_window", None)
+    if not window or getattr(text_config, "use_sliding_window", True) is False:
         return None
-    if layer_types:
-        return tuple(window if kind == "sliding_attention" else None for kind in layer_types)
-    if getattr(config, "use_sliding_window", True):
-        return (window,) * num_layers
-    return None
+    layers = text_config.num_hidden_layers
+    layer_types = getattr(text_config, "layer_types", None)
+    if not layer_types:
+        return (window,) * layers
+    if len(layer_types) != layers:
+        raise ValueError(f"layer_types has {len(layer_types)} entries for {layers} layers")
+    windows = tuple(window if kind == "sliding_attention" else None for kind in layer_types)
+    return windows if any(w is not None for w in windows) else None
 
 
 _PRESETS: dict[str, KVGeometry] = {

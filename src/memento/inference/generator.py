@@ -23,6 +23,7 @@ from memento.format import IM_END, SpecialIds
 from memento.inference.cache import EvictingKVCache
 from memento.inference.logits import MaxBlockTokensProcessor, sampling_warpers
 from memento.inference.masks import ChunkEviction, chunk_visibility, to_additive, window_limit
+from memento.kv import layer_windows
 
 logger = logging.getLogger("memento.inference")
 
@@ -103,7 +104,7 @@ class MementoGenerator:
         if special_ids is None and tokenizer is None:
             raise ValueError("without a tokenizer, pass special_ids")
         self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer)
-        self._windows = _layer_windows(model.config)
+        self._windows = _mask_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
         self._block_cap = (
             MaxBlockTokensProcessor(self.special_ids, config.max_block_tokens) if config.max_block_tokens else None
@@ -155,14 +156,16 @@ class MementoGenerator:
         return _Row(index, tracker, GenerationResult(prompt_ids=list(prompt_ids)), list(prompt_ids))
 
     def _masks(self, allowed: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor) -> Any:
+        """The additive mask(s) the model takes: one tensor, or one per layer type (see `_mask_windows`)."""
         dtype = self.model.dtype
-        if not self._windows:
-            return to_additive(allowed, dtype)
-        masks = {}
-        for kind, window in self._windows.items():
+
+        def windowed(window: int | None) -> torch.Tensor:
             limited = allowed if window is None else window_limit(allowed, key_positions, query_positions, window)
-            masks[kind] = to_additive(limited, dtype)
-        return masks
+            return to_additive(limited, dtype)
+
+        if isinstance(self._windows, dict):
+            return {kind: windowed(window) for kind, window in self._windows.items()}
+        return windowed(self._windows)
 
     def _forward(
         self, cache: EvictingKVCache, rows: Sequence[_Row], chunks: Sequence[Sequence[int]], step: int
@@ -522,17 +525,21 @@ class MementoGenerator:
         return delta
 
 
-def _layer_windows(model_config: Any) -> dict[str, int | None]:
-    """Attention masks by layer type, when the model mixes full and sliding-window layers ({} otherwise)."""
-    text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
-    layer_types = getattr(text_config, "layer_types", None) or []
-    kinds = set(layer_types)
-    if kinds <= {"full_attention"}:
-        return {}
-    unsupported = kinds - {"full_attention", "sliding_attention"}
-    if unsupported:
-        raise NotImplementedError(
-            f"memento inference supports full and sliding-window attention, not {sorted(unsupported)}"
-        )
-    window = getattr(text_config, "sliding_window", None)
-    return {"full_attention": None, "sliding_attention": window}
+def _mask_windows(model_config: Any) -> dict[str, int | None] | int | None:
+    """How generation windows its masks, from `memento.kv.layer_windows` (the one parser).
+
+    None: no layer has a window. An int: every layer has that window (Mistral-style; one mask for
+    all layers). A dict: one mask per layer type, for models mixing full and sliding layers.
+    """
+    windows = layer_windows(model_config)
+    if windows is None:
+        return None
+    if len(set(windows)) == 1:
+        return windows[0]
+    text_config = model_config.get_text_config()
+    by_type: dict[str, int | None] = {}
+    for kind, window in zip(text_config.layer_types, windows, strict=True):
+        if kind not in ("full_attention", "sliding_attention"):
+            raise NotImplementedError(f"memento inference supports full and sliding-window attention, not {kind!r}")
+        by_type[kind] = window
+    return by_type
