@@ -158,6 +158,17 @@ _PRESETS: dict[str, KVGeometry] = {
 }
 
 
+def memento_to_block_ratio(memento_size: float, block_size: float) -> float | None:
+    """The project's one measure of compression: memento size / block size (tokens or characters).
+
+    Lower is stronger. It is the paper's "compression ratio" (median 0.16 math, 0.18 code, 0.23
+    science in characters); the paper's "~6x trace-level compression" is 1 / this ratio (~0.17)
+    in tokens. Every table and JSON field that reports compression reports this, named so.
+    None for an empty block.
+    """
+    return memento_size / block_size if block_size else None
+
+
 @dataclass(frozen=True)
 class BlockCompression:
     """One completed block: its reasoning vs its memento (delimiters excluded)."""
@@ -169,14 +180,14 @@ class BlockCompression:
     memento_chars: int | None = None
 
     @property
-    def token_ratio(self) -> float:
-        return self.memento_tokens / self.block_tokens if self.block_tokens else float("nan")
+    def memento_to_block_tokens(self) -> float | None:
+        return memento_to_block_ratio(self.memento_tokens, self.block_tokens)
 
     @property
-    def char_ratio(self) -> float | None:
-        if self.block_chars is None or self.memento_chars is None or not self.block_chars:
+    def memento_to_block_chars(self) -> float | None:
+        if self.block_chars is None or self.memento_chars is None:
             return None
-        return self.memento_chars / self.block_chars
+        return memento_to_block_ratio(self.memento_chars, self.block_chars)
 
 
 @dataclass
@@ -210,26 +221,34 @@ class KVReport:
         return self.occupancy[-1] if self.occupancy else 0
 
     @property
-    def compression_ratio(self) -> float | None:
-        """Trace-level token compression: sum of memento tokens / sum of block tokens."""
-        block_tokens = sum(b.block_tokens for b in self.blocks)
-        return sum(b.memento_tokens for b in self.blocks) / block_tokens if block_tokens else None
+    def memento_to_block_tokens(self) -> float | None:
+        """Over all completed blocks: memento tokens / block tokens (`memento_to_block_ratio`)."""
+        return memento_to_block_ratio(
+            sum(b.memento_tokens for b in self.blocks), sum(b.block_tokens for b in self.blocks)
+        )
 
     @property
-    def median_char_ratio(self) -> float | None:
-        """Median per-block memento chars / block chars (the paper's compression ratio)."""
-        ratios = [r for r in (b.char_ratio for b in self.blocks) if r is not None]
+    def memento_to_block_chars_median(self) -> float | None:
+        """Median over blocks of memento chars / block chars (the paper's per-block figure)."""
+        ratios = [r for r in (b.memento_to_block_chars for b in self.blocks) if r is not None]
         return statistics.median(ratios) if ratios else None
 
     def to_dict(self, *, with_curves: bool = True) -> dict[str, Any]:
         """JSON-ready dict; `with_curves=False` drops the per-step lists."""
         data = asdict(self)
-        data["blocks"] = [{**asdict(b), "token_ratio": b.token_ratio, "char_ratio": b.char_ratio} for b in self.blocks]
+        data["blocks"] = [
+            {
+                **asdict(b),
+                "memento_to_block_tokens": b.memento_to_block_tokens,
+                "memento_to_block_chars": b.memento_to_block_chars,
+            }
+            for b in self.blocks
+        ]
         data.update(
             generated_tokens=self.generated_tokens,
             final_tokens=self.final_tokens,
-            compression_ratio=self.compression_ratio,
-            median_char_ratio=self.median_char_ratio,
+            memento_to_block_tokens=self.memento_to_block_tokens,
+            memento_to_block_chars_median=self.memento_to_block_chars_median,
             num_blocks=len(self.blocks),
         )
         if not with_curves:
