@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `memento toy train` and its options."""
     from memento.toy.train import train_toy
 
-    commands = parser.add_subparsers(dest="toy_command", required=True)
+    commands = parser.add_subparsers(dest="toy_command", required=True, metavar="{train}")
     train = commands.add_parser(
         "train", help="train the toy model through `memento train --stage both` (about 18 minutes on 2 CPU cores)"
     )
@@ -34,9 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     defaults = inspect.signature(train_toy).parameters
     for name, (kind, help_text) in _OVERRIDES.items():
         default = defaults[name].default
-        train.add_argument(
-            "--" + name.replace("_", "-"), type=kind, default=default, help=f"{help_text} (default: {default})"
-        )
+        flag, metavar = "--" + name.replace("_", "-"), "N" if kind is int else "X"
+        train.add_argument(flag, type=kind, default=default, metavar=metavar, help=f"{help_text} (default: {default})")
     train.add_argument("--install", action="store_true", help="replace the embedded default model")
     train.set_defaults(run=run_train)
 
