@@ -8,6 +8,8 @@ from memento.config import MementoConfig
 from memento.vllm import plugin, state
 from memento.vllm.state import CONFIG_ENV, engine_config, request_config
 
+pytestmark = pytest.mark.vllm
+
 
 def test_request_config_overrides_the_engine_default():
     default = MementoConfig(mask_delimiters=False)
@@ -38,3 +40,33 @@ def test_compact_on_summary_end_false_is_accepted_with_a_warning(caplog):
     with caplog.at_level("WARNING", logger="memento.vllm.state"):
         assert request_config({"block_masking_config": config}, None) == MementoConfig.from_dict(config)
     assert "always gives evicted KV back to the pool" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('{"enable": true,', "not valid JSON"),
+        ('{"enable": true, "keep_last_n": 0, "mask_delimiters": false}', "keep_last_n"),
+        ('{"enable": true, "keep_last_n_blocks": -7, "mask_delimiters": false}', "keep_last_n_blocks must be >= -1"),
+        ('{"enable": true, "keep_last_n_blocks": [0], "mask_delimiters": false}', "keep_last_n_blocks"),
+        (["a"], "must be a JSON object"),
+    ],
+)
+def test_bad_request_configs_are_refused_at_admission_naming_the_field(monkeypatch, value, reason):
+    """vLLM's frontend calls this hook on every request: a VLLMValidationError there is an HTTP 400."""
+    from vllm.exceptions import VLLMValidationError
+
+    from memento.vllm.validation import REQUEST_FIELD, RequestValidator
+    from vllm import SamplingParams
+
+    monkeypatch.setenv(CONFIG_ENV, '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}')
+    with pytest.raises(VLLMValidationError) as caught:
+        RequestValidator.validate_params(SamplingParams(extra_args={"block_masking_config": value}))
+    assert caught.value.parameter == REQUEST_FIELD == "vllm_xargs.block_masking_config"
+    assert str(caught.value).startswith(REQUEST_FIELD + ": ") and reason in str(caught.value)
+    RequestValidator.validate_params(SamplingParams(extra_args=None))  # the engine's default
+    RequestValidator.validate_params(
+        SamplingParams(
+            extra_args={"block_masking_config": '{"enable": true, "keep_last_n_blocks": 2, "mask_delimiters": true}'}
+        )
+    )

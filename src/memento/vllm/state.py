@@ -42,15 +42,26 @@ def _parse(text: str) -> MementoConfig:
 
 
 def requested_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
-    """A request's config as given: its ``extra_args["block_masking_config"]`` (dict or JSON) or the default."""
+    """A request's config as given: its ``extra_args["block_masking_config"]`` (dict or JSON) or the default.
+
+    Raises ValueError naming the option and the reason when the override is not a valid config.
+    """
     override = (extra_args or {}).get(REQUEST_KEY)
     if override is None:
         return default
-    return _parse(override) if isinstance(override, str) else MementoConfig.from_dict(override)
+    if isinstance(override, str):
+        return _parse(override)
+    if isinstance(override, dict):
+        return MementoConfig.from_dict(override)
+    raise ValueError(f"must be a JSON object (sent as a string), got {type(override).__name__} {override!r}")
 
 
 def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
-    """The config a request is masked with, or None when it evicts nothing."""
+    """The config a request is masked with, or None when it evicts nothing.
+
+    Raises ValueError (one line naming the option) for a config that is invalid or that the vLLM
+    backend cannot run: vLLM's admission hook (`memento.vllm.validation`) turns it into HTTP 400.
+    """
     config = requested_config(extra_args, default)
     if config is None or not config.evicts:
         return None
