@@ -21,8 +21,8 @@ def test_request_config_overrides_the_engine_default():
     )
     own = request_config({"block_masking_config": {"keep_last_n_blocks": 1, "mask_delimiters": True}}, None)
     assert own == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
-    with pytest.raises(ValueError, match="restart_mode is not supported by the vLLM backend"):
-        request_config({"block_masking_config": {"mask_delimiters": False, "restart_mode": True}}, None)
+    restart = {"mask_delimiters": False, "restart_mode": True}
+    assert request_config({"block_masking_config": restart}, None) == MementoConfig(**restart)
 
 
 def test_bad_engine_config_fails_at_start_up_with_the_valid_options(monkeypatch):

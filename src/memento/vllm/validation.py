@@ -24,9 +24,15 @@ REQUEST_FIELD = f"vllm_xargs.{REQUEST_KEY}"
 def validate_request(params: Any) -> None:
     """Raise `VLLMValidationError` (HTTP 400) naming the field and the reason when a request's config is unusable."""
     try:
-        request_config(getattr(params, "extra_args", None), engine_config())
+        config = request_config(getattr(params, "extra_args", None), engine_config())
     except ValueError as error:
         raise VLLMValidationError(f"{REQUEST_FIELD}: {error}", parameter=REQUEST_FIELD) from None
+    if config is not None and config.restart_mode and getattr(params, "prompt_logprobs", None) is not None:
+        raise VLLMValidationError(
+            f"{REQUEST_FIELD}: restart_mode cannot return prompt_logprobs (a memento in the prompt is computed "
+            "twice, with and without its block)",
+            parameter="prompt_logprobs",
+        )
 
 
 class RequestValidator(LogitsProcessor):
