@@ -25,7 +25,8 @@ class MementoCollator:
     Always ``input_ids``, ``labels`` (-100 on padding) and ``position_ids`` [B, L].
 
     Packed rows (features with ``segment_lengths``, see `memento.training.packing`) get positions
-    restarting per segment and a block-diagonal ``hidden_from`` in both stages.
+    restarting per segment and a block-diagonal ``hidden_from`` in both stages; `packed` makes
+    stage 1 always give ``hidden_from`` (the block-sparse attention takes no 2-D mask).
 
     `full_attention_fraction` (stage 2 only): each example is trained with plain causal attention
     with this probability (seeded by `seed`), so that the model stays accurate when run without
@@ -37,6 +38,7 @@ class MementoCollator:
     pad_token_id: int
     full_attention_fraction: float = 0.0
     seed: int = 0
+    packed: bool = False
     _random: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +69,7 @@ class MementoCollator:
                 position_ids[b, offset : offset + size] = torch.arange(size)
                 offset += size
         result = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
-        if not self.memento and all(len(segments) == 1 for _, _, segments in rows):
+        if not self.memento and not self.packed and all(len(segments) == 1 for _, _, segments in rows):
             result["attention_mask"] = padding
             return result
         hidden_from = torch.arange(1, length + 1).repeat(batch, 1)  # padding keys: seen only by themselves

@@ -165,6 +165,7 @@ def train_stage(
         int(pad_id),
         full_attention_fraction=options.full_attention_fraction,
         seed=options.seed,
+        packed=options.packing,
     )
     train_rows: list[Any] = list(train_examples)
     eval_rows: list[Any] = list(eval_examples or [])
