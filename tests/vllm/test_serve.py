@@ -14,7 +14,7 @@ from openai import OpenAI
 from memento.config import MementoConfig
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
-from memento.toy.train import CHECKPOINT
+from memento.toy import CHECKPOINT
 
 PROBLEM = "sum mod 10: a:3 b:4 c:5 d:1 e:2 f:3 g:9 h:9 i:0 j:1 k:2 l:8 m:6 n:2"
 
@@ -48,7 +48,7 @@ def server():
         "--num-blocks",
         "64",
         "--block-masking-config",
-        '{"keep_last_n_blocks": 0, "mask_delimiters": false}',
+        '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}',
         "--",
         "--enforce-eager",
     ]
@@ -97,7 +97,7 @@ def test_chat_completion_shows_markers_and_equals_memento_generator(server):
 
 def test_per_request_config_through_vllm_xargs(server):
     model = server.models.list().data[0].id
-    capped = {"keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20}
+    capped = {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20}
     response = server.completions.create(
         model=model,
         prompt=f"<|im_start|>user\n{PROBLEM}<|im_end|>\n<|im_start|>assistant\n",

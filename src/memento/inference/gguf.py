@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from memento.cache_dir import cache_path
+from memento.errors import UsageError
 
 logger = logging.getLogger("memento.inference")
 
@@ -72,14 +73,14 @@ def convert_gguf(path: Path, output: Path, digest: str) -> None:
         if not is_gguf_available():
             raise ImportError
     except ImportError:
-        raise ValueError(f"{path}: reading GGUF files needs the gguf package (pip install gguf)") from None
+        raise UsageError(f"{path}: reading GGUF files needs the gguf package (pip install gguf)") from None
     try:
         loaded = AutoModelForCausalLM.from_pretrained(
             str(path.parent), gguf_file=path.name, dtype=torch.float32, local_files_only=True
         )
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name, local_files_only=True)
     except (ValueError, OSError, KeyError, RuntimeError) as error:
-        raise ValueError(f"{path}: not a GGUF model transformers can read ({_first_line(error)})") from None
+        raise UsageError(f"{path}: not a GGUF model transformers can read ({_first_line(error)})") from None
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config  # the weights are dequantised: this is now a plain checkpoint

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from memento.errors import UsageError
 from memento.format import MEMENTO_TOKENS
 from memento.inference.gguf import gguf_checkpoint
 
@@ -30,10 +31,20 @@ _EXPECTED = "a Hugging Face checkpoint directory (with config.json) or a .gguf f
 
 
 def resolve_device(device: str) -> torch.device:
-    """'auto' picks CUDA when available, else CPU."""
+    """'auto' picks CUDA when available, else CPU; a device this machine lacks is a `UsageError`."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N") from None
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"device {device!r}: CUDA is not available on this machine (torch {torch.__version__})")
+        if target.index is not None and target.index >= count:
+            raise UsageError(f"device {device!r}: this machine has {count} CUDA device(s), numbered from 0")
+    return target
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> Any:
@@ -44,7 +55,7 @@ def resolve_dtype(dtype: str, device: torch.device) -> Any:
     if dtype == "auto":
         return "auto" if device.type == "cuda" else torch.float32
     if dtype not in _DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
+        raise UsageError(f"unknown dtype {dtype!r}; choose auto, {', '.join(_DTYPES)}")
     return _DTYPES[dtype]
 
 
@@ -52,7 +63,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """A loadable checkpoint directory for `path`: the directory itself, or the cached conversion of a .gguf.
 
     A directory without config.json that holds exactly one .gguf file stands for that file.
-    Raises FileNotFoundError / ValueError with one line naming the offending file.
+    Raises FileNotFoundError / `UsageError` with one line naming the offending file.
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -61,7 +72,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         if path.suffix.lower() == ".gguf":
             _check_gguf_header(path)
             return gguf_checkpoint(path)
-        raise ValueError(f"{path}: unsupported model file {path.suffix or '(no suffix)'!r} (expected {_EXPECTED})")
+        raise UsageError(f"{path}: unsupported model file {path.suffix or '(no suffix)'!r} (expected {_EXPECTED})")
     if not (path / "config.json").is_file():
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
@@ -80,9 +91,9 @@ def check_checkpoint_dir(path: Path) -> None:
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{config_file}: not valid JSON ({error})") from None
+        raise UsageError(f"{config_file}: not valid JSON ({error})") from None
     if not isinstance(config, dict) or "model_type" not in config:
-        raise ValueError(f"{config_file}: expected a JSON object with a 'model_type' field")
+        raise UsageError(f"{config_file}: expected a JSON object with a 'model_type' field")
     weights = [file for pattern in _WEIGHT_PATTERNS for file in sorted(path.glob(pattern))]
     if not weights:
         raise FileNotFoundError(f"{path}: no weights next to config.json (model*.safetensors or pytorch_model*.bin)")
@@ -93,27 +104,32 @@ def check_checkpoint_dir(path: Path) -> None:
             with safe_open(str(file), framework="pt"):
                 pass
         except Exception as error:  # safetensors raises its own SafetensorError (an Exception)
-            raise ValueError(f"{file}: not a readable safetensors file ({error})") from None
+            raise UsageError(f"{file}: not a readable safetensors file ({error})") from None
 
 
 def _check_gguf_header(path: Path) -> None:
     with path.open("rb") as handle:
         magic = handle.read(4)
     if magic != b"GGUF":
-        raise ValueError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
+        raise UsageError(f"{path}: not a GGUF file (it does not start with the GGUF magic bytes)")
 
 
 def load_tokenizer(path: str | Path) -> Any:
     """The tokenizer of a checkpoint directory or .gguf file (local files only)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(resolve_checkpoint(path)), local_files_only=True)
+    directory = resolve_checkpoint(path)
+    try:
+        return AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"{directory}: cannot load the tokenizer: {_first_line(error)}") from None
 
 
 def load_causal_lm(
     path: str | Path, *, dtype: Any = torch.float32, attn_implementation: str = "sdpa", device: str | None = None
 ) -> Any:
     """`AutoModelForCausalLM` from a checkpoint directory or .gguf file; load errors become one line."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     directory = resolve_checkpoint(path)
@@ -122,8 +138,8 @@ def load_causal_lm(
         model = AutoModelForCausalLM.from_pretrained(
             str(directory), local_files_only=True, dtype=torch_dtype, attn_implementation=attn_implementation
         )
-    except (OSError, KeyError) as error:
-        raise ValueError(f"{directory}: could not load the model ({str(error).strip().splitlines()[0]})") from None
+    except (OSError, KeyError, SafetensorError) as error:
+        raise UsageError(f"{directory}: cannot load the model weights: {_first_line(error)}") from None
     return model if device is None else model.to(resolve_device(device))
 
 
@@ -147,3 +163,7 @@ def load_model_and_tokenizer(
         directory, dtype=resolve_dtype(dtype, target), attn_implementation=attn_implementation, device=str(target)
     )
     return model.eval(), tokenizer
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

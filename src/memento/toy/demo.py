@@ -21,9 +21,9 @@ from memento.attention import analyze
 from memento.config import MementoConfig
 from memento.inference import GenerationResult, MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
-from memento.kv import KVGeometry, simulate
+from memento.kv import KVGeometry, memento_to_block_ratio, simulate
+from memento.toy import CHECKPOINT, HELD_OUT_SEED
 from memento.toy.task import ToyTask, parse_answer
-from memento.toy.train import CHECKPOINT, HELD_OUT_SEED
 
 MODES: dict[str, dict[str, Any]] = {
     "memento": {"keep_last_n_blocks": 0},
@@ -44,7 +44,7 @@ class ModeReport:
     auc_gb_ktok_mean: float
     tokens_per_second: float
     blocks_per_problem: float
-    compression_mean: float | None
+    memento_to_block_tokens: float | None
     generated_tokens_mean: float
     matches_simulator: bool
     kv_traces: list[list[int]] = field(default_factory=list, repr=False)
@@ -63,7 +63,8 @@ def _measure(
 ) -> ModeReport:
     config, special_ids = generator.config, generator.special_ids
     per_token = geometry.bytes_per_token
-    correct, peaks, aucs, blocks, ratios, matches = 0, [], [], [], [], True
+    correct, peaks, aucs, blocks, matches = 0, [], [], [], True
+    block_tokens = memento_tokens = 0
     for result, answer in zip(results, answers, strict=True):
         correct += parse_answer(result.text) == answer
         peaks.append(result.kv_tokens_peak)
@@ -74,7 +75,8 @@ def _measure(
         layout = analyze(result.prompt_ids + result.token_ids, special_ids, config)
         done = [b for b in layout.blocks if b.summary_end is not None and b.start >= len(result.prompt_ids)]
         blocks.append(len(done))
-        ratios += [(b.end - b.start - 1) / max(b.summary_end - b.summary_start - 1, 1) for b in done]
+        block_tokens += sum(b.end - b.start - 1 for b in done)
+        memento_tokens += sum(b.summary_end - b.summary_start - 1 for b in done)
     generated = sum(len(r.token_ids) for r in results)
     return ModeReport(
         accuracy=correct / len(results),
@@ -85,7 +87,7 @@ def _measure(
         auc_gb_ktok_mean=statistics.mean(aucs),
         tokens_per_second=generated / seconds,
         blocks_per_problem=statistics.mean(blocks),
-        compression_mean=statistics.mean(ratios) if ratios else None,
+        memento_to_block_tokens=memento_to_block_ratio(memento_tokens, block_tokens),
         generated_tokens_mean=generated / len(results),
         matches_simulator=matches,
         kv_traces=[r.kv_trace for r in results],
@@ -93,17 +95,29 @@ def _measure(
     )
 
 
+@dataclass(frozen=True)
+class DemoOptions:
+    """How many held-out problems the demo solves, and how."""
+
+    problems: int = field(default=300, metadata={"help": "held-out problems, solved in every mode"})
+    batch_size: int = field(default=100, metadata={"help": "problems decoded together"})
+    seed: int = field(default=HELD_OUT_SEED, metadata={"help": "seed of the held-out problems"})
+    max_new_tokens: int = field(default=600, metadata={"help": "new tokens per problem at most"})
+
+    def __post_init__(self) -> None:
+        for name in ("problems", "batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
 def run_demo(
     model_dir: str | Path | None = None,
+    options: DemoOptions | None = None,
     *,
-    problems: int = 300,
-    batch_size: int = 100,
-    seed: int = HELD_OUT_SEED,
     task: ToyTask | None = None,
-    max_new_tokens: int = 600,
     save_traces: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Solve `problems` held-out problems in every mode; returns the JSON-ready report.
+    """Solve `options.problems` held-out problems in every mode; returns the JSON-ready report.
 
     `save_traces`: a directory that receives each mode's outputs as memento text (one JSONL per
     mode, ``{"text": prompt + output}``), for `memento kv --model-config` on the same outputs.
@@ -111,20 +125,22 @@ def run_demo(
     model_dir = Path(model_dir) if model_dir is not None else CHECKPOINT
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"no model in {model_dir}; train one with `memento toy train --install`")
+    options = options or DemoOptions()
+    problems, batch_size = options.problems, options.batch_size
     torch.manual_seed(0)
     model, tokenizer = load_model_and_tokenizer(model_dir, dtype="float32", device="cpu")
     geometry = KVGeometry.from_config(model.config, bytes_per_element=model.dtype.itemsize)
     task = task or ToyTask()
-    examples = task.examples(problems, seed)
+    examples = task.examples(problems, options.seed)
     prompts = [trace.prompt for _, trace in examples]
     answers = [task.answer(numbers) for numbers, _ in examples]
     report: dict[str, Any] = {"problems": problems, "model": str(model_dir), "task": task.__dict__, "modes": {}}
     details: dict[str, ModeReport] = {}
-    for name, options in MODES.items():
-        generator = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False, **options))
+    for name, mode in MODES.items():
+        generator = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False, **mode))
         start, results = time.perf_counter(), []
         for offset in range(0, problems, batch_size):
-            results += generator.generate(prompts[offset : offset + batch_size], max_new_tokens=max_new_tokens)
+            results += generator.generate(prompts[offset : offset + batch_size], max_new_tokens=options.max_new_tokens)
         details[name] = _measure(results, answers, time.perf_counter() - start, generator, geometry)
         if save_traces is not None:
             directory = Path(save_traces)
@@ -162,13 +178,14 @@ def print_demo(report: dict[str, Any]) -> None:
         "KV AUC GB*ktok",
         "tok/s",
         "blocks/problem",
-        "block:memento",
+        "memento/block tok",
         "= memento kv",
     ]
     for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
     for name, m in report["modes"].items():
-        compression = "-" if m["compression_mean"] is None else f"{m['compression_mean']:.1f}x"
+        ratio = m["memento_to_block_tokens"]
+        compression = "-" if ratio is None else f"{ratio:.2f}"
         table.add_row(
             name,
             f"{m['accuracy']:.1%}",

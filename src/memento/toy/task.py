@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from memento.format import Block, Trace
 
 LABELS = "abcdefghijklmnopqrstuvwxyz"
+TRAIN_SEED, HELD_OUT_SEED = 0, 1_000_003
+"""Seeds of the training problems and of the held-out problems (`memento demo`, the `toy` benchmark)."""
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, Qwen3Config
 
+from memento.toy import CHECKPOINT, TRAIN_SEED
 from memento.toy.task import ToyTask
 from memento.toy.tokenizer import build_toy_tokenizer
 from memento.training import TrainOptions, train
-
-CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
-"""The embedded default model shipped inside the package."""
-
-TRAIN_SEED, HELD_OUT_SEED = 0, 1_000_003
 
 
 def toy_config(vocab_size: int) -> Qwen3Config:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
-ATTENTION_CHOICES = ("auto", "dense", "block-sparse")
-DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
+Attention = Literal["auto", "dense", "block-sparse"]
+WeightDtype = Literal["auto", "fp32", "bf16", "fp16"]
+ATTENTION_CHOICES = typing.get_args(Attention)
+DTYPE_CHOICES = typing.get_args(WeightDtype)
 
 
 def _help(text: str) -> dict[str, str]:
@@ -26,7 +30,7 @@ class TrainOptions:
     """
 
     learning_rate: float = field(default=8e-5, metadata=_help("peak learning rate (cosine schedule)"))
-    epochs: float = field(default=5.0, metadata=_help("epochs of stage 1 (and of stage 2 unless memento_epochs)"))
+    epochs: float = field(default=5.0, metadata=_help("epochs of stage 1 (and of stage 2 unless --memento-epochs)"))
     memento_epochs: float | None = field(default=None, metadata=_help("stage 2 epochs (default: epochs)"))
     full_attention_fraction: float = field(
         default=0.0,
@@ -38,11 +42,13 @@ class TrainOptions:
     weight_decay: float = field(default=0.0, metadata=_help("AdamW weight decay"))
     max_grad_norm: float = field(default=1.0, metadata=_help("gradient clipping norm"))
     max_length: int = field(default=32768, metadata=_help("tokens per conversation (and per packed row)"))
-    overflow: str = field(
+    overflow: Literal["truncate", "drop"] = field(
         default="truncate", metadata=_help("longer conversations: truncate after the last whole memento, or drop")
     )
-    bf16: str = field(default="auto", metadata=_help("bf16 autocast over fp32 weights: auto (when supported), yes, no"))
-    dtype: str = field(
+    bf16: Literal["auto", "yes", "no"] = field(
+        default="auto", metadata=_help("bf16 autocast over fp32 weights: auto (when supported), yes, no")
+    )
+    dtype: WeightDtype = field(
         default="auto",
         metadata=_help(
             "dtype the weights are loaded and trained in: auto (bf16 on a bf16 GPU, else fp32), fp32, bf16, "
@@ -50,19 +56,21 @@ class TrainOptions:
         ),
     )
     seed: int = field(default=0, metadata=_help("seed of initialisation, shuffling and held-out split"))
-    attention: str = field(
+    attention: Attention = field(
         default="auto",
         metadata=_help("memento mask: dense (L x L), block-sparse (flex_attention tiles), auto (block-sparse on CUDA)"),
     )
     mask_delimiters: bool | None = field(
         default=None, metadata=_help("stage 2 masks the block delimiters too (default: per model family)")
     )
-    keep_last_n_blocks: int = field(default=0, metadata=_help("completed blocks stage 2 keeps visible"))
+    keep_last_n_blocks: int = field(
+        default=0, metadata={"flag": "--keep-last-n", "help": "stage 2: completed blocks kept visible"}
+    )
     logging_steps: int = field(default=10, metadata=_help("log the loss every N steps"))
     save_total_limit: int | None = field(default=2, metadata=_help("checkpoints kept per stage"))
     save_steps: int = field(default=0, metadata=_help("save a checkpoint every N steps (0: at the end of each epoch)"))
     gradient_checkpointing: bool = field(
-        default=False, metadata=_help("recompute activations in the backward pass (less memory, ~30% more time)")
+        default=False, metadata=_help("recompute activations in the backward pass (less memory, more compute)")
     )
     lora_rank: int = field(default=0, metadata=_help("LoRA adapter rank (0: full fine-tuning)"))
     lora_alpha: float | None = field(default=None, metadata=_help("LoRA scaling alpha (default: 2 x rank)"))

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from memento.format import Trace, load_traces, read_jsonl
 from memento.training import openmementos
@@ -23,17 +23,26 @@ from memento.training import openmementos
 class DataSelection:
     """Which rows of the training data to use (OpenMementos' columns; other traces by their metadata)."""
 
-    limit: int | None = field(default=None, metadata={"help": "use at most this many traces (after the filters)"})
-    config: str = field(
-        default="default", metadata={"help": "OpenMementos config for a hub name or folder: default or full"}
+    limit: int | None = field(
+        default=None, metadata={"flag": "--data-limit", "help": "use at most this many traces (after the filters)"}
     )
-    split: str = field(default="train", metadata={"help": "dataset split for a hub name or folder"})
+    config: Literal["default", "full"] = field(
+        default="default",
+        metadata={"flag": "--data-config", "help": "OpenMementos config for a hub name or folder: default or full"},
+    )
+    split: str = field(
+        default="train", metadata={"flag": "--data-split", "help": "dataset split for a hub name or folder"}
+    )
     domains: str | None = field(
-        default=None, metadata={"help": "keep these domains only, comma-separated (e.g. math,science)"}
+        default=None,
+        metadata={"flag": "--data-domains", "help": "keep these domains only, comma-separated (e.g. math,science)"},
     )
-    sources: str | None = field(default=None, metadata={"help": "keep these sources only, comma-separated"})
+    sources: str | None = field(
+        default=None, metadata={"flag": "--data-sources", "help": "keep these sources only, comma-separated"}
+    )
     difficulty: str | None = field(
-        default=None, metadata={"help": "keep these difficulties: N, A-B, or a comma-separated list of those"}
+        default=None,
+        metadata={"flag": "--data-difficulty", "help": "keep these difficulties: N, A-B, or a list of those (6-8,10)"},
     )
 
     def __post_init__(self) -> None:
