@@ -16,7 +16,7 @@ from memento.config import MementoConfig
 from memento.format import SpecialIds, load_traces
 from memento.training import MementoCollator, load_examples
 from memento.training.openmementos import FULL_COLUMNS, read_rows, row_from_trace, trace_from_row
-from memento.training.sources import DataSelection, read_traces
+from memento.training.sources import DataSelection, location_kind, read_traces
 from tests.conftest import EXAMPLES
 
 DATA = Path(__file__).parent / "data"
@@ -143,6 +143,16 @@ def test_the_limit_stops_reading(tmp_path):
 def test_bad_selection(arguments, message):
     with pytest.raises(ValueError, match=message):
         DataSelection(**arguments)
+
+
+def test_location_kinds(tmp_path, hub_folder):
+    assert location_kind("microsoft/OpenMementos") == "hub"
+    assert location_kind(hub_folder) == "folder"
+    assert location_kind(_parquet("default", tmp_path)) == "parquet"
+    assert location_kind(_jsonl("full")) == "rows"
+    assert location_kind(EXAMPLES / ORDER[0]) == "traces"
+    with pytest.raises(FileNotFoundError, match="no such file, folder or hub dataset name"):
+        location_kind("data/missing.jsonl")  # a path, not a hub name
 
 
 def test_bad_sources_are_one_line(tmp_path, hub_folder):

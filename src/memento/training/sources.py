@@ -103,13 +103,24 @@ def _traces(location: str | Path, selection: DataSelection) -> Iterator[tuple[st
             yield name, openmementos.trace_from_row(row, source=name)
 
 
-def _is_openmementos(location: str | Path) -> bool:
+def location_kind(location: str | Path) -> str:
+    """What a data location is, checked before any reading: 'hub', 'folder', 'parquet', 'rows' (OpenMementos
+    JSONL) or 'traces'; a missing path raises FileNotFoundError (one line)."""
     path = Path(location)
-    if openmementos.is_hub_name(location) or path.is_dir() or path.suffix == ".parquet":
-        return True
+    if openmementos.is_hub_name(location):
+        return "hub"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file, folder or hub dataset name (owner/name)")
-    if path.suffix != ".jsonl":
-        return False
-    first = next(read_jsonl(path), None)
-    return first is not None and openmementos.is_row(first[1])
+    if path.is_dir():
+        return "folder"
+    if path.suffix == ".parquet":
+        return "parquet"
+    if path.suffix == ".jsonl":
+        first = next(read_jsonl(path), None)
+        if first is not None and openmementos.is_row(first[1]):
+            return "rows"
+    return "traces"
+
+
+def _is_openmementos(location: str | Path) -> bool:
+    return location_kind(location) != "traces"
