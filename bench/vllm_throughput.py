@@ -34,7 +34,7 @@ def write_model(directory: Path, hidden_size: int, layers: int) -> None:
     """A seeded random Qwen3 with the toy tokenizer (head_dim 64, GQA 2:1), saved for vLLM."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
-    from memento.toy.train import CHECKPOINT
+    from memento.toy import CHECKPOINT
 
     tokenizer = AutoTokenizer.from_pretrained(CHECKPOINT)
     heads = max(2, hidden_size // 64)

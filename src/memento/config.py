@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 # mask_delimiters as each model family was trained in the paper (Phi-4 masks the delimiters too).
@@ -47,15 +47,27 @@ class MementoConfig:
         debug: log every eviction.
     """
 
-    enable: bool = True
-    keep_last_n_blocks: int = 0
-    mask_delimiters: bool | None = None
-    compact_on_summary_end: bool = True
-    require_assistant_section: bool = True
-    restart_mode: bool = False
-    keep_last_block_for_answer: bool = False
-    max_block_tokens: int = 0
-    debug: bool = False
+    enable: bool = field(default=True, metadata={"help": "apply memento attention at all"})
+    keep_last_n_blocks: int = field(
+        default=0,
+        metadata={
+            "flag": "--keep-last-n",
+            "help": "completed blocks kept visible (0 = evict each block after its memento, -1 = never evict)",
+        },
+    )
+    mask_delimiters: bool | None = field(
+        default=None, metadata={"help": "also evict <|block_start|>/<|block_end|> (must match training)"}
+    )
+    compact_on_summary_end: bool = field(default=True, metadata={"help": "physically free evicted KV"})
+    require_assistant_section: bool = field(
+        default=True, metadata={"help": "memento tokens in the prompt (before the assistant turn) are plain text"}
+    )
+    restart_mode: bool = field(default=False, metadata={"help": "recompute each memento without its block"})
+    keep_last_block_for_answer: bool = field(
+        default=False, metadata={"help": "keep the last block visible to the answer"}
+    )
+    max_block_tokens: int = field(default=0, metadata={"help": "force <|block_end|> at this many tokens (0 = no cap)"})
+    debug: bool = field(default=False, metadata={"help": "log every eviction"})
 
     def __post_init__(self) -> None:
         for name in (

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from memento.cli import main
-from memento.toy.train import CHECKPOINT, train_toy
+from memento.toy import CHECKPOINT
+from memento.toy.train import train_toy
 
 
 def test_embedded_checkpoint_is_small_and_loads():

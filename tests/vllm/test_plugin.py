@@ -18,8 +18,8 @@ from memento.config import MementoConfig
 from memento.format import SpecialIds
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
+from memento.toy import CHECKPOINT
 from memento.toy.task import ToyTask
-from memento.toy.train import CHECKPOINT
 
 RUNNER = Path(__file__).with_name("run_engine.py")
 NUM_BLOCKS = 30  # x 32 tokens: four requests of ~470 tokens need ~60 blocks without eviction, ~36 with N=1

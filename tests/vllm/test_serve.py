@@ -14,7 +14,7 @@ from openai import OpenAI
 from memento.config import MementoConfig
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
-from memento.toy.train import CHECKPOINT
+from memento.toy import CHECKPOINT
 
 PROBLEM = "sum mod 10: a:3 b:4 c:5 d:1 e:2 f:3 g:9 h:9 i:0 j:1 k:2 l:8 m:6 n:2"
 

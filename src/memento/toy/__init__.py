@@ -1,0 +1,13 @@
+"""The synthetic toy task and the tiny memento model shipped inside the package.
+
+`CHECKPOINT` is where that embedded model lives (importing this costs nothing, unlike `toy.train`,
+which loads the training stack); `TRAIN_SEED` and `HELD_OUT_SEED` keep the problems it was trained
+on apart from the ones the demo tests it on.
+"""
+
+from pathlib import Path
+
+CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
+"""The embedded default model (written by `memento toy train --install`)."""
+
+TRAIN_SEED, HELD_OUT_SEED = 0, 1_000_003

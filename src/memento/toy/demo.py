@@ -22,8 +22,8 @@ from memento.config import MementoConfig
 from memento.inference import GenerationResult, MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
 from memento.kv import KVGeometry, simulate
+from memento.toy import CHECKPOINT, HELD_OUT_SEED
 from memento.toy.task import ToyTask, parse_answer
-from memento.toy.train import CHECKPOINT, HELD_OUT_SEED
 
 MODES: dict[str, dict[str, Any]] = {
     "memento": {"keep_last_n_blocks": 0},
@@ -93,17 +93,29 @@ def _measure(
     )
 
 
+@dataclass(frozen=True)
+class DemoOptions:
+    """How many held-out problems the demo solves, and how."""
+
+    problems: int = field(default=300, metadata={"help": "held-out problems, solved in every mode"})
+    batch_size: int = field(default=100, metadata={"help": "problems decoded together"})
+    seed: int = field(default=HELD_OUT_SEED, metadata={"help": "seed of the held-out problems"})
+    max_new_tokens: int = field(default=600, metadata={"help": "new tokens per problem at most"})
+
+    def __post_init__(self) -> None:
+        for name in ("problems", "batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
 def run_demo(
     model_dir: str | Path | None = None,
+    options: DemoOptions | None = None,
     *,
-    problems: int = 300,
-    batch_size: int = 100,
-    seed: int = HELD_OUT_SEED,
     task: ToyTask | None = None,
-    max_new_tokens: int = 600,
     save_traces: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Solve `problems` held-out problems in every mode; returns the JSON-ready report.
+    """Solve `options.problems` held-out problems in every mode; returns the JSON-ready report.
 
     `save_traces`: a directory that receives each mode's outputs as memento text (one JSONL per
     mode, ``{"text": prompt + output}``), for `memento kv --model-config` on the same outputs.
@@ -111,20 +123,22 @@ def run_demo(
     model_dir = Path(model_dir) if model_dir is not None else CHECKPOINT
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"no model in {model_dir}; train one with `memento toy train --install`")
+    options = options or DemoOptions()
+    problems, batch_size = options.problems, options.batch_size
     torch.manual_seed(0)
     model, tokenizer = load_model_and_tokenizer(model_dir, dtype="float32", device="cpu")
     geometry = KVGeometry.from_config(model.config, bytes_per_element=model.dtype.itemsize)
     task = task or ToyTask()
-    examples = task.examples(problems, seed)
+    examples = task.examples(problems, options.seed)
     prompts = [trace.prompt for _, trace in examples]
     answers = [task.answer(numbers) for numbers, _ in examples]
     report: dict[str, Any] = {"problems": problems, "model": str(model_dir), "task": task.__dict__, "modes": {}}
     details: dict[str, ModeReport] = {}
-    for name, options in MODES.items():
-        generator = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False, **options))
+    for name, mode in MODES.items():
+        generator = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False, **mode))
         start, results = time.perf_counter(), []
         for offset in range(0, problems, batch_size):
-            results += generator.generate(prompts[offset : offset + batch_size], max_new_tokens=max_new_tokens)
+            results += generator.generate(prompts[offset : offset + batch_size], max_new_tokens=options.max_new_tokens)
         details[name] = _measure(results, answers, time.perf_counter() - start, generator, geometry)
         if save_traces is not None:
             directory = Path(save_traces)

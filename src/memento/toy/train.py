@@ -9,13 +9,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, Qwen3Config
 
-from memento.toy.task import HELD_OUT_SEED as HELD_OUT_SEED  # re-exported: the CLI and demo import it here
-from memento.toy.task import TRAIN_SEED, ToyTask
+from memento.toy import CHECKPOINT, TRAIN_SEED
+from memento.toy.task import ToyTask
 from memento.toy.tokenizer import build_toy_tokenizer
 from memento.training import TrainOptions, train
-
-CHECKPOINT = Path(__file__).resolve().parent / "checkpoint"
-"""The embedded default model shipped inside the package."""
 
 
 def toy_config(vocab_size: int) -> Qwen3Config:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Dataset
@@ -43,25 +43,39 @@ class TrainOptions:
     BlockMask built from the block structure). `mask_delimiters` None = per model family.
     """
 
-    learning_rate: float = 8e-5
-    epochs: float = 5.0
-    memento_epochs: float | None = None
-    full_attention_fraction: float = 0.0
-    batch_size: int = 1
-    gradient_accumulation_steps: int = 1
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 32768
-    overflow: str = "truncate"
-    bf16: str = "auto"
-    seed: int = 0
-    attention: str = "dense"
-    mask_delimiters: bool | None = None
-    keep_last_n_blocks: int = 0
-    logging_steps: int = 10
-    save_total_limit: int | None = 2
-    gradient_checkpointing: bool = False
+    learning_rate: float = field(default=8e-5, metadata={"help": "peak learning rate (cosine schedule)"})
+    epochs: float = field(default=5.0, metadata={"help": "epochs per stage"})
+    memento_epochs: float | None = field(default=None, metadata={"help": "stage 2 epochs (default: --epochs)"})
+    full_attention_fraction: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of stage-2 examples trained with plain causal attention "
+            "(keeps the model usable without eviction)"
+        },
+    )
+    batch_size: int = field(default=1, metadata={"help": "examples per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per optimizer update"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of steps with a linear warm-up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    max_length: int = field(default=32768, metadata={"help": "tokens per conversation at most"})
+    overflow: Literal["truncate", "drop"] = field(
+        default="truncate", metadata={"help": "a longer conversation is cut after its last memento, or dropped"}
+    )
+    bf16: Literal["auto", "yes", "no"] = field(default="auto", metadata={"help": "bf16 mixed precision"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    attention: Literal["dense", "block-sparse"] = field(
+        default="dense", metadata={"help": "dense L x L mask (sdpa) or flex_attention block-sparse mask"}
+    )
+    mask_delimiters: bool | None = field(
+        default=None, metadata={"help": "stage 2 masks the block delimiters too (default: per model family)"}
+    )
+    keep_last_n_blocks: int = field(
+        default=0, metadata={"flag": "--keep-last-n", "help": "stage 2: completed blocks kept visible"}
+    )
+    logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
+    save_total_limit: int | None = field(default=2, metadata={"help": "checkpoints kept per stage"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:

@@ -1,0 +1,89 @@
+"""`memento kv`: replay traces through the attention rule and compare the KV cache with and without eviction."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from memento.cli import options, paths
+from memento.errors import UsageError
+
+NAME = "kv"
+HELP = "simulate the KV cache of memento traces, vanilla vs memento"
+TRACE_SUFFIXES = (".json", ".jsonl", ".txt")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `memento kv` to its parser."""
+    parser.description = "Replay traces through the memento attention rule and report peak KV, AUC and compression."
+    parser.add_argument(
+        "traces",
+        nargs="+",
+        type=Path,
+        help="trace files (authors' .json, .jsonl, or memento text), or directories of them",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--geometry", default=None, help="preset: qwen3-8b (default), qwen3-32b, phi-4-reasoning, olmo-3-7b-think"
+    )
+    source.add_argument("--model-config", type=Path, default=None, help="local checkpoint dir or config.json")
+    parser.add_argument(
+        "--tokenizer", type=Path, default=None, help="local Hugging Face tokenizer (default: approximate)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--plot", type=Path, default=None, help="write KV-vs-token curves (vanilla and memento) to PNG")
+    options.add_memento_options(parser)
+    parser.set_defaults(run=run)
+
+
+def trace_files(arguments: Sequence[Path]) -> list[Path]:
+    """The files to read: each file as given, each directory's trace files (by suffix, sorted); none may be empty."""
+    files: list[Path] = []
+    for path in arguments:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in TRACE_SUFFIXES)
+            if not found:
+                raise UsageError(f"{path}: a directory without trace files ({', '.join(TRACE_SUFFIXES)})")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or directory")
+    for path in files:
+        if not path.read_text(encoding="utf-8", errors="replace").strip():
+            raise UsageError(f"{path}: holds no trace (the file is empty)")
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate every trace twice (vanilla and memento) and print tables or JSON; plot when asked."""
+    from memento.counting import load_tokenizer
+    from memento.kv import KVGeometry
+    from memento.kv_report import compare_traces, plot_comparisons, print_comparisons
+
+    files = trace_files(args.traces)
+    if args.plot is not None:
+        paths.image_file(args.plot, "--plot")
+    if args.tokenizer is not None:
+        paths.tokenizer_directory(args.tokenizer, "--tokenizer")
+    if args.model_config is not None:
+        if not args.model_config.is_file():
+            paths.existing_directory(args.model_config, "--model-config", holding="config.json")
+        geometry = KVGeometry.from_config(args.model_config)
+        model_type = options.checkpoint_model_type(args.model_config)
+    else:
+        geometry = KVGeometry.preset(args.geometry or "qwen3-8b")
+        model_type = geometry.name.split("-")[0]
+    config = options.memento_config(args, model_type)
+    comparisons = compare_traces(files, load_tokenizer(args.tokenizer), geometry, config)
+    if args.json:
+        print(json.dumps(comparisons.to_dict()))
+    else:
+        print_comparisons(comparisons)
+    if args.plot is not None:
+        plot_comparisons(comparisons, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
+    return 0

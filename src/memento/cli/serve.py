@@ -1,0 +1,60 @@
+"""`memento serve`: vLLM's OpenAI-compatible server with memento block masking."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from memento.cli import options, paths
+
+NAME = "serve"
+HELP = "serve a memento checkpoint over the OpenAI API (vLLM backend)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `memento serve` to its parser; arguments after `--` go to vLLM."""
+    parser.description = (
+        "Start vLLM's OpenAI-compatible server with memento block masking. Arguments after `--` go to vLLM unchanged."
+    )
+    parser.add_argument("--backend", choices=["vllm"], default="vllm")
+    parser.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--max-model-len", type=int, default=None)
+    parser.add_argument("--num-blocks", type=int, default=None, help="fix the KV pool at this many blocks")
+    parser.add_argument("--block-size", type=int, default=None, help="tokens per KV block (CPU: a multiple of 32)")
+    parser.add_argument("--memory-fraction", type=float, default=0.4, help="vLLM's --gpu-memory-utilization")
+    parser.add_argument(
+        "--block-masking-config",
+        default=None,
+        help="the authors' JSON (enable, keep_last_n_blocks, mask_delimiters, ...); overrides the flags below",
+    )
+    options.add_memento_options(parser)
+    parser.set_defaults(run=run, passthrough=[])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build vLLM's command line and become the server (never returns on success)."""
+    from memento.config import MementoConfig
+    from memento.vllm.serve import serve, server_command
+
+    paths.checkpoint_directory(args.model, "--model")
+    if args.block_masking_config is not None:
+        config = MementoConfig.from_json(args.block_masking_config)
+    else:
+        config = options.memento_config(args, options.checkpoint_model_type(args.model))
+    argv, environment = server_command(
+        args.model,
+        config if config.enable else None,
+        host=args.host,
+        port=args.port,
+        dtype=args.dtype,
+        max_model_len=args.max_model_len,
+        num_blocks=args.num_blocks,
+        block_size=args.block_size,
+        memory_fraction=args.memory_fraction,
+        extra=args.passthrough,
+    )
+    serve(argv, environment)
+    return 0  # not reached: serve() replaces this process
