@@ -153,7 +153,7 @@ def memento_sequences(draw) -> list[int]:
     if draw(st.booleans()):
         sequence += [END_THINK, *draw(text)]
         if draw(st.booleans()):
-            sequence += [BS, 1, BE, SS, 2, SE]  # markers in the answer are text
+            sequence += [BS, 1, BE, SS, 2, SE]  # a block after </think> is tracked too
     if draw(st.booleans()) and sequence:
         sequence = sequence[: draw(st.integers(0, len(sequence)))]
     if draw(st.integers(0, 4)) == 0:

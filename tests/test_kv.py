@@ -6,7 +6,10 @@ from transformers import LlamaConfig, Qwen3Config
 
 from memento.attention import visibility_mask
 from memento.config import MementoConfig
-from memento.kv import KVGeometry, simulate
+from memento.counting import load_tokenizer
+from memento.kv import KVGeometry, memento_to_block_ratio, simulate
+from memento.kv_report import compare_traces
+from tests.conftest import REAL_TRACES
 from tests.test_attention import PLAIN, SEQUENCE, cfg
 
 
@@ -76,6 +79,24 @@ def test_simulate_counts_peak_before_eviction_and_auc():
     assert report.num_evictions == 2 and report.evicted_tokens == 3
     assert report.auc_gb_ktok == pytest.approx(sum(report.occupancy[1:]) * GEOMETRY.bytes_per_token / 1e12)
     assert [(b.block_tokens, b.memento_tokens) for b in report.blocks] == [(2, 1), (1, 1)]
+    assert [b.memento_to_block_tokens for b in report.blocks] == [0.5, 1.0]
+    assert report.memento_to_block_tokens == pytest.approx(2 / 3)  # all mementos / all blocks, one direction
+
+
+def test_compression_is_memento_over_block_in_every_output():
+    comparisons = compare_traces(REAL_TRACES, load_tokenizer(None), KVGeometry.preset("qwen3-8b"), cfg())
+    blocks = [b for t in comparisons.traces for b in t.memento.blocks]
+    overall = comparisons.overall()
+    assert overall["memento_to_block_tokens"] == pytest.approx(
+        sum(b.memento_tokens for b in blocks) / sum(b.block_tokens for b in blocks)
+    )
+    # the authors' traces compress like the paper's (median 0.16-0.23 in characters; ~6x in tokens)
+    assert 0.05 < overall["memento_to_block_tokens"] < 0.4
+    assert 0.05 < overall["memento_to_block_chars_median"] < 0.4
+    trace = comparisons.to_dict()["traces"][0]["memento"]
+    assert trace["memento_to_block_tokens"] == comparisons.traces[0].memento.memento_to_block_tokens
+    assert {"memento_to_block_tokens", "memento_to_block_chars"} <= set(trace["blocks"][0])
+    assert memento_to_block_ratio(3, 0) is None
 
 
 def test_simulate_equals_mask_row_sums_and_vanilla_is_causal():

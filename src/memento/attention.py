@@ -1,7 +1,11 @@
 """The memento attention rule: which key positions each query position may see.
 
-This module is the single owner of the rule in DESIGN.md. Training masks, the evicting KV
-cache, the KV simulator and the server all ask it rather than re-deriving it.
+The rule: a token at position q may attend to key k <= q unless k lies in the masked range of a
+block hidden at q. With N = keep_last_n_blocks, block j (in order of completion) is hidden from
+every token after the ``<|summary_end|>`` of block j+N; the ``<|summary_end|>`` itself still sees
+it. The masked range is the block's content, plus its delimiters with `mask_delimiters`. Position
+ids are never renumbered. This module is the single owner of the rule: training masks, the
+evicting KV cache, the KV simulator and the server all ask it rather than re-deriving it.
 
 Two views of the same rule:
 
@@ -68,7 +72,6 @@ class _State(Enum):
     IN_BLOCK = "in_block"
     AFTER_BLOCK = "after_block"  # block closed, memento not started
     IN_SUMMARY = "in_summary"
-    ANSWER = "answer"  # after </think>
 
 
 class _Event(Enum):
@@ -84,6 +87,9 @@ class _Structure:
     With `require_assistant_section`, tokens inside a non-assistant ChatML turn (from an
     ``<|im_start|>`` until an ``<|im_start|>assistant`` header completes) are prompt; the
     `assistant_start` override replaces that with a fixed position.
+
+    ``</think>`` is not special: blocks after it (a later turn of a multi-turn chat) are tracked
+    like the first turn's, as the authors' tracker does.
 
     Generated text can be malformed; rather than fail, a marker that does not fit the current
     state is ordinary text of that state (a ``<|block_start|>`` inside a block is block content,
@@ -145,8 +151,6 @@ class _Structure:
                 self._state = _State.OUTSIDE
                 return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_END
             return TokenRole.SUMMARY, current, None
-        if state is _State.ANSWER:
-            return TokenRole.OTHER, -1, None
         # OUTSIDE or AFTER_BLOCK
         if token_id == ids.block_start:
             self.blocks.append(BlockSpan(index=len(self.blocks), start=position))
@@ -156,8 +160,6 @@ class _Structure:
             self.blocks[-1].summary_start = position
             self._state = _State.IN_SUMMARY
             return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_START
-        if ids.think_end is not None and token_id == ids.think_end:
-            self._state = _State.ANSWER
         return TokenRole.OTHER, -1, None
 
 
@@ -181,11 +183,6 @@ class SequenceLayout:
     blocks: list[BlockSpan]
     assistant_start: int
     config: MementoConfig
-
-    @property
-    def completed_blocks(self) -> list[BlockSpan]:
-        """Blocks with a closed memento, in order of completion."""
-        return sorted((b for b in self.blocks if b.completed_index is not None), key=lambda b: b.completed_index)
 
     def hidden_query_start(self, block: BlockSpan) -> int | None:
         """First query position that may not see `block`'s masked range (None: never hidden).

@@ -1,10 +1,19 @@
-"""`MementoConfig`: the options of memento attention, named as the authors' vLLM `BlockMaskingConfig`."""
+"""`MementoConfig`: the options of memento attention, field for field the authors' vLLM `BlockMaskingConfig`.
+
+The same JSON means the same thing here and in the authors' engine: `from_dict` / `from_json`
+take every field of theirs, and a JSON config is off unless it says ``"enable": true`` (as
+theirs). The Python constructor keeps ``enable=True`` as its convenient default. docs/config_parity.md
+lists every field, ours against theirs.
+"""
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from memento.markers import ASSISTANT_ROLE, BLOCK_END, BLOCK_START, IM_START, SUMMARY_END, SUMMARY_START
 
 # mask_delimiters as each model family was trained in the paper (Phi-4 masks the delimiters too).
 MASK_DELIMITERS_BY_MODEL_TYPE: dict[str, bool] = {
@@ -18,10 +27,48 @@ MASK_DELIMITERS_BY_MODEL_TYPE: dict[str, bool] = {
     "phi4": True,
 }
 
+CONFIG_NAME = "block_masking_config"
+"""How errors name the config (the authors' name for it)."""
+
+TOKEN_FIELDS = (
+    "block_start_token",
+    "block_end_token",
+    "summary_start_token",
+    "summary_end_token",
+    "im_start_token",
+    "assistant_token",
+)
+"""Fields naming a token: its string, or an integer id written as a string (as the authors')."""
+
+_BOOL_FIELDS = (
+    "enable",
+    "compact_on_summary_end",
+    "require_assistant_section",
+    "restart_mode",
+    "keep_last_block_for_answer",
+    "debug",
+)
+
 
 def default_mask_delimiters(model_type: str) -> bool:
     """The paper's `mask_delimiters` for a Hugging Face `model_type`; False when the family is unknown."""
     return MASK_DELIMITERS_BY_MODEL_TYPE.get(model_type, False)
+
+
+class MementoConfigError(ValueError):
+    """A bad config: `field` names the option ('' for the whole config), `reason` what was expected.
+
+    The message reads ``block_masking_config.<field>: <reason>``, fit for an HTTP 400 or one CLI line.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{CONFIG_NAME}.{field}: {reason}" if field else f"{CONFIG_NAME}: {reason}")
+
+
+class MementoConfigWarning(UserWarning):
+    """A config that is valid but probably not what was meant (e.g. options set, masking off)."""
 
 
 @dataclass(frozen=True)
@@ -29,14 +76,16 @@ class MementoConfig:
     """Which tokens a memento model may attend to, and when evicted blocks leave the cache.
 
     Attributes:
-        enable: apply memento attention at all; False is plain causal attention.
+        enable: apply memento attention at all; False is plain causal attention. Defaults to True
+            here, to False in `from_dict` / `from_json` (the authors' JSON meaning).
         keep_last_n_blocks: 0 evicts every block right after its memento; N > 0 keeps the N most
             recently completed blocks visible; -1 never evicts.
         mask_delimiters: also hide ``<|block_start|>``/``<|block_end|>`` (Phi-4) or keep them
             visible (Qwen3, Olmo 3). Required when enabled: the choice must match training.
-        compact_on_summary_end: physically free evicted KV; False hides it from attention but
-            keeps it in memory (an ablation / debugging aid; attention is identical).
-        require_assistant_section: memento tokens before the assistant turn (in the prompt) are
+        compact_on_summary_end: evict a block when a ``<|summary_end|>`` makes it due. False
+            evicts nothing (attention is plain causal), as in the authors' engine, whose only
+            compaction trigger this is.
+        require_assistant_section: memento tokens outside assistant turns (in the prompt) are
             ordinary text.
         restart_mode: the paper's dual-stream ablation: evict the block with its delimiters, then
             recompute the memento's KV without the block visible. Needs keep_last_n_blocks = 0.
@@ -45,6 +94,11 @@ class MementoConfig:
         max_block_tokens: 0 = no cap; otherwise ``<|block_end|>`` is forced when a block's
             reasoning reaches this many tokens.
         debug: log every eviction.
+        block_start_token, block_end_token, summary_start_token, summary_end_token: the memento
+            markers (a token string, or an integer id as a string); `memento.format.SpecialIds.
+            from_tokenizer(tokenizer, config)` resolves them.
+        im_start_token, assistant_token: what opens an assistant turn (``<|im_start|>`` then
+            ``assistant``), for `require_assistant_section`.
     """
 
     enable: bool = field(default=True, metadata={"help": "apply memento attention at all"})
@@ -58,7 +112,10 @@ class MementoConfig:
     mask_delimiters: bool | None = field(
         default=None, metadata={"help": "also evict <|block_start|>/<|block_end|> (must match training)"}
     )
-    compact_on_summary_end: bool = field(default=True, metadata={"help": "physically free evicted KV"})
+    compact_on_summary_end: bool = field(
+        default=True,
+        metadata={"help": "evict each block after its memento (false: nothing is evicted, as in the authors' engine)"},
+    )
     require_assistant_section: bool = field(
         default=True, metadata={"help": "memento tokens in the prompt (before the assistant turn) are plain text"}
     )
@@ -68,42 +125,48 @@ class MementoConfig:
     )
     max_block_tokens: int = field(default=0, metadata={"help": "force <|block_end|> at this many tokens (0 = no cap)"})
     debug: bool = field(default=False, metadata={"help": "log every eviction"})
+    block_start_token: str = BLOCK_START
+    block_end_token: str = BLOCK_END
+    summary_start_token: str = SUMMARY_START
+    summary_end_token: str = SUMMARY_END
+    im_start_token: str = IM_START
+    assistant_token: str = ASSISTANT_ROLE
 
     def __post_init__(self) -> None:
-        for name in (
-            "enable",
-            "compact_on_summary_end",
-            "require_assistant_section",
-            "restart_mode",
-            "keep_last_block_for_answer",
-            "debug",
-        ):
+        for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name in ("keep_last_n_blocks", "max_block_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
+                raise MementoConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
+        _check_integer("keep_last_n_blocks", self.keep_last_n_blocks, -1, "-1 = never evict")
+        _check_integer("max_block_tokens", self.max_block_tokens, 0, "0 = no cap")
         if self.mask_delimiters is not None and not isinstance(self.mask_delimiters, bool):
-            raise ValueError(f"mask_delimiters must be true or false, got {self.mask_delimiters!r}")
+            raise MementoConfigError("mask_delimiters", f"expected true or false, got {self.mask_delimiters!r}")
+        for name in TOKEN_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                object.__setattr__(self, name, str(value))  # an id, as the authors' int(token) accepts
+            elif not isinstance(value, str) or not value:
+                raise MementoConfigError(name, f"expected a token string or a token id, got {value!r}")
         if self.enable and self.mask_delimiters is None:
-            raise ValueError(
-                "mask_delimiters is required when memento attention is enabled: "
-                "false for Qwen3 / Olmo 3 models, true for Phi-4 (it must match how the model was trained)"
+            raise MementoConfigError(
+                "mask_delimiters",
+                "required when memento attention is enabled: false for Qwen3 / Olmo 3 models, true for Phi-4 "
+                "(it must match how the model was trained)",
             )
-        if self.keep_last_n_blocks < -1:
-            raise ValueError(f"keep_last_n_blocks must be >= -1 (-1 = never evict), got {self.keep_last_n_blocks}")
-        if self.max_block_tokens < 0:
-            raise ValueError(f"max_block_tokens must be >= 0 (0 = no cap), got {self.max_block_tokens}")
         if self.restart_mode and self.keep_last_n_blocks != 0:
-            raise ValueError("restart_mode recomputes each memento without its block: it needs keep_last_n_blocks=0")
+            raise MementoConfigError(
+                "restart_mode", "recomputes each memento without its block: it needs keep_last_n_blocks=0"
+            )
         if self.restart_mode and self.keep_last_block_for_answer:
-            raise ValueError("restart_mode and keep_last_block_for_answer cannot be combined")
+            raise MementoConfigError("restart_mode", "cannot be combined with keep_last_block_for_answer")
 
     @property
     def evicts(self) -> bool:
-        """True when completed blocks are ever hidden from later tokens."""
-        return self.enable and self.keep_last_n_blocks >= 0
+        """True when completed blocks are ever hidden from later tokens.
+
+        ``compact_on_summary_end=False`` evicts nothing, as in the authors' engine (whose only
+        trigger for compaction is the ``<|summary_end|>``): attention is plain causal.
+        """
+        return self.enable and self.keep_last_n_blocks >= 0 and self.compact_on_summary_end
 
     @property
     def hides_delimiters(self) -> bool:
@@ -111,23 +174,37 @@ class MementoConfig:
         return bool(self.mask_delimiters) or self.restart_mode
 
     @classmethod
-    def from_dict(cls, options: dict[str, Any]) -> MementoConfig:
-        """Build from a dict in the authors' spelling; unknown keys are an error that lists the valid ones."""
+    def from_dict(cls, options: Any) -> MementoConfig:
+        """Build from the authors' JSON object: off unless ``"enable": true``, as theirs.
+
+        Raises `MementoConfigError` (a ValueError) naming the field and the reason: an unknown
+        key, a wrong type, a value out of range. Warns (`MementoConfigWarning`) when options are
+        set but ``enable`` is not.
+        """
         if not isinstance(options, dict):
-            raise ValueError(f"memento config must be a JSON object, got {type(options).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ValueError(f"unknown memento config option(s) {unknown}; valid options: {sorted(known)}")
-        return cls(**options)
+            raise MementoConfigError("", f"expected a JSON object, got {type(options).__name__}")
+        known = [f.name for f in fields(cls)]
+        for key in options:
+            if key not in known:
+                raise MementoConfigError(str(key), f"unknown memento config option; valid options: {sorted(known)}")
+        if "enable" not in options and options:
+            warnings.warn(
+                f'{CONFIG_NAME} sets {sorted(options)} but not "enable": true, so memento attention is off '
+                '(as in the authors\' BlockMaskingConfig); add "enable": true to turn it on',
+                MementoConfigWarning,
+                stacklevel=2,
+            )
+        return cls(**{"enable": False, **options})
 
     @classmethod
     def from_json(cls, text: str) -> MementoConfig:
-        """Build from a JSON string, as the ``--block-masking-config`` flag takes it."""
+        """Build from a JSON string, as the ``--block-masking-config`` flag takes it (see `from_dict`)."""
         try:
             options = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"memento config is not valid JSON (column {error.colno}): {error.msg}") from None
+            raise MementoConfigError(
+                "", f"not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
+            ) from None
         return cls.from_dict(options)
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,3 +219,8 @@ class MementoConfig:
     def disabled(cls) -> MementoConfig:
         """Plain causal attention."""
         return cls(enable=False)
+
+
+def _check_integer(name: str, value: Any, minimum: int, meaning: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise MementoConfigError(name, f"expected an integer >= {minimum} ({meaning}), got {value!r}")

@@ -23,22 +23,50 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-BLOCK_START = "<|block_start|>"
-BLOCK_END = "<|block_end|>"
-SUMMARY_START = "<|summary_start|>"
-SUMMARY_END = "<|summary_end|>"
-THINK_START = "<think>"
-THINK_END = "</think>"
-IM_START = "<|im_start|>"
-IM_END = "<|im_end|>"
+from memento.markers import (
+    ASSISTANT_HEADER,
+    ASSISTANT_ROLE,
+    BLOCK_END,
+    BLOCK_START,
+    IM_END,
+    IM_START,
+    MEMENTO_TOKENS,
+    SUMMARY_END,
+    SUMMARY_START,
+    THINK_END,
+    THINK_START,
+)
+from memento.special_ids import SpecialIds
 
-MEMENTO_TOKENS: tuple[str, str, str, str] = (BLOCK_START, BLOCK_END, SUMMARY_START, SUMMARY_END)
-"""The four tokens MEMENTO adds to a vocabulary, in the canonical order."""
-
-ASSISTANT_HEADER = f"{IM_START}assistant"
-"""Text that opens the assistant turn in ChatML; special tokens before it are prompt."""
+__all__ = [
+    "ASSISTANT_HEADER",
+    "ASSISTANT_ROLE",
+    "BLOCK_END",
+    "BLOCK_START",
+    "IM_END",
+    "IM_START",
+    "MEMENTO_TOKENS",
+    "SUMMARY_END",
+    "SUMMARY_START",
+    "THINK_END",
+    "THINK_START",
+    "Block",
+    "SpecialIds",
+    "TokenRole",
+    "Trace",
+    "TraceFormatError",
+    "load_traces",
+    "parse_text",
+    "read_jsonl",
+    "render_assistant",
+    "render_chat",
+    "split_on_markers",
+    "trace_from_record_fields",
+    "trace_from_segments",
+    "trace_to_segments",
+]
 
 
 class TokenRole(IntEnum):
@@ -99,11 +127,6 @@ class Block:
         if self.memento is None and not self.memento_closed:
             raise ValueError("memento_closed=False needs a memento (possibly empty)")
 
-    @property
-    def is_complete(self) -> bool:
-        """Closed reasoning followed by a closed memento."""
-        return self.reasoning_closed and self.memento is not None and self.memento_closed
-
 
 @dataclass
 class Trace:
@@ -123,11 +146,6 @@ class Trace:
     def is_open(self) -> bool:
         """True while the trace has not reached ``</think>``."""
         return self.answer is None
-
-    @property
-    def mementos(self) -> list[str]:
-        """The mementos written so far, in order."""
-        return [block.memento for block in self.blocks if block.memento is not None]
 
     def render(self) -> str:
         """The assistant text of this trace (no chat markup); `parse_text` inverts it."""
@@ -479,90 +497,6 @@ def _trace_from_record(record: Any, source: str) -> Trace:
         expected="'segments' (authors' form) or 'text'",
         source=source,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Token ids
-
-
-class _Tokenizer(Protocol):
-    def convert_tokens_to_ids(self, tokens: str) -> int | None: ...
-
-    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]: ...
-
-
-@dataclass(frozen=True)
-class SpecialIds:
-    """Token ids of the memento markers in one vocabulary.
-
-    The four memento ids are required; ``<think>``, ``</think>``, ChatML markers and the
-    assistant header (the ids of ``<|im_start|>assistant``) are optional. Without an assistant
-    header, `require_assistant_section` cannot locate the prompt and the whole sequence counts
-    as the assistant turn.
-    """
-
-    block_start: int
-    block_end: int
-    summary_start: int
-    summary_end: int
-    think_start: int | None = None
-    think_end: int | None = None
-    im_start: int | None = None
-    im_end: int | None = None
-    assistant_header: tuple[int, ...] | None = None
-
-    def __post_init__(self) -> None:
-        memento = (self.block_start, self.block_end, self.summary_start, self.summary_end)
-        if len(set(memento)) != 4:
-            raise ValueError(f"the four memento token ids must be distinct, got {memento}")
-        if self.assistant_header is not None:
-            object.__setattr__(self, "assistant_header", tuple(int(i) for i in self.assistant_header))
-            if not self.assistant_header:
-                raise ValueError("assistant_header must be a non-empty sequence of ids or None")
-
-    @property
-    def memento_ids(self) -> tuple[int, int, int, int]:
-        """(block_start, block_end, summary_start, summary_end)."""
-        return (self.block_start, self.block_end, self.summary_start, self.summary_end)
-
-    @classmethod
-    def from_tokenizer(cls, tokenizer: _Tokenizer) -> SpecialIds:
-        """Look the markers up in a Hugging Face tokenizer; raise if a memento token is missing."""
-
-        def lookup(token: str) -> int | None:
-            token_id = tokenizer.convert_tokens_to_ids(token)
-            unk = getattr(tokenizer, "unk_token_id", None)
-            if token_id is None or (
-                unk is not None and token_id == unk and token != getattr(tokenizer, "unk_token", None)
-            ):
-                return None
-            return int(token_id)
-
-        ids = {
-            name: lookup(token)
-            for name, token in zip(
-                ("block_start", "block_end", "summary_start", "summary_end"), MEMENTO_TOKENS, strict=True
-            )
-        }
-        missing = [token for token, value in zip(MEMENTO_TOKENS, ids.values(), strict=True) if value is None]
-        if missing:
-            raise ValueError(
-                f"tokenizer lacks the memento tokens {missing}; add them with memento.training.add_memento_tokens"
-            )
-        im_start = lookup(IM_START)
-        header = None
-        if im_start is not None:
-            encoded = list(tokenizer.encode(ASSISTANT_HEADER, add_special_tokens=False))
-            if encoded and encoded[0] == im_start:
-                header = tuple(encoded)
-        return cls(
-            **ids,  # type: ignore[arg-type]
-            think_start=lookup(THINK_START),
-            think_end=lookup(THINK_END),
-            im_start=im_start,
-            im_end=lookup(IM_END),
-            assistant_header=header,
-        )
 
 
 def split_on_markers(text: str) -> Iterator[tuple[str, bool]]:

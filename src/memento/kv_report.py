@@ -11,7 +11,7 @@ from typing import Any
 from memento.config import MementoConfig
 from memento.counting import encode_trace, is_approximate
 from memento.format import load_traces
-from memento.kv import KVGeometry, KVReport, simulate
+from memento.kv import KVGeometry, KVReport, memento_to_block_ratio, simulate
 
 GIB = 2**30
 
@@ -46,7 +46,7 @@ class Comparisons:
         vanilla = [t.vanilla for t in self.traces]
         memento = [t.memento for t in self.traces]
         blocks = [b for report in memento for b in report.blocks]
-        char_ratios = [r for r in (b.char_ratio for b in blocks) if r is not None]
+        char_ratios = [r for r in (b.memento_to_block_chars for b in blocks) if r is not None]
         peak_v = statistics.mean(r.peak_bytes for r in vanilla)
         peak_m = statistics.mean(r.peak_bytes for r in memento)
         auc_v = sum(r.auc_gb_ktok for r in vanilla)
@@ -64,12 +64,10 @@ class Comparisons:
             "auc_ratio": auc_v / auc_m if auc_m else None,
             "block_tokens_mean": statistics.mean(b.block_tokens for b in blocks) if blocks else None,
             "memento_tokens_mean": statistics.mean(b.memento_tokens for b in blocks) if blocks else None,
-            "trace_compression": (
-                sum(b.block_tokens for b in blocks) / sum(b.memento_tokens for b in blocks)
-                if blocks and sum(b.memento_tokens for b in blocks)
-                else None
+            "memento_to_block_tokens": memento_to_block_ratio(
+                sum(b.memento_tokens for b in blocks), sum(b.block_tokens for b in blocks)
             ),
-            "median_char_ratio": statistics.median(char_ratios) if char_ratios else None,
+            "memento_to_block_chars_median": statistics.median(char_ratios) if char_ratios else None,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,7 +138,8 @@ def print_comparisons(comparisons: Comparisons) -> None:
         "AUC ratio",
         "tok/block",
         "tok/memento",
-        "chars ratio",
+        "memento/block tok",
+        "memento/block chars",
     ):
         table.add_column(column, justify="left" if column == "trace" else "right", no_wrap=True)
     for t in comparisons.traces:
@@ -156,7 +155,8 @@ def print_comparisons(comparisons: Comparisons) -> None:
             f"{t.auc_ratio:.2f}x",
             _maybe(statistics.mean(b.block_tokens for b in blocks) if blocks else None, "{:.0f}"),
             _maybe(statistics.mean(b.memento_tokens for b in blocks) if blocks else None, "{:.0f}"),
-            _maybe(t.memento.median_char_ratio),
+            _maybe(t.memento.memento_to_block_tokens),
+            _maybe(t.memento.memento_to_block_chars_median),
         )
     overall = comparisons.overall()
     table.add_section()
@@ -171,12 +171,13 @@ def print_comparisons(comparisons: Comparisons) -> None:
         _maybe(overall["auc_ratio"], "{:.2f}x"),
         _maybe(overall["block_tokens_mean"], "{:.0f}"),
         _maybe(overall["memento_tokens_mean"], "{:.0f}"),
-        _maybe(overall["median_char_ratio"]),
+        _maybe(overall["memento_to_block_tokens"]),
+        _maybe(overall["memento_to_block_chars_median"]),
     )
     console.print(table)
     console.print(
-        "AUC: GB x 1k generated tokens (overall: sum); chars ratio: median memento/block characters; "
-        f"trace-level compression {_maybe(overall['trace_compression'], '{:.1f}x')}"
+        "AUC: GB x 1k generated tokens (overall: sum); compression is memento/block (lower is stronger): "
+        "tokens over all blocks, characters as the median block (paper: 0.16 math, 0.18 code, 0.23 science)"
     )
     if comparisons.approximate_tokens:
         console.print(

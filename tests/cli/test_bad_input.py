@@ -118,7 +118,7 @@ def test_prompt_file_that_is_a_directory_or_empty(capsys, tmp_path):
         (["--stop", "</think>", "--stop", ""], "stop string must be non-empty"),
         (["--temperature", "-1"], "temperature must be >= 0"),
         (["--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
-        (["--keep-last-n", "-3"], "keep_last_n_blocks must be >= -1"),
+        (["--keep-last-n", "-3"], "keep_last_n_blocks: expected an integer >= -1"),
     ],
 )
 def test_sampling_and_memento_options(capsys, flags, expected):

@@ -2,7 +2,10 @@
 
 It stands in for the remote frontier LLM the data pipeline calls (the one thing that cannot
 exist here). Faults: queue names in `faults` ("500", "429", "timeout", "malformed") to fail the
-next requests in order; any request mentioning FAIL_ALWAYS gets a 500.
+next requests in order; any request mentioning FAIL_ALWAYS gets a 500. A request mentioning
+`hold` waits until `release` is set (at most `hold_timeout` s): a run can be stopped at a known
+point. `boundary_score(boundary, next_sentence, request_number)` overrides the scorer; every
+boundary score sent is logged in `answered` as (boundary, score).
 """
 
 from __future__ import annotations
@@ -11,15 +14,27 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI:
-    def __init__(self, *, delay: float = 0.0, timeout_sleep: float = 1.5) -> None:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        timeout_sleep: float = 1.5,
+        hold: str | None = None,
+        hold_timeout: float = 60.0,
+        boundary_score: Callable[[int, str, int], float] | None = None,
+    ) -> None:
         self.faults: list[str] = []
         self.requests: list[str] = []  # kind of every request received
         self.delay = delay
         self.timeout_sleep = timeout_sleep
+        self.hold, self.hold_timeout, self.release = hold, hold_timeout, threading.Event()
+        self.boundary_score = boundary_score
+        self.answered: list[tuple[int, float]] = []
         self._lock = threading.Lock()
         handler = self._handler()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -34,6 +49,7 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -42,9 +58,17 @@ class FakeOpenAI:
             boundaries = [int(k) for k in re.search(r"Score the boundaries: ([\d, ]+)", user).group(1).split(",")]
             sentences = dict(re.findall(r"^\[(\d+)\] (.*)$", user, flags=re.MULTILINE))
             scores = []
+            with self._lock:
+                number = len(self.requests)
             for k in boundaries:
                 following = sentences.get(str(k + 1), "")
-                scores.append({"boundary": k, "score": 3 if following.startswith("Alternatively") else k % 2})
+                if self.boundary_score is not None:
+                    score = self.boundary_score(k, following, number)
+                else:
+                    score = 3 if following.startswith("Alternatively") else k % 2
+                scores.append({"boundary": k, "score": score})
+                with self._lock:
+                    self.answered.append((k, score))
             return json.dumps({"scores": scores})
         if "You write mementos" in system:
             count = len(re.findall(r"^Block \d+:", user, flags=re.MULTILINE))
@@ -78,11 +102,15 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path != "/v1/chat/completions":
+                    return self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 system, user = (m["content"] for m in request["messages"])
                 with fake._lock:
                     fault = fake.faults.pop(0) if fake.faults else None
                     fake.requests.append(fault or "ok")
                 time.sleep(fake.delay)
+                if fake.hold is not None and fake.hold in user:
+                    fake.release.wait(fake.hold_timeout)
                 if fault == "timeout":
                     time.sleep(fake.timeout_sleep)
                 if "FAIL_ALWAYS" in user or fault == "500":

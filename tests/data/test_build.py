@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,13 +13,13 @@ import time
 import pytest
 
 from memento.cli import main
-from memento.data.build import BuildOptions, build
+from memento.data.build import BuildOptions, build, process_trace
 from memento.data.llm import LLMClient
 from memento.format import parse_text
 from tests.conftest import EXAMPLES
 from tests.data.fake_openai import FakeOpenAI
 
-OPTIONS = BuildOptions(min_block_tokens=30, workers=2)
+OPTIONS = BuildOptions(min_block_tokens=30, min_blocks=2, workers=2)
 
 
 def _cot(seed: int, sentences: int = 24) -> str:
@@ -106,7 +107,8 @@ def test_a_trace_that_keeps_failing_is_recorded_and_the_run_completes(tmp_path, 
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
     data, out = tmp_path / "in.jsonl", tmp_path / "out"
     _write_input(data, 6)
-    with FakeOpenAI(delay=0.15) as server:
+    # t3's first request is held by the server: the kill lands while t0-t2 are done and t3 is in flight
+    with FakeOpenAI(hold="problem 3") as server:
         command = [
             sys.executable,
             "-m",
@@ -131,15 +133,16 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
         ]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         records = out / "records.jsonl"
-        deadline = time.time() + 60
-        while time.time() < deadline and not (records.exists() and len(records.read_text().splitlines()) >= 2):
+        deadline = time.time() + 120
+        while time.time() < deadline and not (records.exists() and len(records.read_text().splitlines()) >= 3):
+            assert process.poll() is None, "the run ended before it was killed"
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        done_before = len(records.read_text().splitlines())
-        assert 2 <= done_before < 6, "the kill must land mid-run"
+        assert len(records.read_text().splitlines()) == 3
         with records.open("a") as handle:
             handle.write('{"task_id": "t5", "blocks": [')  # a torn last line, as a kill mid-write leaves
+        server.release.set()
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     ids = [json.loads(line)["task_id"] for line in records.read_text().splitlines()]
     assert sorted(ids) == [f"t{i}" for i in range(6)]  # all present exactly once
@@ -223,10 +226,84 @@ def test_two_pass_scoring_averages_windows_of_16_and_11():
     from memento.data.score import score_with_llm, windows
 
     sentences = [f"Sentence {i} is here." if i % 5 else f"Alternatively, sentence {i}." for i in range(40)]
-    with FakeOpenAI() as server:
+    # each request scores by its number (1-7), so the two passes disagree on every boundary
+    with FakeOpenAI(boundary_score=lambda k, following, number: min(3.0, (number - 1) / 2)) as server:
         usage = Usage()
         scores = score_with_llm(sentences, _client(server), two_pass=True, usage=usage)
     assert usage.calls == len(windows(40, 16)) + len(windows(40, 11)) == 3 + 4
-    # the fake scores 3 before "Alternatively" and k % 2 elsewhere, in both passes: the average is the same
-    assert scores == [3.0 if (k + 1) % 5 == 0 else float(k % 2) for k in range(39)]
+    answers: dict[int, list[float]] = {}
+    for boundary, score in server.answered:
+        answers.setdefault(boundary, []).append(score)
+    assert sorted(answers) == list(range(39)) and all(len(a) == 2 for a in answers.values())  # once per pass
+    assert all(a != b for a, b in answers.values())
+    assert scores == [(a + b) / 2 for a, b in (answers[k] for k in range(39))]
     assert all(b - a in (16, 11) or b == 40 for a, b in windows(40, 16) + windows(40, 11))
+
+
+def test_block_count_options_and_the_authors_variance_weight_name():
+    from transformers import HfArgumentParser
+
+    assert (BuildOptions().min_blocks, BuildOptions().max_blocks) == (10, 20)  # the authors' pipeline
+    (parsed,) = HfArgumentParser(BuildOptions).parse_args_into_dataclasses(
+        ["--variance-weight", "1.0", "--min-blocks", "3", "--max-blocks", "4"]
+    )
+    assert parsed == BuildOptions(variance_penalty=1.0, min_blocks=3, max_blocks=4)
+    assert parsed.variance_weight == 1.0
+    record = {"task_id": "t", "problem": "p", "cot": _cot(3, sentences=40)}
+    for low, high in ((2, 2), (3, 4), (6, 9)):
+        result = process_trace(record, BuildOptions(min_block_tokens=30, min_blocks=low, max_blocks=high))
+        assert low <= len(result["blocks"]) <= high
+    with pytest.raises(ValueError, match=r"max_blocks \(2\) must be >= min_blocks \(3\)"):
+        BuildOptions(min_blocks=3, max_blocks=2)
+    with pytest.raises(ValueError, match="min_blocks: expected an integer >= 1, got 0"):
+        BuildOptions(min_blocks=0)
+
+
+def _dead_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed on exit: nothing listens there
+
+
+def test_a_run_with_failures_says_so_and_a_rerun_retries_them(tmp_path):
+    data, out = tmp_path / "in.jsonl", tmp_path / "out"
+    _write_input(data, 3)
+    dead = LLMClient(f"http://127.0.0.1:{_dead_port()}/v1", "m", api_key="k", max_attempts=2, backoff=0.01)
+    summary = build(data, out, OPTIONS, client=dead, judge=dead, progress=False)
+    assert (summary.processed, summary.failed, summary.outstanding, summary.exit_code) == (3, 3, 3, 1)
+    # every attempt of the first (scoring) call of each trace is counted, and counted as failed
+    assert (summary.usage.calls, summary.usage.failed_calls) == (6, 6)
+    report = summary.report(out)
+    assert "6 LLM calls (6 failed)" in report
+    assert f"3 traces failed: reasons in {out / 'failures.jsonl'}" in report
+    assert "APIConnectionError" in report and "run the same command again" in report
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted(f["task_id"] for f in failures) == ["t0", "t1", "t2"]
+    assert all(f["usage"]["calls"] == 2 and "gave up after 2 attempts" in f["reason"] for f in failures)
+    assert not (out / "records.jsonl").exists()
+
+    # skipping failures is a choice, and the folder is still reported incomplete
+    skip = BuildOptions(min_block_tokens=30, min_blocks=2, workers=2, retry_failures=False)
+    skipped = build(data, out, skip, client=dead, judge=dead, progress=False)
+    assert (skipped.processed, skipped.skipped, skipped.exit_code) == (0, 3, 1)
+    assert "3 traces failed in an earlier run and were not retried" in skipped.report(out)
+
+    # by default a re-run retries them: nothing is lost
+    with FakeOpenAI() as server:
+        again = build(data, out, OPTIONS, client=_client(server), judge=_client(server), progress=False)
+    assert (again.processed, again.retried, again.failed, again.outstanding, again.exit_code) == (3, 3, 0, 0, 0)
+    records = [json.loads(line)["task_id"] for line in (out / "records.jsonl").read_text().splitlines()]
+    assert sorted(records) == ["t0", "t1", "t2"]
+    done = build(data, out, OPTIONS, client=_client(server), progress=False)
+    assert (done.processed, done.skipped, done.exit_code) == (0, 3, 0)
+
+
+def test_a_refused_request_is_not_retried_and_is_counted(tmp_path):
+    from memento.data.llm import LLMFailure, Usage
+
+    with FakeOpenAI() as server:
+        client = LLMClient(server.base_url.replace("/v1", "/nowhere"), "m", api_key="k", max_attempts=3, backoff=0.01)
+        usage = Usage()
+        with pytest.raises(LLMFailure, match="not retried: NotFoundError"):
+            client.ask_json("system", "user", lambda answer: answer, usage)
+    assert (usage.calls, usage.failed_calls, usage.retries) == (1, 1, 0)

@@ -64,13 +64,13 @@ def test_chunked_score_equals_token_by_token(models, chunk_size):
     ids=lambda o: next(iter(o)),
 )
 def test_other_options_are_exact(models, options):
-    config = MementoConfig.from_dict({"mask_delimiters": False, **options})
+    config = MementoConfig.from_dict({"enable": True, "mask_delimiters": False, **options})
     sequence = memento_sequence(random.Random(7))
     generator = MementoGenerator(models[("llama", "sdpa")], None, config, special_ids=SPECIAL_IDS)
     reference = dense_logits(models[("llama", "sdpa")], sequence, visibility_mask(sequence, SPECIAL_IDS, config))
     assert (generator.score(sequence) - reference).abs().max() < TOLERANCE
     if options == {"compact_on_summary_end": False}:
-        assert generator.last_cache.physical_length == len(sequence)  # hidden, not freed
+        assert generator.last_cache.physical_length == len(sequence)  # never evicted, as the authors'
 
 
 def test_restart_mode_recomputes_mementos_without_their_block(models):

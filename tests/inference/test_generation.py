@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
@@ -79,10 +80,26 @@ def test_per_sequence_seeds_do_not_depend_on_the_batch(model):
     batched = generator.generate(prompts, seeds=[11, 12, 13, 14], **kwargs)
     alone = [generator.generate([p], seeds=[s], **kwargs)[0] for p, s in zip(prompts, [11, 12, 13, 14], strict=True)]
     assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
+    assert [r.seed for r in batched] == [11, 12, 13, 14]
     swapped = generator.generate([prompts[0], prompts[0]], seeds=[11, 99], **kwargs)
     assert swapped[0].token_ids == batched[0].token_ids != swapped[1].token_ids
     with pytest.raises(ValueError, match="seeds for"):
         generator.generate(prompts, seeds=[1], **kwargs)
+
+
+def test_sampling_leaves_the_global_rng_alone_and_records_its_seed(model):
+    generator = MementoGenerator(model, None, CONFIG, special_ids=SPECIAL_IDS)
+    kwargs = {"max_new_tokens": 15, "temperature": 1.0}
+    torch.manual_seed(2024)
+    state = torch.get_rng_state()
+    drawn = generator.generate([[1, 2, 3], [4, 5]], **kwargs)
+    seeded = generator.generate([[1, 2, 3]], seed=7, **kwargs)[0]
+    assert torch.equal(torch.get_rng_state(), state)  # neither read nor reseeded
+    assert seeded.seed == 7 and drawn[0].seed == drawn[1].seed is not None
+    # the recorded seed reproduces the unseeded run
+    again = generator.generate([[1, 2, 3], [4, 5]], seed=drawn[0].seed, **kwargs)
+    assert [r.token_ids for r in again] == [r.token_ids for r in drawn]
+    assert generator.generate([[1, 2, 3], [4, 5]], **kwargs)[0].seed != drawn[0].seed
 
 
 def test_max_block_tokens_forces_block_end(model):
@@ -116,3 +133,19 @@ def test_cache_memory_is_real_and_matches_the_simulator(model):
     assert seen == report.occupancy
     assert generator.last_result.kv_tokens_peak == report.peak_tokens
     assert report.num_evictions == 6 and max(seen) < len(sequence)
+
+
+def test_generation_stops_at_the_models_last_position(caplog):
+    model = tiny_model("qwen3", "sdpa", max_position_embeddings=32)
+    generator = MementoGenerator(model, None, CONFIG, special_ids=SPECIAL_IDS)
+    with caplog.at_level(logging.WARNING, logger="memento.inference"):
+        short, long = generator.generate([[1, 2], list(range(1, 11))], max_new_tokens=25)
+    assert (len(short.token_ids), short.finish_reason) == (25, "length")
+    # prompt 10 + 22 generated = 32 positions, the model's last one; the warning names the numbers
+    assert (len(long.token_ids), long.finish_reason) == (22, "length")
+    assert "prompt 1: 10 tokens + max_new_tokens 25 exceed max_position_embeddings 32" in caplog.text
+    assert "prompt 0" not in caplog.text
+    with pytest.raises(ValueError, match=r"prompt 0 has 32 tokens, the model's max_position_embeddings is 32"):
+        generator.generate([list(range(32))], max_new_tokens=1)
+    with pytest.raises(ValueError, match=r"the sequence has 33 tokens, beyond the model's max_position_embeddings"):
+        generator.score(list(range(1, 34)))

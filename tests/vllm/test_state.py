@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memento.config import MementoConfig
-from memento.vllm import plugin, state
+from memento.vllm import plugin
 from memento.vllm.state import CONFIG_ENV, engine_config, request_config
 
 
@@ -14,13 +14,17 @@ def test_request_config_overrides_the_engine_default():
     assert request_config(None, default) == default
     assert request_config({"block_masking_config": {"enable": False}}, default) is None
     assert (
-        request_config({"block_masking_config": '{"keep_last_n_blocks": -1, "mask_delimiters": false}'}, default)
+        request_config(
+            {"block_masking_config": '{"enable": true, "keep_last_n_blocks": -1, "mask_delimiters": false}'}, default
+        )
         is None
     )
-    own = request_config({"block_masking_config": {"keep_last_n_blocks": 1, "mask_delimiters": True}}, None)
+    own = request_config(
+        {"block_masking_config": {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": True}}, None
+    )
     assert own == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
     with pytest.raises(ValueError, match="restart_mode is not supported by the vLLM backend"):
-        request_config({"block_masking_config": {"mask_delimiters": False, "restart_mode": True}}, None)
+        request_config({"block_masking_config": {"enable": True, "mask_delimiters": False, "restart_mode": True}}, None)
 
 
 def test_bad_engine_config_fails_at_start_up_with_the_valid_options(monkeypatch):
@@ -32,9 +36,7 @@ def test_bad_engine_config_fails_at_start_up_with_the_valid_options(monkeypatch)
         engine_config()
 
 
-def test_compact_on_summary_end_false_is_accepted_with_a_warning(caplog):
-    config = {"keep_last_n_blocks": 0, "mask_delimiters": False, "compact_on_summary_end": False}
-    state._warn_once.cache_clear()  # warned once per process
-    with caplog.at_level("WARNING", logger="memento.vllm.state"):
-        assert request_config({"block_masking_config": config}, None) == MementoConfig.from_dict(config)
-    assert "always gives evicted KV back to the pool" in caplog.text
+def test_compact_on_summary_end_false_masks_nothing():
+    # as in the authors' engine, no compaction trigger means nothing is ever evicted (see config.py)
+    config = {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "compact_on_summary_end": False}
+    assert request_config({"block_masking_config": config}, None) is None

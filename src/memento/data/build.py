@@ -2,9 +2,10 @@
 
 Per trace: split into sentences -> score boundaries -> segment into blocks -> compress each
 block into a memento (+ judge) -> one JSON line in ``records.jsonl`` (or a reason in
-``failures.jsonl``). Every line is written whole with one append and fsynced before the trace's
-id goes to ``finished_ids.txt``; a restarted run drops a torn last line, skips every finished id
-(including one whose record landed just before a kill) and loses none.
+``failures.jsonl``, with its usage). Every line is written whole with one append and fsynced before
+the trace's id goes to ``finished_ids.txt``; a restarted run drops a torn last line, skips every
+trace with a record (including one whose record landed just before a kill), runs the failed ones
+again (unless ``retry_failures`` is off) and loses none.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import statistics
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,52 @@ RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.t
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Pipeline settings (the paper's defaults)."""
+    """Pipeline settings (the paper's and the authors' pipeline defaults).
 
-    min_block_tokens: int = 200
-    variance_penalty: float = 0.5
-    window: int = 16
-    two_pass: bool = False
-    max_iterations: int = 2
-    score_threshold: float = 8.0
-    workers: int = 4
+    Field metadata carries each option's help and CLI aliases (transformers' HfArgumentParser
+    reads ``help`` and ``aliases``): the authors' ``--variance-weight`` is ``variance_penalty``.
+    """
+
+    min_block_tokens: int = field(default=200, metadata={"help": "every block at least this many tokens"})
+    variance_penalty: float = field(
+        default=0.5,
+        metadata={
+            "help": "lambda: weight of std/mean of the block sizes in the segmentation objective",
+            "aliases": ["--variance-weight"],
+        },
+    )
+    min_blocks: int = field(default=10, metadata={"help": "fewest blocks a trace is cut into (the authors' 10)"})
+    max_blocks: int = field(default=20, metadata={"help": "most blocks a trace is cut into (the authors' 20)"})
+    window: int = field(default=16, metadata={"help": "sentences per boundary-scoring request"})
+    two_pass: bool = field(default=False, metadata={"help": "average scores over windows of 16 and 11"})
+    max_iterations: int = field(default=2, metadata={"help": "refinement rounds below the threshold"})
+    score_threshold: float = field(default=8.0, metadata={"help": "judge score a memento must reach"})
+    workers: int = field(default=4, metadata={"help": "traces processed at once"})
+    retry_failures: bool = field(
+        default=True, metadata={"help": "run traces that failed in an earlier run again (--no-retry-failures: skip)"}
+    )
 
     def __post_init__(self) -> None:
-        if self.min_block_tokens < 1 or self.window < 2 or self.workers < 1 or self.max_iterations < 0:
-            raise ValueError("min_block_tokens >= 1, window >= 2, workers >= 1 and max_iterations >= 0 are required")
+        for name, minimum in (
+            ("min_block_tokens", 1),
+            ("min_blocks", 1),
+            ("max_blocks", 1),
+            ("window", 2),
+            ("workers", 1),
+            ("max_iterations", 0),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+        if self.max_blocks < self.min_blocks:
+            raise ValueError(f"max_blocks ({self.max_blocks}) must be >= min_blocks ({self.min_blocks})")
+        if self.variance_penalty < 0:
+            raise ValueError(f"variance_penalty: expected a number >= 0, got {self.variance_penalty!r}")
+
+    @property
+    def variance_weight(self) -> float:
+        """The authors' name for `variance_penalty`."""
+        return self.variance_penalty
 
 
 def read_traces(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -71,19 +105,28 @@ def process_trace(
     count_tokens: Callable[[str], int] = approximate_tokens,
     client: LLMClient | None = None,
     judge: LLMClient | None = None,
+    usage: Usage | None = None,
 ) -> dict[str, Any]:
-    """One trace through the pipeline; offline when `client` is None. Returns the output record."""
+    """One trace through the pipeline; offline when `client` is None. Returns the output record.
+
+    LLM calls are counted into `usage` as they happen, so a trace that fails still has them counted.
+    """
     thinking, answer = _thinking_and_answer(record["cot"])
     split = split_sentences(thinking, count_tokens=count_tokens)
     sentences = split.sentences
     tokens = [count_tokens(s) for s in sentences]
-    usage = Usage()
+    usage = Usage() if usage is None else usage
     if client is None:
         scores = score_offline(sentences)
     else:
         scores = score_with_llm(sentences, client, window=options.window, two_pass=options.two_pass, usage=usage)
     ranges = segment(
-        scores, tokens, min_block_tokens=options.min_block_tokens, variance_penalty=options.variance_penalty
+        scores,
+        tokens,
+        min_block_tokens=options.min_block_tokens,
+        variance_penalty=options.variance_penalty,
+        min_blocks=options.min_blocks,
+        max_blocks=options.max_blocks,
     )
     blocks = ["".join(sentences[a : b + 1]).strip() for a, b in ranges]
     problem = str(record.get("problem", ""))
@@ -91,7 +134,13 @@ def process_trace(
         mementos, judge_scores, feedback, rounds = [compress_extractive(b) for b in blocks], None, None, 0
     else:
         compression = compress_with_llm(
-            problem, blocks, client, judge, threshold=options.score_threshold, max_iterations=options.max_iterations
+            problem,
+            blocks,
+            client,
+            judge,
+            threshold=options.score_threshold,
+            max_iterations=options.max_iterations,
+            usage=usage,
         )
         mementos, judge_scores, feedback, rounds = (
             compression.mementos,
@@ -99,7 +148,6 @@ def process_trace(
             compression.feedback,
             compression.rounds,
         )
-        usage.add(compression.usage)
     trace = Trace(problem, [Block(b, m) for b, m in zip(blocks, mementos, strict=True)], answer=answer or "")
     return {
         "task_id": record["task_id"],
@@ -117,36 +165,56 @@ def process_trace(
         "text": render_assistant(trace),
         "block_tokens": [count_tokens(b) for b in blocks],
         "memento_tokens": [count_tokens(m) for m in mementos],
-        "usage": {
-            "calls": usage.calls,
-            "retries": usage.retries,
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-        },
+        "usage": usage_dict(usage),
+    }
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    """A trace's LLM usage as written in its record or failure line."""
+    return {
+        "calls": usage.calls,
+        "failed_calls": usage.failed_calls,
+        "retries": usage.retries,
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
     }
 
 
 class _Output:
-    """Append-only, fsynced output files and the set of finished ids."""
+    """Append-only, fsynced output files: which traces have a record, which failed (and why).
+
+    A failure line stays in ``failures.jsonl`` when the trace later succeeds; a trace counts as
+    failed while it has a failure line and no record.
+    """
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self.finished: set[str] = set()
         for name in (RECORDS, FAILURES, FINISHED):
             self._drop_torn_line(directory / name)
-        for name in (RECORDS, FAILURES):
-            path = directory / name
-            if path.exists():
-                self.finished |= {json.loads(line)["task_id"] for line in path.read_text().splitlines() if line}
+        self.recorded: set[str] = set()
+        self.failed: dict[str, str] = {}  # task id -> last reason, for traces without a record
+        for _, line in self._lines(RECORDS):
+            self.recorded.add(line["task_id"])
+        for _, line in self._lines(FAILURES):
+            self.failed[line["task_id"]] = str(line.get("reason", ""))
+        for task_id in self.recorded:
+            self.failed.pop(task_id, None)
         path = directory / FINISHED
         listed = set(path.read_text().split()) if path.exists() else set()
-        # A kill between the record's append and the id's append leaves an id that only the record knows.
-        missing = sorted(self.finished - listed)
+        # A kill between an outcome's append and the id's append leaves an id that only the outcome knows.
+        missing = sorted((self.recorded | set(self.failed)) - listed)
         if missing:
             self._append(FINISHED, "".join(task_id + "\n" for task_id in missing))
-        self.finished |= listed
         self._lock = threading.Lock()
+
+    def _lines(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+        path = self.directory / name
+        return read_jsonl(path) if path.exists() else iter(())
+
+    def done(self, retry_failures: bool) -> set[str]:
+        """Traces a run skips: those with a record, and the failed ones unless they are retried."""
+        return self.recorded if retry_failures else self.recorded | set(self.failed)
 
     @staticmethod
     def _drop_torn_line(path: Path) -> None:
@@ -166,22 +234,58 @@ class _Output:
         finally:
             os.close(descriptor)
 
-    def write(self, task_id: str, record: dict[str, Any] | None, failure: str | None) -> None:
+    def write(self, task_id: str, record: dict[str, Any] | None, failure: str | None, usage: Usage) -> None:
         with self._lock:
             if record is not None:
                 self._append(RECORDS, json.dumps(record, ensure_ascii=False) + "\n")
+                self.recorded.add(task_id)
+                self.failed.pop(task_id, None)
             else:
-                self._append(FAILURES, json.dumps({"task_id": task_id, "reason": failure}) + "\n")
+                line = {"task_id": task_id, "reason": failure, "usage": usage_dict(usage)}
+                self._append(FAILURES, json.dumps(line, ensure_ascii=False) + "\n")
+                self.failed[task_id] = str(failure)
             self._append(FINISHED, task_id + "\n")
-            self.finished.add(task_id)
 
 
 @dataclass
 class BuildSummary:
+    """What one `build` run did, and the state of the output folder after it.
+
+    `failed`: traces of this run that failed; `retried`: traces that had failed before and were
+    run again; `outstanding`: input traces that still have no record (failed now or earlier).
+    """
+
     processed: int
     skipped: int
     failed: int
     usage: Usage
+    retried: int = 0
+    outstanding: int = 0
+    failures_path: Path | None = None
+    first_failure: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """1 while any input trace has no record (nothing is silently lost), else 0."""
+        return 1 if self.failed or self.outstanding else 0
+
+    def report(self, output_dir: str | Path) -> str:
+        """The run in a few lines, failures first: how many, where, and the first reason."""
+        retried = f", {self.retried} of them failed before and were retried" if self.retried else ""
+        lines = [
+            f"{self.processed} traces processed{retried}; {self.skipped} already done; "
+            f"{self.usage.calls} LLM calls ({self.usage.failed_calls} failed), "
+            f"{self.usage.prompt_tokens + self.usage.completion_tokens} tokens -> {output_dir}"
+        ]
+        if self.failed:
+            lines.append(f"{self.failed} traces failed: reasons in {self.failures_path}")
+            lines.append(f"first failure: {self.first_failure}")
+        earlier = self.outstanding - self.failed
+        if earlier > 0:
+            lines.append(f"{earlier} traces failed in an earlier run and were not retried (--no-retry-failures)")
+        if self.outstanding:
+            lines.append(f"{self.outstanding} traces have no record: run the same command again to retry them")
+        return "\n".join(lines)
 
 
 def build(
@@ -195,18 +299,24 @@ def build(
     limit: int | None = None,
     progress: bool = True,
 ) -> BuildSummary:
-    """Run the pipeline over a JSONL file; finished traces (from an earlier run) are skipped."""
+    """Run the pipeline over a JSONL file. Traces with a record (from an earlier run) are skipped;
+    failed ones are run again unless `options.retry_failures` is off. Every failure is written to
+    ``failures.jsonl`` with its reason and usage; `BuildSummary.exit_code` is 1 while any is left."""
     output = _Output(Path(output_dir))
     records = list(read_traces(input_path))[:limit]
-    todo = [r for r in records if r["task_id"] not in output.finished]
+    done = output.done(options.retry_failures)
+    todo = [r for r in records if r["task_id"] not in done]
+    retried = sum(r["task_id"] in output.failed for r in todo)
     usage = Usage()
-    failed = 0
+    failures: list[str] = []
 
-    def run(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    def run(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None, Usage]:
+        spent = Usage()
         try:
-            return record, process_trace(record, options, count_tokens=count_tokens, client=client, judge=judge), None
+            result = process_trace(record, options, count_tokens=count_tokens, client=client, judge=judge, usage=spent)
+            return record, result, None, spent
         except Exception as error:  # one trace's failure is recorded, never the run's end
-            return record, None, f"{type(error).__name__}: {error}"
+            return record, None, f"{type(error).__name__}: {error}", spent
 
     from rich.progress import Progress
 
@@ -215,16 +325,22 @@ def build(
         workers = 1 if client is None else options.workers
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for future in as_completed([pool.submit(run, r) for r in todo]):
-                record, result, failure = future.result()
-                output.write(record["task_id"], result, failure)
-                if result is not None:
-                    usage.calls += result["usage"]["calls"]
-                    usage.prompt_tokens += result["usage"]["prompt_tokens"]
-                    usage.completion_tokens += result["usage"]["completion_tokens"]
-                else:
-                    failed += 1
+                record, result, failure, spent = future.result()
+                output.write(record["task_id"], result, failure, spent)
+                usage.add(spent)
+                if failure is not None:
+                    failures.append(f"{record['task_id']}: {failure}")
                 bar.advance(task)
-    return BuildSummary(len(todo), len(records) - len(todo), failed, usage)
+    return BuildSummary(
+        processed=len(todo),
+        skipped=len(records) - len(todo),
+        failed=len(failures),
+        usage=usage,
+        retried=retried,
+        outstanding=sum(r["task_id"] not in output.recorded for r in records),
+        failures_path=output.directory / FAILURES,
+        first_failure=failures[0] if failures else None,
+    )
 
 
 def dataset_stats(directory: str | Path) -> dict[str, Any]:

@@ -94,9 +94,13 @@ def compress_with_llm(
     *,
     threshold: float = 8.0,
     max_iterations: int = 2,
+    usage: Usage | None = None,
 ) -> Compression:
-    """Compress all blocks in one call, grade them, and refine those under `threshold`."""
-    usage = Usage()
+    """Compress all blocks in one call, grade them, and refine those under `threshold`.
+
+    Calls are counted into `usage` as they happen (so a failure still leaves them counted).
+    """
+    usage = Usage() if usage is None else usage
     mementos = compressor.ask_json(
         COMPRESS_SYSTEM, _blocks_request(problem, blocks), _mementos_validator(len(blocks)), usage
     )

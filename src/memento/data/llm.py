@@ -35,6 +35,7 @@ class Usage:
     """Calls and tokens spent (per trace, or summed)."""
 
     calls: int = 0
+    failed_calls: int = 0  # calls that brought no usable answer (errors, malformed answers)
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -42,6 +43,7 @@ class Usage:
 
     def add(self, other: Usage) -> None:
         self.calls += other.calls
+        self.failed_calls += other.failed_calls
         self.retries += other.retries
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
@@ -127,5 +129,11 @@ class LLMClient:
                 last_error = f"{type(error).__name__}: {error}"
             except MalformedAnswer as error:
                 last_error = f"malformed answer: {error}"
+            except openai.APIError as error:  # e.g. 400, 401, 404: asking again will not help
+                usage.calls += 1
+                usage.failed_calls += 1
+                usage.errors.append(f"{type(error).__name__}: {error}")
+                raise LLMFailure(f"not retried: {type(error).__name__}: {error}") from None
+            usage.failed_calls += 1
             usage.errors.append(last_error)
         raise LLMFailure(f"gave up after {self.max_attempts} attempts; last error: {last_error}")

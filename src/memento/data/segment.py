@@ -14,16 +14,19 @@ A = sum of cut scores and Q = sum of squared sizes,
 
 is convex in (A, Q), increasing in A and decreasing in Q. Its maximum over the finite set of
 achievable (A, Q) is therefore at a vertex of their convex hull on the high-A / low-Q side, and
-every such vertex maximises A - theta*Q for some theta >= 0: a *decomposable* objective, solved by
-one vectorised O(n^2 K) dynamic program that yields the optimum for every K at once. A hull
-search per K (pruned by upper bounds) visits those vertices, which makes the result exact.
+every such vertex maximises wa*A - wq*Q for some direction (wa, wq) >= 0: a *decomposable*
+objective, solved by one vectorised O(n^2 K) dynamic program that yields the optimum for every K
+at once. A best-first search over all K's hulls (each gap between two known vertices bounded by
+the corner of its triangle; every solve adds a vertex to every K) visits the vertices that can
+still win, which makes the result exact.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,48 +71,52 @@ class _Point:
     cuts: tuple[int, ...]  # sentence index where each block after the first starts
 
 
+@dataclass(frozen=True, eq=False)
+class _Vertex:
+    """A hull vertex and the normal (wa, wq) of a line through it that supports the hull."""
+
+    point: _Point
+    normal: tuple[float, float]
+
+
 class _LinearSolver:
-    """max over segmentations into K blocks of  weight_a * A - weight_q * Q, for every K up to a limit."""
+    """max over segmentations into K blocks of  wa * A - wq * Q, for every K up to `max_blocks` at once."""
 
     def __init__(self, scores: np.ndarray, tokens: np.ndarray, min_block_tokens: int, max_blocks: int) -> None:
         self.prefix = np.concatenate([[0], np.cumsum(tokens)]).astype(np.int64)  # [n+1]
         self.entry = np.concatenate([[0.0], scores, [0.0]])  # [n+1] entry score of a block starting at sentence j
         sizes = self.prefix[:, None] - self.prefix[None, :]  # [i, j] = tokens of sentences j..i-1
-        allowed = sizes >= max(min_block_tokens, 1)  # also implies j < i
-        self.squares = np.where(allowed, sizes.astype(np.float64) ** 2, np.inf)  # inf: block too small
-        self.feasible = np.where(allowed, 0.0, np.inf)
-        self.max_blocks = max_blocks
         self.min_block_tokens = max(min_block_tokens, 1)
-        self.cache: dict[tuple[float, float, int], dict[int, _Point]] = {}
+        allowed = sizes >= self.min_block_tokens  # also implies j < i
+        self.neg_squares = np.where(allowed, -(sizes.astype(np.float64) ** 2), -np.inf)  # -inf: block too small
+        self.infeasible = np.where(allowed, 0.0, -np.inf)
+        self.max_blocks = max_blocks
+        # Big temporaries are reused: allocating a fresh [n+1, n+1] matrix per layer costs more than the layer.
+        self._penalty = np.empty_like(self.neg_squares)
+        self._candidate = np.empty_like(self.neg_squares)
+        self._rows = np.arange(len(self.prefix))
 
-    def solve(self, weight_a: float, weight_q: float, only: int | None = None) -> dict[int, _Point]:
-        """Optimal points for every K (or only K = `only`, computing just the layers it needs)."""
-        key = (weight_a, weight_q, only or 0)
-        if key in self.cache:
-            return self.cache[key]
-        n1 = len(self.prefix)
-        penalty = weight_q * self.squares if weight_q else self.feasible  # [i, j]
-        value = np.full(n1, -np.inf)
+    def solve(self, weight_a: float, weight_q: float, wanted: Collection[int] | None = None) -> dict[int, _Point]:
+        """The optimal point for every reachable K (1..max_blocks), or for the `wanted` ones."""
+        if weight_q:
+            np.multiply(self.neg_squares, weight_q, out=self._penalty)
+            penalty = self._penalty  # [i, j]
+        else:
+            penalty = self.infeasible
+        value = np.full(len(self.prefix), -np.inf)
         value[0] = 0.0
-        choices = []
-        results: dict[int, _Point] = {}
-        everywhere = np.arange(n1)
-        for count in range(1, (only or self.max_blocks) + 1):
+        choices, results = [], {}
+        for count in range(1, self.max_blocks + 1):
+            row = value + weight_a * self.entry if count > 1 else value
+            np.add(penalty, row[None, :], out=self._candidate)  # unreachable starts stay -inf
+            choice = self._candidate.argmax(axis=1)
+            value = self._candidate[self._rows, choice]
+            value[self.prefix < count * self.min_block_tokens] = -np.inf  # too short for `count` blocks
+            choices.append(choice)
+            if np.isfinite(value[-1]) and (wanted is None or count in wanted):
+                results[count] = self._backtrack(choices, count)
             if not np.isfinite(value).any():
                 break  # no segmentation into this many blocks
-            # whole-matrix layer (cheaper than gathering the reachable part): unreachable starts are -inf
-            candidate = (value + weight_a * self.entry * (count > 1))[None, :] - penalty  # [i, j]
-            choice = candidate.argmax(axis=1)
-            value = candidate[everywhere, choice]
-            # prefixes too short for `count` blocks, or (for one K) leaving no room for the rest
-            too_short = self.prefix < count * self.min_block_tokens
-            if only is not None:
-                too_short |= self.prefix[-1] - self.prefix < (only - count) * self.min_block_tokens
-            value[too_short] = -np.inf
-            choices.append(choice)
-            if np.isfinite(value[-1]) and (only is None or count == only):
-                results[count] = self._backtrack(choices, count)
-        self.cache[key] = results
         return results
 
     def _backtrack(self, choices: list[np.ndarray], count: int) -> _Point:
@@ -129,6 +136,8 @@ def segment(
     *,
     min_block_tokens: int = 200,
     variance_penalty: float = 0.5,
+    min_blocks: int = 1,
+    max_blocks: int | None = None,
 ) -> list[tuple[int, int]]:
     """Blocks maximising the paper's objective, exactly.
 
@@ -136,7 +145,10 @@ def segment(
         boundary_scores: [n-1] score of the boundary between sentence i and i+1 (0-3).
         sentence_tokens: [n] tokens per sentence.
         min_block_tokens: every block at least this long (when the whole text is shorter, one block).
-        variance_penalty: lambda.
+        variance_penalty: lambda (the authors' ``variance_weight``).
+        min_blocks, max_blocks: the number of blocks K is searched in this range (None: no upper
+            limit). When no K in it can be reached, the most blocks that can (the authors'
+            pipeline falls back to a single block there).
 
     Returns:
         Inclusive sentence index ranges ``[(0, 5), (6, 12), ...]`` covering 0..n-1 in order.
@@ -148,63 +160,112 @@ def segment(
         raise ValueError(f"need {n - 1} boundary scores for {n} sentences, got {len(boundary_scores)}")
     if any(t < 0 for t in sentence_tokens):
         raise ValueError("sentence token counts must be >= 0")
+    if min_blocks < 1 or (max_blocks is not None and max_blocks < min_blocks):
+        raise ValueError(f"need 1 <= min_blocks <= max_blocks, got {min_blocks} and {max_blocks}")
     total = int(sum(sentence_tokens))
-    max_blocks = min(n, total // max(min_block_tokens, 1)) if total else 1
-    if max_blocks <= 1:
+    fitting = min(n, total // max(min_block_tokens, 1)) if total else 1
+    limit = fitting if max_blocks is None else min(max_blocks, fitting)
+    if limit <= 1:
         return [(0, n - 1)]
     solver = _LinearSolver(
         np.asarray(boundary_scores, dtype=np.float64),
         np.asarray(sentence_tokens, dtype=np.int64),
         min_block_tokens,
-        max_blocks,
+        limit,
     )
-
-    def g(point: _Point, count: int) -> float:
-        return _value(point.cut_scores, point.squares, count, total, variance_penalty)
-
-    best_value, best = 0.0, _Point(0.0, total * total, ())  # one block
     most_scores = solver.solve(1.0, 0.0)  # the high-A end of every K's hull
-    least_squares = solver.solve(0.0, 1.0)  # the low-Q end
-    for points in (most_scores, least_squares):  # every K's hull endpoints: a strong incumbent at once
-        for count, point in points.items():
-            if count > 1 and g(point, count) > best_value:
-                best_value, best = g(point, count), point
-    bounds = []
-    for count in range(2, max_blocks + 1):
-        if count in most_scores and count in least_squares:
-            corner = _Point(most_scores[count].cut_scores, least_squares[count].squares, ())
-            bounds.append((g(corner, count), count))
-    for bound, count in sorted(bounds, reverse=True):
-        if bound <= best_value + _TOLERANCE:
-            break  # no K left can beat the best found
-        low, high = least_squares[count], most_scores[count]
-        for end in (low, high):
-            if g(end, count) > best_value:
-                best_value, best = g(end, count), end
-        # Each hull vertex comes with the normal (weight_a, weight_q) of a supporting line through it: the
-        # low-Q end supports Q >= Q_low (0, 1), the high-A end A <= A_high (1, 0). Any hull vertex between two
-        # known ones lies in the triangle they form with the crossing of their supporting lines, and convex g
-        # peaks at a corner of it: that crossing is the bound.
-        stack = [(low, (0.0, 1.0), high, (1.0, 0.0))]
-        while stack:
-            low, low_normal, high, high_normal = stack.pop()
-            if high.squares <= low.squares or high.cut_scores <= low.cut_scores:
-                continue
-            crossing = _crossing(low, low_normal, high, high_normal)
-            if crossing is not None and _value(*crossing, count, total, variance_penalty) <= best_value + _TOLERANCE:
-                continue  # nothing between these two vertices can beat the best found
-            weight_a, weight_q = float(high.squares - low.squares), float(high.cut_scores - low.cut_scores)
-            middle = solver.solve(weight_a, weight_q, only=count)[count]
-            level = weight_a * low.cut_scores - weight_q * low.squares
-            if weight_a * middle.cut_scores - weight_q * middle.squares <= level + 1e-12 * max(1.0, abs(level)):
-                continue  # the segment is a hull edge
-            if g(middle, count) > best_value:
-                best_value, best = g(middle, count), middle
-            normal = (weight_a, weight_q)
-            stack += [(low, low_normal, middle, normal), (middle, normal, high, high_normal)]
-    starts = [0, *best.cuts]
-    ends = [s - 1 for s in best.cuts] + [n - 1]
+    counts = [k for k in sorted(most_scores) if min_blocks <= k]
+    if not counts:
+        counts = sorted(most_scores)[-1:]  # none in range: the most blocks that can be reached
+    least_squares = solver.solve(0.0, 1.0, counts)  # the low-Q end
+    search = _HullSearch(counts, total, variance_penalty)
+    for count in counts:
+        search.start(count, least_squares[count], most_scores[count])
+    while (gap := search.next_gap()) is not None:
+        search.add(solver.solve(*gap, counts), gap)
+    starts = [0, *search.best.cuts]
+    ends = [s - 1 for s in search.best.cuts] + [n - 1]
     return list(zip(starts, ends, strict=True))
+
+
+class _HullSearch:
+    """The known vertices of each K's hull, and the gaps between them that may still hold the optimum.
+
+    Any hull vertex between two known ones lies in the triangle they form with the crossing of their
+    supporting lines, and convex g peaks at a corner of it: the crossing bounds the gap. Gaps are
+    explored best bound first; the search ends when no gap's bound beats the best point found.
+    """
+
+    def __init__(self, counts: list[int], total: int, variance_penalty: float) -> None:
+        self.total, self.variance_penalty = total, variance_penalty
+        self.hulls: dict[int, list[_Vertex]] = {}
+        self.best_value, self.best = -math.inf, _Point(0.0, total * total, ())
+        self._gaps: list[tuple[float, int, int, _Vertex, _Vertex]] = []  # max-heap by bound
+        self._pushed = 0
+        self._asked: tuple[int, _Vertex, _Vertex] | None = None
+
+    def value(self, point: _Point, count: int) -> float:
+        return _value(point.cut_scores, point.squares, count, self.total, self.variance_penalty)
+
+    def start(self, count: int, low: _Point, high: _Point) -> None:
+        """A K's hull from its low-Q end (normal (0, 1)) and its high-A end (normal (1, 0))."""
+        first, last = _Vertex(low, (0.0, 1.0)), _Vertex(high, (1.0, 0.0))
+        self.hulls[count] = [first, last]
+        for vertex in (first, last):
+            self._offer(vertex.point, count)
+        self._push(count, first, last)
+
+    def next_gap(self) -> tuple[float, float] | None:
+        """The direction (wa, wq) to solve next: the normal of the most promising gap; None when done."""
+        while self._gaps:
+            bound, _, count, low, high = heapq.heappop(self._gaps)
+            if -bound <= self.best_value + _TOLERANCE:
+                return None  # no gap left can beat the best found
+            hull = self.hulls[count]
+            index = next(i for i, v in enumerate(hull) if v is low)
+            if index + 1 < len(hull) and hull[index + 1] is high:  # else a vertex was found in between since
+                self._asked = (count, low, high)
+                return (float(high.point.squares - low.point.squares), high.point.cut_scores - low.point.cut_scores)
+        return None
+
+    def add(self, points: dict[int, _Point], normal: tuple[float, float]) -> None:
+        """The optimum of every K in direction `normal`: a hull vertex of each, inserted where it is new."""
+        assert self._asked is not None
+        for count, point in points.items():
+            if count in self.hulls:
+                self._offer(point, count)
+                self._insert(count, _Vertex(point, normal))
+        self._asked = None
+
+    def _insert(self, count: int, vertex: _Vertex) -> None:
+        hull, (weight_a, weight_q), point = self.hulls[count], vertex.normal, vertex.point
+        index = next((i for i, v in enumerate(hull) if v.point.cut_scores >= point.cut_scores), len(hull))
+        if index == 0 or index == len(hull):
+            return  # outside the known chain: never, as its ends are extreme
+        low, high = hull[index - 1], hull[index]
+        level = max(
+            weight_a * low.point.cut_scores - weight_q * low.point.squares,
+            weight_a * high.point.cut_scores - weight_q * high.point.squares,
+        )
+        if weight_a * point.cut_scores - weight_q * point.squares <= level + 1e-12 * max(1.0, abs(level)):
+            return  # not beyond the known chain in this direction: nothing new (for the asked gap: an edge)
+        hull.insert(index, vertex)
+        self._push(count, low, vertex)
+        self._push(count, vertex, high)
+
+    def _offer(self, point: _Point, count: int) -> None:
+        if self.value(point, count) > self.best_value:
+            self.best_value, self.best = self.value(point, count), point
+
+    def _push(self, count: int, low: _Vertex, high: _Vertex) -> None:
+        if high.point.squares <= low.point.squares or high.point.cut_scores <= low.point.cut_scores:
+            return  # no room for a vertex in between
+        crossing = _crossing(low.point, low.normal, high.point, high.normal)
+        # parallel lines: no triangle, the gap must be solved
+        bound = math.inf if crossing is None else _value(*crossing, count, self.total, self.variance_penalty)
+        if bound > self.best_value + _TOLERANCE:
+            self._pushed += 1
+            heapq.heappush(self._gaps, (-bound, self._pushed, count, low, high))
 
 
 def _crossing(

@@ -2,8 +2,9 @@
 
 Sentences are spans of the original text (joined, they give it back exactly), so blocks built
 from them reproduce the trace character for character. Kept whole: fenced and indented code,
-display and inline math (``$$..$$``, ``\\[..\\]``, ``$..$``, ``\\(..\\)``), parentheses and lists.
-No split after abbreviations or inside numbers. Then merged: a sentence ending in ':' with the
+display and inline math (``$$..$$``, ``\\[..\\]``, ``$..$``, ``\\(..\\)``), parentheses and list
+items. A display ends a sentence when a line break follows it. No split after abbreviations or
+inside numbers. Then merged: a sentence ending in ':' with the
 next; continuation openers (Therefore, Thus, So, Hence) with the previous; fragments under
 `min_tokens`; consecutive math lines.
 """
@@ -15,18 +16,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Regions inside which no boundary may fall (order matters: fences before inline code / math).
-_ATOMIC = re.compile(
+# Regions inside which no boundary may fall. Displays and code are found on their own, before list
+# items, so that an item line never hides the opening delimiter of a display it starts (the closing
+# one would then open a display that swallows the rest of the text). An unclosed fence runs to the
+# end; unclosed math stops at the paragraph's end.
+_END_OF_MATH = r"(?:(?=\n[ \t]*\n)|\Z)"
+_DISPLAYS = re.compile(
     r"```.*?(?:```|\Z)"  # fenced code
     r"|(?:(?<=\n\n)|\A)(?:(?: {4}|\t)[^\n]*(?:\n|\Z))+"  # indented code after a blank line
-    r"|\$\$.*?(?:\$\$|\Z)"  # display math
-    r"|\\\[.*?(?:\\\]|\Z)"
-    r"|\\\(.*?(?:\\\)|\Z)"  # inline math
-    r"|(?<!\\)\$[^$\n]+?\$"
-    r"|(?:^[ \t]*(?:[-*+]|\d+[.)])[ \t]+[^\n]*(?:\n|\Z))+",  # a list: consecutive item lines
-    re.DOTALL | re.MULTILINE,
+    rf"|\$\$.*?(?:\$\$|{_END_OF_MATH})"  # display math
+    rf"|\\\[.*?(?:\\\]|{_END_OF_MATH})"
+    rf"|\\\(.*?(?:\\\)|{_END_OF_MATH})"  # inline math
+    r"|(?<!\\)\$[^$\n]+?\$",
+    re.DOTALL,
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n\s*")
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)])[ \t]+[^\n]*", re.MULTILINE)  # one item line, kept whole
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n\s*|(?:(?<=\$\$)|(?<=\\\])|(?<=```))\n\s*")
 _ABBREVIATIONS = frozenset(
     [
         "e.g",
@@ -82,7 +87,8 @@ class SplitResult:
 
 
 def _protected(text: str) -> list[tuple[int, int]]:
-    spans, depth, start = [m.span() for m in _ATOMIC.finditer(text)], 0, 0
+    spans = [m.span() for m in _DISPLAYS.finditer(text)] + [m.span() for m in _LIST_ITEM.finditer(text)]
+    depth, start = 0, 0
     # parentheses: a (...) group within one paragraph stays whole
     for index, char in enumerate(text):
         if char == "(":

@@ -9,6 +9,7 @@ nothing in the model is patched.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from memento.format import IM_END, SpecialIds
 from memento.inference.cache import EvictingKVCache
 from memento.inference.logits import MaxBlockTokensProcessor, sampling_warpers
 from memento.inference.masks import ChunkEviction, chunk_visibility, to_additive, window_limit
+from memento.kv import layer_windows
 
 logger = logging.getLogger("memento.inference")
 
@@ -43,7 +45,8 @@ class GenerationResult:
 
     `kv_trace[i]` is the number of tokens physically cached for this sequence after step i
     (step 0 is the prefill); `kv_tokens_peak` is the largest count, taken before each step's
-    evictions (the ``<|summary_end|>`` step still holds its block).
+    evictions (the ``<|summary_end|>`` step still holds its block). `seed` is the sampling seed,
+    given or drawn: passing it back as `seed=` reproduces the run.
     """
 
     prompt_ids: list[int]
@@ -53,6 +56,7 @@ class GenerationResult:
     kv_trace: list[int] = field(default_factory=list)
     evictions: list[Eviction] = field(default_factory=list)
     kv_tokens_peak: int = 0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class _Row:
     tracker: BlockTracker
     result: GenerationResult
     ids: list[int]
+    max_new_tokens: int = 0  # this row's budget: the request's, cut to the model's positions
     prefix_offset: int = 0  # incremental detokenization window over result.token_ids
     read_offset: int = 0
     hit_stop_string: bool = False
@@ -99,11 +104,11 @@ class MementoGenerator:
         self.config = config
         if special_ids is None and tokenizer is None:
             raise ValueError("without a tokenizer, pass special_ids")
-        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer)
-        self._windows = _layer_windows(model.config)
+        self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer, config)
+        self._windows = _mask_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
         self._block_cap = (
-            MaxBlockTokensProcessor(self.special_ids, config.max_block_tokens) if config.max_block_tokens else None
+            MaxBlockTokensProcessor.from_config(self.special_ids, config) if config.max_block_tokens else None
         )
         pad = getattr(tokenizer, "pad_token_id", None)
         self._pad_id = int(pad) if pad is not None else 0
@@ -152,14 +157,16 @@ class MementoGenerator:
         return _Row(index, tracker, GenerationResult(prompt_ids=list(prompt_ids)), list(prompt_ids))
 
     def _masks(self, allowed: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor) -> Any:
+        """The additive mask(s) the model takes: one tensor, or one per layer type (see `_mask_windows`)."""
         dtype = self.model.dtype
-        if not self._windows:
-            return to_additive(allowed, dtype)
-        masks = {}
-        for kind, window in self._windows.items():
+
+        def windowed(window: int | None) -> torch.Tensor:
             limited = allowed if window is None else window_limit(allowed, key_positions, query_positions, window)
-            masks[kind] = to_additive(limited, dtype)
-        return masks
+            return to_additive(limited, dtype)
+
+        if isinstance(self._windows, dict):
+            return {kind: windowed(window) for kind, window in self._windows.items()}
+        return windowed(self._windows)
 
     def _forward(
         self, cache: EvictingKVCache, rows: Sequence[_Row], chunks: Sequence[Sequence[int]], step: int
@@ -169,7 +176,6 @@ class MementoGenerator:
         Feeds the tokens to the trackers first so the mask hides spans evicted inside the chunk,
         then drops every evicted span from the cache. Returns logits [B, q, vocab].
         """
-        device = self.model.device
         width = max(len(chunk) for chunk in chunks)
         input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
         positions = torch.full((len(rows), width), -1, dtype=torch.long)
@@ -187,11 +193,10 @@ class MementoGenerator:
             evictions.append(row_evictions)
             input_ids[b, : len(chunk)] = torch.tensor(list(chunk), dtype=torch.long)
             positions[b, : len(chunk)] = torch.arange(start, start + len(chunk))
-        input_ids, positions = input_ids.to(device), positions.to(device)
         logits = self._run_model(cache, input_ids, positions, evictions)
-        for b, row in enumerate(rows):
-            live = int((cache.slot_positions[b] >= 0).sum())
+        for row, live in zip(rows, cache.live_tokens(), strict=True):
             row.result.kv_tokens_peak = max(row.result.kv_tokens_peak, live)
+        for b, row in enumerate(rows):
             spans = [span for _, span in evictions[b]]
             if not spans:
                 continue
@@ -217,23 +222,30 @@ class MementoGenerator:
         positions: torch.Tensor,
         evictions: Sequence[Sequence[ChunkEviction]],
     ) -> torch.Tensor:
-        allowed = chunk_visibility(cache.slot_positions, cache.slot_hidden, positions, evictions)
-        key_positions = torch.cat([cache.slot_positions, positions], dim=1)
-        if not self._windows and _is_plain_causal(allowed, cache.physical_length):
+        """One forward. `input_ids` and `positions` [B, q] are host tensors: every decision here is
+        taken from host bookkeeping, and tensors only travel host -> device (no sync)."""
+        device = self.model.device
+        on_device = positions.to(device, non_blocking=True)
+        plain_causal = (
+            self._windows is None and cache.all_visible() and bool((positions >= 0).all()) and not any(evictions)
+        )
+        if plain_causal:
             # Every slot live and in order: transformers' own causal mask (from physical offsets) is
             # the same, and lets sdpa take its fast path.
             attention_mask = None
         else:
-            attention_mask = self._masks(allowed, key_positions, positions)
+            slots, hidden = cache.device_slots()
+            allowed = chunk_visibility(slots, hidden, on_device, evictions)
+            attention_mask = self._masks(allowed, torch.cat([slots, on_device], dim=1), on_device)
         with torch.no_grad():
             output = self.model(
-                input_ids=input_ids,
+                input_ids=input_ids.to(device, non_blocking=True),
                 attention_mask=attention_mask,
-                position_ids=positions.clamp(min=0),
+                position_ids=on_device.clamp(min=0),
                 past_key_values=cache.hf_cache,
                 use_cache=True,
             )
-        cache.append(positions)
+        cache.append(positions, on_device)
         return output.logits
 
     def _recompute_mementos(self, cache: EvictingKVCache, rows: Sequence[_Row], recompute: dict[int, range]) -> None:
@@ -246,8 +258,32 @@ class MementoGenerator:
             input_ids[b, : len(span)] = torch.tensor(rows[b].ids[span.start : span.stop])
             positions[b, : len(span)] = torch.arange(span.start, span.stop)
         cache.compact()
-        device = self.model.device
-        self._run_model(cache, input_ids.to(device), positions.to(device), [[] for _ in rows])
+        self._run_model(cache, input_ids, positions, [[] for _ in rows])
+
+    def _position_limit(self) -> int | None:
+        """The model's max_position_embeddings: eviction never renumbers positions, so it caps the logical length."""
+        return getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+
+    def _new_token_budget(self, index: int, prompt_tokens: int, max_new_tokens: int) -> int:
+        """`max_new_tokens`, cut (with a warning) so prompt + generated tokens fit the model's positions."""
+        limit = self._position_limit()
+        if limit is None or prompt_tokens + max_new_tokens <= limit:
+            return max_new_tokens
+        if prompt_tokens >= limit:
+            raise ValueError(
+                f"prompt {index} has {prompt_tokens} tokens, the model's max_position_embeddings is {limit}: "
+                "no position left to generate"
+            )
+        logger.warning(
+            "prompt %d: %d tokens + max_new_tokens %d exceed max_position_embeddings %d; "
+            "generation stops after %d tokens (finish_reason 'length')",
+            index,
+            prompt_tokens,
+            max_new_tokens,
+            limit,
+            limit - prompt_tokens,
+        )
+        return limit - prompt_tokens
 
     def _split_for_restart(self, chunk: Sequence[int]) -> list[list[int]]:
         """In restart_mode a chunk must end at each ``<|summary_end|>`` (its memento is recomputed there)."""
@@ -290,6 +326,11 @@ class MementoGenerator:
             raise ValueError("score() needs at least one token")
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        limit = self._position_limit()
+        if limit is not None and len(ids) > limit:
+            raise ValueError(
+                f"the sequence has {len(ids)} tokens, beyond the model's max_position_embeddings ({limit})"
+            )
         cache = EvictingKVCache(1, self.model.device)
         row = self._new_row(0, ids)
         outputs = []
@@ -333,13 +374,20 @@ class MementoGenerator:
             raise ValueError("stop strings need a tokenizer to decode the generated text")
         prompt_ids = self.encode_prompts(prompts)
         rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
+        for row in rows:
+            row.max_new_tokens = self._new_token_budget(row.index, len(row.ids), max_new_tokens)
         if results is not None:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
         processors = [*(logits_processor or ()), *([self._block_cap] if self._block_cap else [])]
-        generator = torch.Generator(device="cpu")
-        generator.manual_seed(seed if seed is not None else torch.seed())
-        _seed_rows(rows, seeds, seed)
+        # A private generator: the caller's global RNG is neither read nor reseeded.
+        seed = seed if seed is not None or seeds is not None else secrets.randbits(63)
+        generator = torch.Generator(device=self.model.device)
+        if seed is not None:
+            generator.manual_seed(seed)
+        for row in rows:
+            row.result.seed = seed
+        _seed_rows(rows, seeds, seed, self.model.device)
         cache = EvictingKVCache(len(rows), self.model.device)
         self.last_cache = cache
         active = list(rows)
@@ -353,21 +401,22 @@ class MementoGenerator:
             for b, chunk in enumerate(chunks):
                 if chunk:
                     last_logits[b] = logits[b, len(chunk) - 1]
-        for b, row in enumerate(active):
-            row.result.kv_trace.append(cache.live_tokens()[b])
+        for row, live in zip(active, cache.live_tokens(), strict=True):
+            row.result.kv_trace.append(live)
         scores = torch.stack([t for t in last_logits if t is not None]).float()
 
-        for step in range(1, max_new_tokens + 1):
+        for step in range(1, max(row.max_new_tokens for row in rows) + 1):
             next_tokens = self._sample(active, scores, processors, warpers, temperature, generator)
             finished: list[int] = []
+            live_tokens = cache.live_tokens()
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
                 row.ids.append(token)
                 delta = self._update_text(row, stop)
-                reason = self._finish_reason(row, token, stop, max_new_tokens)
+                reason = self._finish_reason(row, token)
                 if reason is not None:
                     delta += self._update_text(row, stop, final=True)
-                yield StreamEvent(row.index, token, delta, cache.live_tokens()[b], reason)
+                yield StreamEvent(row.index, token, delta, live_tokens[b], reason)
                 if reason is not None:
                     row.result.finish_reason = reason
                     finished.append(b)
@@ -378,8 +427,8 @@ class MementoGenerator:
                 cache.select_rows(keep)
                 active = [active[b] for b in keep]
             logits = self._forward(cache, active, [[row.ids[-1]] for row in active], step=step)
-            for b, row in enumerate(active):
-                row.result.kv_trace.append(cache.live_tokens()[b])
+            for row, live in zip(active, cache.live_tokens(), strict=True):
+                row.result.kv_trace.append(live)
             scores = logits[:, -1].float()
 
     def generate(
@@ -399,10 +448,12 @@ class MementoGenerator:
         """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
 
         temperature 0 is greedy; top_p / top_k / min_p use transformers' warpers; `seed` makes sampling
-        reproducible; generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop`
-        string, or after `max_new_tokens`. `logits_processor`: transformers-style processors, each
-        called per sequence with that sequence's ids [1, L] (rows are ragged). Returns one
-        `GenerationResult` per prompt, in order.
+        reproducible (None draws one, recorded in each result's `seed`; the global torch RNG is never
+        touched); generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop` string,
+        or after `max_new_tokens` (cut, with a warning, where the prompt plus it would run past the
+        model's max_position_embeddings; a prompt that fills them raises ValueError).
+        `logits_processor`: transformers-style processors, each called per sequence with that
+        sequence's ids [1, L] (rows are ragged). Returns one `GenerationResult` per prompt, in order.
         """
         results: list[GenerationResult] = []
         for _ in self.stream(
@@ -430,28 +481,30 @@ class MementoGenerator:
         temperature: float,
         generator: torch.Generator,
     ) -> list[int]:
+        """Next token of every row, sampled on the device; the `.tolist()` is the step's one device->host copy."""
         if processors:
             per_row = []
             for b, row in enumerate(rows):
                 row_scores = scores[b : b + 1]
+                ids = torch.tensor([row.ids]).to(scores.device, non_blocking=True)
                 for processor in processors:
-                    row_scores = processor(torch.tensor([row.ids], device=scores.device), row_scores)
+                    row_scores = processor(ids, row_scores)
                 per_row.append(row_scores)
             scores = torch.cat(per_row)
         if temperature == 0:
             return scores.argmax(dim=-1).tolist()
-        scores = warpers(None, scores.cpu())
-        probabilities = torch.softmax(scores, dim=-1)
+        probabilities = torch.softmax(warpers(None, scores), dim=-1)
         if rows[0].sampler is not None:
-            return [int(torch.multinomial(probabilities[b], 1, generator=row.sampler)) for b, row in enumerate(rows)]
+            draws = [torch.multinomial(probabilities[b], 1, generator=row.sampler) for b, row in enumerate(rows)]
+            return torch.cat(draws).tolist()
         return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
 
-    def _finish_reason(self, row: _Row, token: int, stop: Sequence[str] | None, max_new_tokens: int) -> str | None:
+    def _finish_reason(self, row: _Row, token: int) -> str | None:
         if token in self._stop_ids:
             return "stop"
         if row.hit_stop_string:
             return "stop"
-        if len(row.result.token_ids) >= max_new_tokens:
+        if len(row.result.token_ids) >= row.max_new_tokens:
             return "length"
         return None
 
@@ -483,8 +536,8 @@ class MementoGenerator:
         return delta
 
 
-def _seed_rows(rows: Sequence[_Row], seeds: Sequence[int] | None, seed: int | None) -> None:
-    """Give each row its own sampling generator when per-sequence `seeds` are given."""
+def _seed_rows(rows: Sequence[_Row], seeds: Sequence[int] | None, seed: int | None, device: torch.device) -> None:
+    """Give each row its own sampling generator (and record its seed) when per-sequence `seeds` are given."""
     if seeds is None:
         return
     if seed is not None:
@@ -492,30 +545,26 @@ def _seed_rows(rows: Sequence[_Row], seeds: Sequence[int] | None, seed: int | No
     if len(seeds) != len(rows):
         raise ValueError(f"{len(seeds)} seeds for {len(rows)} prompts")
     for row, row_seed in zip(rows, seeds, strict=True):
-        row.sampler = torch.Generator(device="cpu")
+        row.sampler = torch.Generator(device=device)
         row.sampler.manual_seed(int(row_seed))
+        row.result.seed = int(row_seed)
 
 
-def _is_plain_causal(allowed: torch.Tensor, past: int) -> bool:
-    """True when `allowed` [B, q, past + q] is exactly causal over physical slots (no padding, nothing hidden)."""
-    queries = allowed.shape[1]
-    if queries == 1:
-        return bool(allowed.all())
-    causal = torch.ones(queries, past + queries, dtype=torch.bool, device=allowed.device).tril(diagonal=past)
-    return bool(torch.equal(allowed, causal.expand_as(allowed)))
+def _mask_windows(model_config: Any) -> dict[str, int | None] | int | None:
+    """How generation windows its masks, from `memento.kv.layer_windows` (the one parser).
 
-
-def _layer_windows(model_config: Any) -> dict[str, int | None]:
-    """Attention masks by layer type, when the model mixes full and sliding-window layers ({} otherwise)."""
-    text_config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
-    layer_types = getattr(text_config, "layer_types", None) or []
-    kinds = set(layer_types)
-    if kinds <= {"full_attention"}:
-        return {}
-    unsupported = kinds - {"full_attention", "sliding_attention"}
-    if unsupported:
-        raise NotImplementedError(
-            f"memento inference supports full and sliding-window attention, not {sorted(unsupported)}"
-        )
-    window = getattr(text_config, "sliding_window", None)
-    return {"full_attention": None, "sliding_attention": window}
+    None: no layer has a window. An int: every layer has that window (Mistral-style; one mask for
+    all layers). A dict: one mask per layer type, for models mixing full and sliding layers.
+    """
+    windows = layer_windows(model_config)
+    if windows is None:
+        return None
+    if len(set(windows)) == 1:
+        return windows[0]
+    text_config = model_config.get_text_config()
+    by_type: dict[str, int | None] = {}
+    for kind, window in zip(text_config.layer_types, windows, strict=True):
+        if kind not in ("full_attention", "sliding_attention"):
+            raise NotImplementedError(f"memento inference supports full and sliding-window attention, not {kind!r}")
+        by_type[kind] = window
+    return by_type

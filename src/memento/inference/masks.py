@@ -43,12 +43,13 @@ def chunk_visibility(
         for after, span in row_evictions:
             in_span = (key_positions[row] >= span.start) & (key_positions[row] < span.stop)
             allowed[row, after + 1 :, :] &= ~in_span
-    padding = query_positions < 0
-    if padding.any():
-        rows, columns = padding.nonzero(as_tuple=True)
-        allowed[rows, columns, :] = False
-        allowed[rows, columns, past + columns] = True
-    return allowed
+    # Branch-free (no device->host sync): a padding query's row becomes "itself only".
+    queries = query_positions.shape[1]
+    device = query_positions.device
+    own_key = (
+        torch.arange(past + queries, device=device)[None, :] == past + torch.arange(queries, device=device)[:, None]
+    )
+    return torch.where((query_positions < 0)[:, :, None], own_key[None], allowed)
 
 
 def to_additive(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

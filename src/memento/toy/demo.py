@@ -21,7 +21,7 @@ from memento.attention import analyze
 from memento.config import MementoConfig
 from memento.inference import GenerationResult, MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
-from memento.kv import KVGeometry, simulate
+from memento.kv import KVGeometry, memento_to_block_ratio, simulate
 from memento.toy import CHECKPOINT, HELD_OUT_SEED
 from memento.toy.task import ToyTask, parse_answer
 
@@ -44,7 +44,7 @@ class ModeReport:
     auc_gb_ktok_mean: float
     tokens_per_second: float
     blocks_per_problem: float
-    compression_mean: float | None
+    memento_to_block_tokens: float | None
     generated_tokens_mean: float
     matches_simulator: bool
     kv_traces: list[list[int]] = field(default_factory=list, repr=False)
@@ -63,7 +63,8 @@ def _measure(
 ) -> ModeReport:
     config, special_ids = generator.config, generator.special_ids
     per_token = geometry.bytes_per_token
-    correct, peaks, aucs, blocks, ratios, matches = 0, [], [], [], [], True
+    correct, peaks, aucs, blocks, matches = 0, [], [], [], True
+    block_tokens = memento_tokens = 0
     for result, answer in zip(results, answers, strict=True):
         correct += parse_answer(result.text) == answer
         peaks.append(result.kv_tokens_peak)
@@ -74,7 +75,8 @@ def _measure(
         layout = analyze(result.prompt_ids + result.token_ids, special_ids, config)
         done = [b for b in layout.blocks if b.summary_end is not None and b.start >= len(result.prompt_ids)]
         blocks.append(len(done))
-        ratios += [(b.end - b.start - 1) / max(b.summary_end - b.summary_start - 1, 1) for b in done]
+        block_tokens += sum(b.end - b.start - 1 for b in done)
+        memento_tokens += sum(b.summary_end - b.summary_start - 1 for b in done)
     generated = sum(len(r.token_ids) for r in results)
     return ModeReport(
         accuracy=correct / len(results),
@@ -85,7 +87,7 @@ def _measure(
         auc_gb_ktok_mean=statistics.mean(aucs),
         tokens_per_second=generated / seconds,
         blocks_per_problem=statistics.mean(blocks),
-        compression_mean=statistics.mean(ratios) if ratios else None,
+        memento_to_block_tokens=memento_to_block_ratio(memento_tokens, block_tokens),
         generated_tokens_mean=generated / len(results),
         matches_simulator=matches,
         kv_traces=[r.kv_trace for r in results],
@@ -176,13 +178,14 @@ def print_demo(report: dict[str, Any]) -> None:
         "KV AUC GB*ktok",
         "tok/s",
         "blocks/problem",
-        "block:memento",
+        "memento/block tok",
         "= memento kv",
     ]
     for column in columns:
         table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
     for name, m in report["modes"].items():
-        compression = "-" if m["compression_mean"] is None else f"{m['compression_mean']:.1f}x"
+        ratio = m["memento_to_block_tokens"]
+        compression = "-" if ratio is None else f"{ratio:.2f}"
         table.add_row(
             name,
             f"{m['accuracy']:.1%}",
