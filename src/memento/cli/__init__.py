@@ -13,8 +13,9 @@ import sys
 from collections.abc import Collection, Sequence
 
 from memento.cli import data, demo, generate, kv, serve, toy, train
+from memento.cli import eval as evaluate
 
-COMMANDS = (kv, generate, train, serve, demo, toy, data)
+COMMANDS = (kv, generate, train, serve, demo, toy, data, evaluate)
 
 
 def build_parser(configured: Collection[str] | None = None) -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,12 +86,15 @@ def extra_mode(text: str, mask_delimiters: bool) -> Mode:
 
 
 def resolve_modes(
-    names: list[str], mask_delimiters: bool, *, extra: str | None = None, baseline_model: str | None = None
+    names: Sequence[str],
+    mask_delimiters: bool,
+    *,
+    extra: Sequence[str] = (),
+    baseline_model: str | None = None,
 ) -> list[Mode]:
-    """Built-in `names` in order, then the `--config` mode, then the baseline; names must be unique."""
+    """Built-in `names` in order, then the `--config` modes, then the baseline; names must be unique."""
     modes = [builtin_mode(name, mask_delimiters) for name in names]
-    if extra is not None:
-        modes.append(extra_mode(extra, mask_delimiters))
+    modes += [extra_mode(text, mask_delimiters) for text in extra]
     if baseline_model is not None:
         modes.append(Mode(BASELINE, None, model=baseline_model))
     seen: set[str] = set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from memento.eval.modes import BUILTIN_MODES
 from memento.eval.sampling import Sampling
@@ -24,15 +24,17 @@ def _help(text: str, **extra: Any) -> dict[str, Any]:
 class EvalOptions:
     """A run of `memento eval`: which model and benchmark, which modes, how to sample, where to write."""
 
-    model: str = field(
-        metadata=_help("local checkpoint directory (hf, vllm), or the served model name (openai)", required=True)
+    # model and benchmark are required (checked below); they default to None only so that
+    # `memento eval grade` can share the `memento eval` parser
+    model: str | None = field(
+        default=None, metadata=_help("local checkpoint directory (hf, vllm), or the served model name (openai)")
     )
-    benchmark: str = field(
+    benchmark: str | None = field(
+        default=None,
         metadata=_help(
             "aime24, aime25, math500, gsm8k, gpqa-diamond, livecodebench, humaneval, toy, or a local "
-            "JSONL/JSON/parquet file with problem + answer",
-            required=True,
-        )
+            "JSONL/JSON/parquet file with problem + answer"
+        ),
     )
     modes: str | None = field(
         default=None,
@@ -41,9 +43,11 @@ class EvalOptions:
             "vllm and openai, which cannot run restart_mode)"
         ),
     )
-    config: str | None = field(
-        default=None,
-        metadata=_help("one more mode: a memento config as JSON, or NAME=JSON (the authors' BlockMaskingConfig)"),
+    config: tuple[str, ...] = field(
+        default=(),
+        metadata=_help(
+            "one more mode (repeatable): a memento config as JSON, or NAME=JSON (the authors' BlockMaskingConfig)"
+        ),
     )
     baseline_model: str | None = field(
         default=None, metadata=_help("a base model run with plain generation in the same table (mode 'baseline')")
@@ -55,7 +59,9 @@ class EvalOptions:
     top_p: float = field(default=0.95, metadata=_help("nucleus sampling (1 = off)"))
     top_k: int = field(default=20, metadata=_help("top-k sampling (0 = off)"))
     seed: int = field(default=0, metadata=_help("run seed; each sample's seed derives from it, the problem and index"))
-    backend: str = field(default="hf", metadata=_help("hf (MementoGenerator), vllm (offline engine), openai (server)"))
+    backend: Literal["hf", "vllm", "openai"] = field(
+        default="hf", metadata=_help("hf (MementoGenerator), vllm (offline engine), openai (server)")
+    )
     batch_size: int = field(default=64, metadata=_help("samples generated per call (hf, vllm)"))
     output: str | None = field(
         default=None,
@@ -69,7 +75,9 @@ class EvalOptions:
     )
     choice_seed: int = field(default=0, metadata=_help("seed of the multiple-choice shuffle"))
     offline: bool = field(default=False, metadata=_help("never load a benchmark from the Hugging Face hub"))
-    dtype: str = field(default="auto", metadata=_help("weights dtype (hf, vllm): auto, float32, bfloat16, float16"))
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
+        default="auto", metadata=_help("weights dtype (hf, vllm): auto, float32, bfloat16, float16")
+    )
     device: str = field(default="auto", metadata=_help("hf device: auto, cpu, cuda, cuda:1, ..."))
     base_url: str = field(
         default="http://127.0.0.1:8000/v1", metadata=_help("OpenAI-compatible endpoint (openai backend)")
@@ -99,10 +107,11 @@ class EvalOptions:
     )
 
     def __post_init__(self) -> None:
-        if not str(self.model).strip():
-            raise ValueError("--model is required")
-        if not str(self.benchmark).strip():
-            raise ValueError("--benchmark is required")
+        if not self.model or not str(self.model).strip():
+            raise ValueError("--model is required (a checkpoint directory, or the served model name)")
+        if not self.benchmark or not str(self.benchmark).strip():
+            raise ValueError("--benchmark is required (a benchmark name or a local file)")
+        self.config = tuple(self.config)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.samples < 1:
@@ -137,7 +146,7 @@ class EvalOptions:
         """The built-in modes asked for, in order (the backend's default when --modes is not given)."""
         text = self.modes if self.modes is not None else DEFAULT_MODES[self.backend]
         names = [name.strip() for name in text.split(",") if name.strip()]
-        if not names and self.config is None and self.baseline_model is None:
+        if not names and not self.config and self.baseline_model is None:
             raise ValueError("--modes is empty and there is no --config or --baseline-model")
         return names
 
@@ -166,12 +175,11 @@ class EvalOptions:
 class GradeOptions:
     """`memento eval grade`: grade responses generated elsewhere, with the same graders and KV replay."""
 
-    benchmark: str = field(metadata=_help("benchmark name or local file the responses answer", required=True))
+    benchmark: str = field(metadata=_help("benchmark name or local file the responses answer"))
     responses: str = field(
         metadata=_help(
             "JSONL: 'id' (the problem id) and 'response' per line; optional 'mode' and 'sample' "
-            "(a `memento eval` samples.jsonl works as is)",
-            required=True,
+            "(a `memento eval` samples.jsonl works as is)"
         )
     )
     tokenizer: str | None = field(
