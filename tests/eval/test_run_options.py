@@ -7,21 +7,21 @@ import pytest
 from memento.config import MementoConfig
 from memento.eval.modes import BASELINE, extra_mode, resolve_modes
 from memento.eval.options import EvalOptions, GradeOptions
-from memento.eval.sampling import SEED_BITS, Sampling, sample_seed
+from memento.eval.sampling import SEED_BITS, sample_seed
+from memento.inference.sampling import SamplingOptions
 
 
 def test_the_paper_sampling_defaults():
     options = EvalOptions(model="m", benchmark="toy")
-    assert options.sampling == Sampling(temperature=0.6, top_p=0.95, top_k=20, max_new_tokens=32768)
-    assert not options.sampling.greedy and Sampling(temperature=0).greedy
+    assert options.sampling == SamplingOptions(temperature=0.6, top_p=0.95, top_k=20, max_new_tokens=32768, seed=None)
 
 
 @pytest.mark.parametrize(
     "changes", [{"temperature": -0.1}, {"top_p": 0.0}, {"top_p": 1.5}, {"top_k": -1}, {"max_new_tokens": 0}]
 )
 def test_sampling_refuses_out_of_range_values(changes):
-    with pytest.raises(ValueError):
-        Sampling(**changes)
+    with pytest.raises(ValueError, match=next(iter(changes))):
+        EvalOptions(model="m", benchmark="toy", **changes)
 
 
 def test_sample_seeds_are_reproducible_and_distinct():

@@ -50,7 +50,6 @@ _EXPORTS = {
     "well_formed": "metrics",
     "EvalOptions": "options",
     "GradeOptions": "options",
-    "Sampling": "sampling",
     "sample_seed": "sampling",
     "Mode": "modes",
     "summarize": "summary",
@@ -70,7 +69,6 @@ __all__ = [
     "Problem",
     "Program",
     "PromptTemplate",
-    "Sampling",
     "SandboxLimits",
     "SandboxResult",
     "TestCase",
@@ -127,7 +125,7 @@ if TYPE_CHECKING:
     from memento.eval.responses import grade_responses
     from memento.eval.rows import BenchmarkFormatError
     from memento.eval.runner import run_eval
-    from memento.eval.sampling import Sampling, sample_seed
+    from memento.eval.sampling import sample_seed
     from memento.eval.sandbox import Program, SandboxLimits, SandboxResult, run_many, run_program
     from memento.eval.sources import BENCHMARK_NAMES, BenchmarkUnavailable, load_benchmark
     from memento.eval.summary import summarize

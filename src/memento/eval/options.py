@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from memento.eval.modes import BUILTIN_MODES
-from memento.eval.sampling import Sampling
+from memento.inference.sampling import SamplingOptions
 
 BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -151,8 +151,15 @@ class EvalOptions:
         return names
 
     @property
-    def sampling(self) -> Sampling:
-        return Sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens)
+    def sampling(self) -> SamplingOptions:
+        """The decoding options (validated by their owner); seeds are per sample, so `seed` is unset."""
+        return SamplingOptions(
+            max_new_tokens=self.max_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            seed=None,
+        )
 
     @property
     def vllm_arguments(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ same batches (less the samples already stored), each sample with its own seed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -214,7 +215,7 @@ def run_eval(
         model=options.model,
         backend=options.backend,
         samples_per_problem=options.samples,
-        sampling=options.sampling.to_dict(),
+        sampling=dataclasses.asdict(options.sampling),
         seed=options.seed,
         kv_geometry={"name": main_replay.geometry.name, "bytes_per_token": main_replay.geometry.bytes_per_token},
         approximate_tokens=main_replay.approximate,
@@ -242,7 +243,7 @@ def _manifest(options: EvalOptions, benchmark: Benchmark, modes: list[Mode], tem
         "benchmark": options.benchmark,
         "benchmark_source": benchmark.source,
         "backend": options.backend,
-        "sampling": options.sampling.to_dict(),
+        "sampling": dataclasses.asdict(options.sampling),
         "seed": options.seed,
         "choice_seed": options.choice_seed,
         "prompt_template": None if template is None else template.text,

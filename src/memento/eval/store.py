@@ -90,6 +90,7 @@ def check_manifest(directory: str | Path, manifest: dict[str, Any], *, growable:
     `growable` (e.g. samples, limit) may change: samples already done stay valid.
     """
     path = Path(directory) / MANIFEST_FILE
+    manifest = json.loads(json.dumps(manifest))  # compared as JSON reads back (tuples as lists)
     if path.exists():
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))

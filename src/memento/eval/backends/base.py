@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from memento.config import MementoConfig
-from memento.eval.sampling import Sampling
+from memento.inference.sampling import SamplingOptions
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Backend(Protocol):
     name: str
 
     def generate(
-        self, prompts: Sequence[str], sampling: Sampling, config: MementoConfig | None, seeds: Sequence[int]
+        self, prompts: Sequence[str], sampling: SamplingOptions, config: MementoConfig | None, seeds: Sequence[int]
     ) -> list[Sample]: ...
 
     def close(self) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from memento.config import MementoConfig
 from memento.eval.backends.base import Sample, split_time
 from memento.eval.replay import INERT_SPECIAL_IDS
-from memento.eval.sampling import Sampling
 from memento.format import SpecialIds
+from memento.inference.sampling import SamplingOptions, position_limit
 
 
 class HFBackend:
@@ -34,10 +34,10 @@ class HFBackend:
             self.special_ids = SpecialIds.from_tokenizer(self.tokenizer)
         except ValueError:
             self.special_ids = None
-        self.position_limit = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        self.position_limit = position_limit(self.model.config)
 
     def generate(
-        self, prompts: Sequence[str], sampling: Sampling, config: MementoConfig | None, seeds: Sequence[int]
+        self, prompts: Sequence[str], sampling: SamplingOptions, config: MementoConfig | None, seeds: Sequence[int]
     ) -> list[Sample]:
         from memento.inference import MementoGenerator
 
@@ -48,10 +48,14 @@ class HFBackend:
             self.model, self.tokenizer, config or MementoConfig.disabled(), special_ids=special_ids
         )
         prompt_ids = generator.encode_prompts(list(prompts))
-        budget = sampling.max_new_tokens
-        if self.position_limit is not None:
-            # positions are never renumbered, so prompt + response must fit the model's positions
-            budget = max(1, min(budget, self.position_limit - max(len(ids) for ids in prompt_ids)))
+        # positions are never renumbered, so a response stops where the model's positions end (the
+        # generator would cut it there too, warning once per batch)
+        room = None if self.position_limit is None else self.position_limit - max(len(ids) for ids in prompt_ids)
+        budget = sampling.max_new_tokens or room
+        if budget is None:
+            raise ValueError("the model's config gives no position limit: set --max-new-tokens")
+        if room is not None:
+            budget = max(1, min(budget, room))
         start = time.perf_counter()
         results = generator.generate(
             prompt_ids,
@@ -59,7 +63,7 @@ class HFBackend:
             temperature=sampling.temperature,
             top_p=sampling.top_p if sampling.top_p < 1 else None,
             top_k=sampling.top_k or None,
-            seeds=None if sampling.greedy else list(seeds),
+            seeds=None if sampling.temperature == 0 else list(seeds),
         )
         share = split_time(time.perf_counter() - start, len(results))
         return [

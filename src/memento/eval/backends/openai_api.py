@@ -17,7 +17,7 @@ from typing import Any
 from memento.config import MementoConfig
 from memento.eval.backends.base import BackendError, Sample, split_time
 from memento.eval.prompts import chat_messages
-from memento.eval.sampling import Sampling
+from memento.inference.sampling import SamplingOptions
 from memento.vllm.state import REQUEST_KEY, describe  # plain Python: vLLM need not be installed here
 
 
@@ -46,7 +46,7 @@ class OpenAIBackend:
         self.memento = memento
 
     def generate(
-        self, prompts: Sequence[str], sampling: Sampling, config: MementoConfig | None, seeds: Sequence[int]
+        self, prompts: Sequence[str], sampling: SamplingOptions, config: MementoConfig | None, seeds: Sequence[int]
     ) -> list[Sample]:
         if config is not None and config.restart_mode:
             raise BackendError("restart_mode runs only on the hf backend")
@@ -65,7 +65,7 @@ class OpenAIBackend:
                 max_tokens=sampling.max_new_tokens,
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
-                seed=None if sampling.greedy else int(seed),
+                seed=None if sampling.temperature == 0 else int(seed),
                 extra_body=extra,
             )
             return response, time.perf_counter() - began

@@ -17,7 +17,7 @@ from typing import Any
 
 from memento.config import MementoConfig, default_mask_delimiters
 from memento.eval.backends.base import BackendError, Sample, split_time
-from memento.eval.sampling import Sampling
+from memento.inference.sampling import SamplingOptions
 
 DEFAULT_ENGINE_ARGUMENTS: dict[str, Any] = {"enforce_eager": True, "gpu_memory_utilization": 0.4, "seed": 0}
 
@@ -56,7 +56,7 @@ class VLLMBackend:
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
     def generate(
-        self, prompts: Sequence[str], sampling: Sampling, config: MementoConfig | None, seeds: Sequence[int]
+        self, prompts: Sequence[str], sampling: SamplingOptions, config: MementoConfig | None, seeds: Sequence[int]
     ) -> list[Sample]:
         from memento.eval.replay import chat_prompt_ids
         from memento.vllm.state import REQUEST_KEY, describe
@@ -73,8 +73,8 @@ class VLLMBackend:
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 top_k=sampling.top_k if sampling.top_k > 0 else -1,
-                max_tokens=max(1, min(sampling.max_new_tokens, self.max_model_len - len(ids))),
-                seed=None if sampling.greedy else int(seed),
+                max_tokens=max(1, min(sampling.max_new_tokens or self.max_model_len, self.max_model_len - len(ids))),
+                seed=None if sampling.temperature == 0 else int(seed),
                 skip_special_tokens=False,
                 extra_args=extra,
             )
