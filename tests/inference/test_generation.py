@@ -73,6 +73,20 @@ def test_sampling_is_seeded(model):
     assert generator.generate([[1, 2, 3]], seed=124, **kwargs)[0].token_ids != first
 
 
+def test_per_sequence_seeds_do_not_depend_on_the_batch(model):
+    generator = MementoGenerator(model, None, CONFIG, special_ids=SPECIAL_IDS)
+    kwargs = {"max_new_tokens": 20, "temperature": 0.9, "top_k": 40}
+    prompts = _prompts()
+    batched = generator.generate(prompts, seeds=[11, 12, 13, 14], **kwargs)
+    alone = [generator.generate([p], seeds=[s], **kwargs)[0] for p, s in zip(prompts, [11, 12, 13, 14], strict=True)]
+    assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
+    assert [r.seed for r in batched] == [11, 12, 13, 14]
+    swapped = generator.generate([prompts[0], prompts[0]], seeds=[11, 99], **kwargs)
+    assert swapped[0].token_ids == batched[0].token_ids != swapped[1].token_ids
+    with pytest.raises(ValueError, match="seeds for"):
+        generator.generate(prompts, seeds=[1], **kwargs)
+
+
 def test_sampling_leaves_the_global_rng_alone_and_records_its_seed(model):
     generator = MementoGenerator(model, None, CONFIG, special_ids=SPECIAL_IDS)
     kwargs = {"max_new_tokens": 15, "temperature": 1.0}

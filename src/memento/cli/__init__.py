@@ -14,8 +14,9 @@ from collections.abc import Collection, Sequence
 from typing import NoReturn
 
 from memento.cli import data, demo, generate, kv, serve, toy, train
+from memento.cli import eval as evaluate
 
-COMMANDS = (kv, generate, train, serve, demo, toy, data)
+COMMANDS = (kv, generate, train, serve, demo, toy, data, evaluate)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,7 +3,10 @@
 Modules (one concept each): `problems` (Problem, Benchmark), `sources` (load_benchmark),
 `rows` / `tables` (reading native and local schemas), `prompts`, `answers` (extraction),
 `equivalence` / `verify_pool` (math-verify under a deadline), `graders`, `sandbox` /
-`code_tests` (running code solutions), `metrics`.
+`code_tests` (running code solutions), `metrics`; the run: `options` (EvalOptions, GradeOptions),
+`sampling` (the paper's defaults, per-sample seeds), `modes`, `backends` (hf, vllm, openai),
+`replay` (the offline KV replay), `store` (resumable samples.jsonl), `records`, `summary`,
+`report` / `plots`, `runner` (`run_eval`) and `responses` (`grade_responses`, `memento eval grade`).
 
 The public names below load their module on first use, so ``import memento.eval`` stays light.
 """
@@ -45,6 +48,13 @@ _EXPORTS = {
     "pass_at_k": "metrics",
     "response_summary": "metrics",
     "well_formed": "metrics",
+    "EvalOptions": "options",
+    "GradeOptions": "options",
+    "sample_seed": "sampling",
+    "Mode": "modes",
+    "summarize": "summary",
+    "run_eval": "runner",
+    "grade_responses": "responses",
 }
 
 __all__ = [
@@ -52,7 +62,10 @@ __all__ = [
     "Benchmark",
     "BenchmarkFormatError",
     "BenchmarkUnavailable",
+    "EvalOptions",
     "Grade",
+    "GradeOptions",
+    "Mode",
     "Problem",
     "Program",
     "PromptTemplate",
@@ -68,6 +81,7 @@ __all__ = [
     "grade_code",
     "grade_many",
     "grade_math",
+    "grade_responses",
     "load_benchmark",
     "load_template",
     "maj_at_k",
@@ -76,8 +90,11 @@ __all__ = [
     "pass_at_1",
     "pass_at_k",
     "response_summary",
+    "run_eval",
     "run_many",
     "run_program",
+    "sample_seed",
+    "summarize",
     "well_formed",
 ]
 
@@ -101,11 +118,17 @@ if TYPE_CHECKING:
         response_summary,
         well_formed,
     )
+    from memento.eval.modes import Mode
+    from memento.eval.options import EvalOptions, GradeOptions
     from memento.eval.problems import Benchmark, Problem, TestCase
     from memento.eval.prompts import PromptTemplate, build_prompt, chat_messages, load_template
+    from memento.eval.responses import grade_responses
     from memento.eval.rows import BenchmarkFormatError
+    from memento.eval.runner import run_eval
+    from memento.eval.sampling import sample_seed
     from memento.eval.sandbox import Program, SandboxLimits, SandboxResult, run_many, run_program
     from memento.eval.sources import BENCHMARK_NAMES, BenchmarkUnavailable, load_benchmark
+    from memento.eval.summary import summarize
 
 
 def __getattr__(name: str) -> Any:

@@ -82,6 +82,7 @@ class _Row:
     prefix_offset: int = 0  # incremental detokenization window over result.token_ids
     read_offset: int = 0
     hit_stop_string: bool = False
+    sampler: torch.Generator | None = None  # this row's own RNG when per-sequence seeds are given
 
 
 class MementoGenerator:
@@ -359,10 +360,13 @@ class MementoGenerator:
         stop: Sequence[str] | None = None,
         logits_processor: Sequence[LogitsProcessor] | None = None,
         results: list[GenerationResult] | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> Iterator[StreamEvent]:
         """Yield tokens as they are sampled, for every sequence of the batch.
 
         Same arguments as `generate`; pass a list as `results` to receive the final results.
+        `seeds` (one per prompt, instead of `seed`): each sequence samples from its own generator,
+        so its tokens do not depend on the sequences it is batched with.
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -377,11 +381,13 @@ class MementoGenerator:
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
         processors = [*(logits_processor or ()), *([self._block_cap] if self._block_cap else [])]
         # A private generator: the caller's global RNG is neither read nor reseeded.
-        seed = seed if seed is not None else secrets.randbits(63)
+        seed = seed if seed is not None or seeds is not None else secrets.randbits(63)
         generator = torch.Generator(device=self.model.device)
-        generator.manual_seed(seed)
+        if seed is not None:
+            generator.manual_seed(seed)
         for row in rows:
             row.result.seed = seed
+        _seed_rows(rows, seeds, seed, self.model.device)
         cache = EvictingKVCache(len(rows), self.model.device)
         self.last_cache = cache
         active = list(rows)
@@ -437,6 +443,7 @@ class MementoGenerator:
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         logits_processor: Sequence[LogitsProcessor] | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[GenerationResult]:
         """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
 
@@ -460,6 +467,7 @@ class MementoGenerator:
             stop=stop,
             logits_processor=logits_processor,
             results=results,
+            seeds=seeds,
         ):
             pass
         return results
@@ -486,6 +494,9 @@ class MementoGenerator:
         if temperature == 0:
             return scores.argmax(dim=-1).tolist()
         probabilities = torch.softmax(warpers(None, scores), dim=-1)
+        if rows[0].sampler is not None:
+            draws = [torch.multinomial(probabilities[b], 1, generator=row.sampler) for b, row in enumerate(rows)]
+            return torch.cat(draws).tolist()
         return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
 
     def _finish_reason(self, row: _Row, token: int) -> str | None:
@@ -523,6 +534,20 @@ class MementoGenerator:
                 row.hit_stop_string = True
         row.result.text = text
         return delta
+
+
+def _seed_rows(rows: Sequence[_Row], seeds: Sequence[int] | None, seed: int | None, device: torch.device) -> None:
+    """Give each row its own sampling generator (and record its seed) when per-sequence `seeds` are given."""
+    if seeds is None:
+        return
+    if seed is not None:
+        raise ValueError("pass either seed (one for the batch) or seeds (one per prompt), not both")
+    if len(seeds) != len(rows):
+        raise ValueError(f"{len(seeds)} seeds for {len(rows)} prompts")
+    for row, row_seed in zip(rows, seeds, strict=True):
+        row.sampler = torch.Generator(device=device)
+        row.sampler.manual_seed(int(row_seed))
+        row.result.seed = int(row_seed)
 
 
 def _mask_windows(model_config: Any) -> dict[str, int | None] | int | None:

@@ -1,0 +1,118 @@
+"""`memento eval` (generate, grade, replay KV, summarize; resumable) and `memento eval grade`
+(responses generated elsewhere, same graders and KV replay, no model)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from memento.cli import options, paths
+from memento.errors import UsageError
+
+NAME = "eval"
+HELP = "evaluate a memento model on a benchmark: accuracy and KV per mode, side by side"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `memento eval` (from `EvalOptions`) and its `grade` subcommand (`GradeOptions`)."""
+    from memento.eval.options import EvalOptions, GradeOptions
+
+    parser.description = (
+        "Run a benchmark with the paper's protocol in several modes (memento eviction, no eviction, restart, "
+        "any --config, a --baseline-model): pass@1 ± stderr, pass@k, maj@k, format adherence, tokens, peak KV "
+        "and KV AUC from the offline replay, tok/s. Samples are appended to OUTPUT/samples.jsonl; re-running "
+        "the same command resumes. `memento eval grade` grades responses made elsewhere."
+    )
+    options.add_options(parser, EvalOptions)
+    _add_output_flags(parser)
+    parser.set_defaults(run=run)
+    commands = parser.add_subparsers(dest="eval_command", required=False, metavar="{grade}")
+    grade = commands.add_parser(
+        "grade",
+        help="grade a JSONL of responses (id, response[, mode, sample]) with the same graders and KV replay",
+        description="Grade responses generated elsewhere (the authors' vLLM, any server) against a benchmark and "
+        "replay their KV, with no model: the same summary as `memento eval`.",
+    )
+    options.add_options(grade, GradeOptions)
+    _add_output_flags(grade, progress=False)
+    grade.set_defaults(run=run_grade)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, *, progress: bool = True) -> None:
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object (the last line)")
+    if not progress:
+        return
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar with ETA on stderr (default: when stderr is a terminal)",
+    )
+
+
+def _show(summary: dict[str, Any], as_json: bool) -> None:
+    from memento.eval.report import print_summary
+
+    if as_json:
+        print(json.dumps(summary), flush=True)
+    else:
+        print_summary(summary)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the paths, run (or resume) the evaluation, print the table or the JSON summary."""
+    from memento.eval.backends import BackendError
+    from memento.eval.options import EvalOptions
+    from memento.eval.runner import run_eval
+    from memento.eval.sources import BenchmarkUnavailable
+
+    eval_options = options.from_args(EvalOptions, args)
+    if eval_options.backend in ("hf", "vllm"):
+        paths.checkpoint_directory(Path(eval_options.model), "--model")
+        if eval_options.baseline_model is not None:
+            paths.checkpoint_directory(Path(eval_options.baseline_model), "--baseline-model")
+    for flag, value in (("--prompt-template", eval_options.prompt_template),):
+        if value is not None:
+            paths.existing_file(Path(value), flag)
+    if eval_options.tokenizer is not None:
+        paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer")
+    if eval_options.output is not None:
+        paths.output_directory(Path(eval_options.output), "--output")
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    try:
+        summary = run_eval(eval_options, progress=progress)
+    except BenchmarkUnavailable as error:
+        raise UsageError(str(error)) from None
+    except BackendError as error:
+        print(f"memento eval: error: {error} (finished samples are kept; re-run to resume)", file=sys.stderr)
+        return 1
+    _show(summary, args.json)
+    return 0
+
+
+def run_grade(args: argparse.Namespace) -> int:
+    """Grade the responses file and print the table or the JSON summary; write files with --output."""
+    from memento.eval.options import GradeOptions
+    from memento.eval.responses import grade_responses
+    from memento.eval.runner import write_outputs
+    from memento.eval.sources import BenchmarkUnavailable
+
+    grade_options = options.from_args(GradeOptions, args)
+    paths.existing_file(Path(grade_options.responses), "--responses")
+    if grade_options.tokenizer is not None:
+        paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer")
+    if grade_options.model_config is not None and not Path(grade_options.model_config).is_file():
+        paths.existing_directory(Path(grade_options.model_config), "--model-config", holding="config.json")
+    if grade_options.output is not None:
+        paths.output_directory(Path(grade_options.output), "--output")
+    try:
+        summary, records = grade_responses(grade_options)
+    except BenchmarkUnavailable as error:
+        raise UsageError(str(error)) from None
+    if grade_options.output is not None:
+        write_outputs(summary, records, Path(grade_options.output))
+    _show(summary, args.json)
+    return 0

@@ -1,0 +1,107 @@
+"""The modes a run compares side by side: memento attention settings, or plain generation.
+
+================  ==========================================================================
+mode              what it runs
+================  ==========================================================================
+memento           the model with eviction after each memento (keep_last_n_blocks 0)
+no_eviction       the same model, blocks never evicted (keep_last_n_blocks -1)
+restart           the paper's dual-stream ablation: mementos recomputed without their block
+NAME (--config)   the model under any `MementoConfig` given as JSON
+baseline          another model (`--baseline-model`) with plain generation
+================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memento.config import MementoConfig
+
+BUILTIN_MODES: dict[str, dict[str, Any]] = {
+    "memento": {"keep_last_n_blocks": 0},
+    "no_eviction": {"keep_last_n_blocks": -1},
+    "restart": {"keep_last_n_blocks": 0, "restart_mode": True},
+}
+BASELINE = "baseline"
+EXTRA_MODE = "config"
+"""Name of a `--config` mode given without ``NAME=``."""
+
+_NAMED = re.compile(r"^([A-Za-z][\w.-]*)=(\{.*\})$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One column of the comparison.
+
+    `config` None is plain generation (no memento attention at all); `model` None is the run's
+    model, otherwise the path or served name of the model this mode runs (the baseline).
+    """
+
+    name: str
+    config: MementoConfig | None
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z][\w.-]*", self.name):
+            raise ValueError(f"mode name {self.name!r}: use letters, digits, '_', '-' or '.', starting with a letter")
+
+    @property
+    def replay_config(self) -> MementoConfig:
+        """The attention rule its responses are replayed with for KV (plain causal when None)."""
+        return self.config if self.config is not None else MementoConfig.disabled()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready: the config in the authors' spelling, and the model when it is not the run's."""
+        return {"config": None if self.config is None else self.config.to_dict(), "model": self.model}
+
+
+def builtin_mode(name: str, mask_delimiters: bool) -> Mode:
+    """`memento`, `no_eviction` or `restart` with the model's `mask_delimiters`."""
+    if name not in BUILTIN_MODES:
+        raise ValueError(f"unknown mode {name!r}; choose from {', '.join(BUILTIN_MODES)} (or give --config)")
+    return Mode(name, MementoConfig(mask_delimiters=mask_delimiters, **BUILTIN_MODES[name]))
+
+
+def extra_mode(text: str, mask_delimiters: bool) -> Mode:
+    """A mode from ``JSON`` or ``NAME=JSON`` (the authors' `BlockMaskingConfig` spelling);
+    `mask_delimiters` fills in when the JSON leaves it out."""
+    text = text.strip()
+    match = _NAMED.match(text)
+    name, body = (match.group(1), match.group(2)) if match else (EXTRA_MODE, text)
+    try:
+        options = json.loads(body)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config {name}: not valid JSON (column {error.colno}): {error.msg}") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--config {name}: expected a JSON object of memento options")
+    options.setdefault("mask_delimiters", mask_delimiters)
+    try:
+        return Mode(name, MementoConfig.from_dict(options))
+    except ValueError as error:
+        raise ValueError(f"--config {name}: {error}") from None
+
+
+def resolve_modes(
+    names: Sequence[str],
+    mask_delimiters: bool,
+    *,
+    extra: Sequence[str] = (),
+    baseline_model: str | None = None,
+) -> list[Mode]:
+    """Built-in `names` in order, then the `--config` modes, then the baseline; names must be unique."""
+    modes = [builtin_mode(name, mask_delimiters) for name in names]
+    modes += [extra_mode(text, mask_delimiters) for text in extra]
+    if baseline_model is not None:
+        modes.append(Mode(BASELINE, None, model=baseline_model))
+    seen: set[str] = set()
+    for mode in modes:
+        if mode.name in seen:
+            raise ValueError(f"mode {mode.name!r} is given twice")
+        seen.add(mode.name)
+    if not modes:
+        raise ValueError("no modes to run")
+    return modes

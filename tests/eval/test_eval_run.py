@@ -1,0 +1,149 @@
+"""`memento eval` on the embedded toy model, end to end on CPU: the JSON summary, the files, the
+KV replay against the real cache, a killed run resumed, and `memento eval grade` on the run's samples."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memento.eval.sampling import sample_seed
+from memento.toy import CHECKPOINT
+
+pytestmark = pytest.mark.slow
+
+LIMIT, SAMPLES = 4, 2
+MODES = ("memento", "no_eviction", "restart")
+COMMAND = [
+    *(sys.executable, "-m", "memento.cli", "eval", "--model", str(CHECKPOINT), "--benchmark", "toy"),
+    *("--samples", str(SAMPLES), "--limit", str(LIMIT), "--batch-size", "4", "--json", "--no-progress"),
+]
+PUBLIC_KEYS = (
+    "pass_at_1",
+    "pass_at_1_stderr",
+    "pass_at_k",
+    "maj_at_k",
+    "format_ok",
+    "tokens_mean",
+    "kv_peak_tokens_mean",
+    "kv_peak_bytes_mean",
+    "kv_auc_gb_ktok_mean",
+)
+TIMED = ("tokens_per_second",)  # measured, so it differs between two runs of the same samples
+
+
+def _eval(*arguments: str) -> dict:
+    done = subprocess.run([*COMMAND, *arguments], capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _samples(directory: Path) -> dict[tuple, dict]:
+    records = [json.loads(line) for line in (directory / "samples.jsonl").read_text().splitlines()]
+    keyed = {(r["mode"], r["id"], r["sample"]): r for r in records}
+    assert len(keyed) == len(records), "a sample was written twice"
+    return keyed
+
+
+def _untimed(summary: dict) -> dict:
+    return {mode: {k: v for k, v in figures.items() if k not in TIMED} for mode, figures in summary["modes"].items()}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("eval") / "run"
+    return output, _eval("--output", str(output))
+
+
+def test_summary_json_files_and_replay(finished):
+    output, summary = finished
+    assert summary["benchmark"] == "toy" and list(summary["modes"]) == list(MODES)
+    for figures in summary["modes"].values():
+        assert all(key in figures for key in PUBLIC_KEYS)
+        assert set(figures["pass_at_k"]) == set(figures["maj_at_k"]) == {"1", "2"}
+        assert figures["problems"] == LIMIT and figures["samples"] == LIMIT * SAMPLES
+    memento, plain = summary["modes"]["memento"], summary["modes"]["no_eviction"]
+    assert memento["kv_peak_bytes_mean"] < 0.6 * plain["kv_peak_bytes_mean"]
+    assert memento["format_ok"] == 1.0 and memento["blocks_mean"] > 3
+    assert json.loads((output / "summary.json").read_text()) == summary
+    assert {"samples.jsonl", "summary.json", "manifest.json", "accuracy_vs_kv.png", "kv_peak_cdf.png"} <= {
+        p.name for p in output.iterdir()
+    }
+    records = _samples(output)
+    assert len(records) == LIMIT * SAMPLES * len(MODES)
+    for (mode, problem, sample), record in records.items():
+        assert record["seed"] == sample_seed(0, problem, sample)  # the same seed in every mode
+        if record["finish_reason"] == "stop":  # the replay equals the generator's real cache
+            assert record["kv_peak_tokens"] == record["cache_peak_tokens"], (mode, problem, sample)
+
+
+def test_a_killed_run_resumes_to_the_same_summary(finished, tmp_path):
+    reference_dir, reference = finished
+    output = tmp_path / "killed"
+    process = subprocess.Popen(
+        [*COMMAND, "--output", str(output)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    samples = output / "samples.jsonl"
+    deadline = time.time() + 1500
+    while not (samples.exists() and samples.read_text().count("\n") >= 4):
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline, "no sample written in time"
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    written = samples.read_text().count("\n")
+    assert 4 <= written < LIMIT * SAMPLES * len(MODES)
+    with samples.open("a") as handle:  # as if the kill had landed in the middle of a write
+        handle.write('{"mode": "memento", "id": "toy-3", "sam')
+    resumed = _eval("--output", str(output))
+    assert _untimed(resumed) == _untimed(reference)
+    mine, theirs = _samples(output), _samples(reference_dir)
+    assert mine.keys() == theirs.keys()
+    for key, record in mine.items():
+        assert {k: v for k, v in record.items() if k != "seconds"} == {
+            k: v for k, v in theirs[key].items() if k != "seconds"
+        }
+
+
+def test_grading_the_runs_samples_reproduces_its_summary(finished):
+    output, summary = finished
+    command = [
+        *(sys.executable, "-m", "memento.cli", "eval", "grade", "--benchmark", "toy", "--limit", str(LIMIT)),
+        *("--responses", str(output / "samples.jsonl"), "--tokenizer", str(CHECKPOINT)),
+        *("--model-config", str(CHECKPOINT), "--json"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    graded = json.loads(done.stdout.strip().splitlines()[-1])
+    for mode, figures in summary["modes"].items():
+        again = graded["modes"][mode]
+        assert {k: figures[k] for k in again} == again  # every figure it gives is the run's
+        assert set(figures) - set(again) == {"cache_peak_tokens_mean"}  # the one only a live cache knows
+
+
+def test_the_must_show_run(tmp_path):
+    """The issue's command: memento within 3 points of no_eviction at <= 0.5x its peak KV."""
+    summary = _eval_exact("--output", str(tmp_path / "toy"))
+    memento, plain = summary["modes"]["memento"], summary["modes"]["no_eviction"]
+    assert memento["problems"] == 100 and memento["samples"] == 200
+    assert memento["pass_at_1_gap_pp"] <= 3.0
+    assert memento["kv_peak_bytes_mean"] <= 0.5 * plain["kv_peak_bytes_mean"]
+
+
+def _eval_exact(*arguments: str) -> dict:
+    command = [
+        *(sys.executable, "-m", "memento.cli", "eval", "--model", str(CHECKPOINT), "--benchmark", "toy"),
+        *("--samples", "2", "--limit", "100", "--json", "--no-progress", *arguments),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
