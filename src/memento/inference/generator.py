@@ -43,7 +43,10 @@ class GenerationResult:
 
     `kv_trace[i]` is the number of tokens physically cached for this sequence after step i
     (step 0 is the prefill); `kv_tokens_peak` is the largest count, taken before each step's
-    evictions (the ``<|summary_end|>`` step still holds its block).
+    evictions (the ``<|summary_end|>`` step still holds its block). `logprobs` (with
+    ``return_logprobs``): per sampled token, its log-probability under the model's logits divided
+    by the sampling temperature (1 when greedy), before logits processors and top-k/top-p/min-p:
+    the quantity an RL trainer's policy forward recomputes (TRL divides by its temperature too).
     """
 
     prompt_ids: list[int]
@@ -53,6 +56,7 @@ class GenerationResult:
     kv_trace: list[int] = field(default_factory=list)
     evictions: list[Eviction] = field(default_factory=list)
     kv_tokens_peak: int = 0
+    logprobs: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -318,6 +322,7 @@ class MementoGenerator:
         stop: Sequence[str] | None = None,
         logits_processor: Sequence[LogitsProcessor] | None = None,
         results: list[GenerationResult] | None = None,
+        return_logprobs: bool = False,
     ) -> Iterator[StreamEvent]:
         """Yield tokens as they are sampled, for every sequence of the batch.
 
@@ -329,6 +334,9 @@ class MementoGenerator:
             raise ValueError("stop strings need a tokenizer to decode the generated text")
         prompt_ids = self.encode_prompts(prompts)
         rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
+        if return_logprobs:
+            for row in rows:
+                row.result.logprobs = []
         if results is not None:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
@@ -353,7 +361,13 @@ class MementoGenerator:
         scores = torch.stack([t for t in last_logits if t is not None]).float()
 
         for step in range(1, max_new_tokens + 1):
+            # taken before the processors run: some modify `scores` in place
+            policy_logprobs = torch.log_softmax(scores / (temperature or 1.0), dim=-1) if return_logprobs else None
             next_tokens = self._sample(active, scores, processors, warpers, temperature, generator)
+            if policy_logprobs is not None:
+                chosen = torch.tensor(next_tokens, device=policy_logprobs.device)[:, None]
+                for row, value in zip(active, policy_logprobs.gather(1, chosen).flatten().tolist(), strict=True):
+                    row.result.logprobs.append(value)
             finished: list[int] = []
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
@@ -389,14 +403,16 @@ class MementoGenerator:
         seed: int | None = None,
         stop: Sequence[str] | None = None,
         logits_processor: Sequence[LogitsProcessor] | None = None,
+        return_logprobs: bool = False,
     ) -> list[GenerationResult]:
         """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
 
         temperature 0 is greedy; top_p / top_k / min_p use transformers' warpers; `seed` makes sampling
         reproducible; generation of a sequence stops at its EOS / ``<|im_end|>``, at any `stop`
         string, or after `max_new_tokens`. `logits_processor`: transformers-style processors, each
-        called per sequence with that sequence's ids [1, L] (rows are ragged). Returns one
-        `GenerationResult` per prompt, in order.
+        called per sequence with that sequence's ids [1, L] (rows are ragged). `return_logprobs`
+        fills each result's `logprobs` (see `GenerationResult`). Returns one `GenerationResult` per
+        prompt, in order.
         """
         results: list[GenerationResult] = []
         for _ in self.stream(
@@ -410,6 +426,7 @@ class MementoGenerator:
             stop=stop,
             logits_processor=logits_processor,
             results=results,
+            return_logprobs=return_logprobs,
         ):
             pass
         return results
