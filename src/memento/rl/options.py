@@ -11,7 +11,7 @@ ATTENTION_CHOICES = ("dense", "block-sparse")
 class RLOptions:
     """CISPO on memento rollouts. Defaults: the paper's KL coefficient 0.001; TRL/ScaleRL's upper
     importance-weight clip 5.0 with a lower clip of 0.2 (symmetric in log space); one completion
-    batch per optimizer step (on-policy), sampled at temperature 1."""
+    batch per optimizer step (on-policy), sampled at temperature 1; constant learning rate."""
 
     model: str = field(metadata={"help": "local Hugging Face checkpoint of a memento model"})
     output: str = field(metadata={"help": "directory for the trained checkpoint, rollouts.jsonl and memento_rl.json"})

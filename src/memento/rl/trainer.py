@@ -91,7 +91,9 @@ class MementoGRPOTrainer(GRPOTrainer):
         self.training_attention = block_sparse_implementation() if attention == "block-sparse" else None
         self.rollout_log = Path(rollout_log) if rollout_log is not None else None
         self._cispo_inputs: dict[str, Any] | None = None
-        super().__init__(*args, **kwargs)
+        with warnings.catch_warnings():  # rollout_func is TRL's experimental hook; we rely on it knowingly
+            warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
+            super().__init__(*args, **kwargs)
         self.special_ids = SpecialIds.from_tokenizer(self._tokenizer)
         if self.loss_type != "cispo" and min_is_weight > 0:
             raise ValueError("min_is_weight is CISPO's lower clip: use it with loss_type='cispo'")
