@@ -75,3 +75,18 @@ def test_options_are_validated():
         RLOptions(model="m", output="o", min_is_weight=1.5)
     with pytest.raises(ValueError, match="attention must be one of"):
         RLOptions(model="m", output="o", attention="sparse")
+
+
+def test_memento_config_from_json_text_or_file(tmp_path):
+    from memento.rl.run import resolve_memento_config
+
+    assert resolve_memento_config(None, "qwen3") == MementoConfig(keep_last_n_blocks=0, mask_delimiters=False)
+    assert resolve_memento_config(None, "phi3").mask_delimiters is True
+    assert resolve_memento_config('{"keep_last_n_blocks": -1}', "qwen3").evicts is False
+    path = tmp_path / "config.json"
+    path.write_text('{"keep_last_n_blocks": 1, "mask_delimiters": true}')
+    assert resolve_memento_config(str(path), "qwen3") == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        resolve_memento_config("{keep: 0}", "qwen3")
+    with pytest.raises(ValueError, match="unknown memento config option"):
+        resolve_memento_config('{"keep": 0}', "qwen3")

@@ -28,13 +28,19 @@ logger = logging.getLogger("memento.rl")
 
 def resolve_memento_config(text: str | None, model_type: str) -> MementoConfig:
     """JSON (or a .json file) -> MementoConfig; default: evict every block, mask_delimiters per family."""
-    if text is None:
-        return MementoConfig(keep_last_n_blocks=0, mask_delimiters=default_mask_delimiters(model_type))
-    if text.strip().endswith(".json") and Path(text.strip()).is_file():
-        text = Path(text.strip()).read_text()
-    options = json.loads(text) if text.strip().startswith("{") else None
-    if options is None:
-        raise ValueError(f"--config must be a JSON object or a .json file, got {text!r}")
+    options: dict[str, Any] = {"keep_last_n_blocks": 0}
+    if text is not None:
+        source = Path(text.strip())
+        if source.suffix == ".json":
+            if not source.is_file():
+                raise FileNotFoundError(f"{source}: no such memento config file")
+            text = source.read_text()
+        try:
+            options = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"memento config is not valid JSON (column {error.colno}): {error.msg}") from None
+        if not isinstance(options, dict):
+            raise ValueError(f"memento config must be a JSON object, got {type(options).__name__}")
     options.setdefault("mask_delimiters", default_mask_delimiters(model_type))
     return MementoConfig.from_dict(options)
 

@@ -144,9 +144,10 @@ class MementoGRPOTrainer(GRPOTrainer):
         packed_mask = (positions[None, :] < lengths[:, None]).long()
         prompt_lengths = valid[:, :prompt_width].sum(dim=1)
         completion = (positions[None, :] >= prompt_lengths[:, None]) & packed_mask.bool()
-        with attention_implementation(self.accelerator.unwrap_model(model), self.training_attention):
+        unwrapped = self.accelerator.unwrap_model(model)
+        with attention_implementation(unwrapped, self.training_attention):
             inputs = memento_inputs(  # the mask's form follows the implementation switched to above
-                model,
+                unwrapped,
                 packed,
                 self.special_ids,
                 self.memento_config,
