@@ -143,7 +143,8 @@ def main() -> None:
         train_seconds = time.perf_counter() - started
         scores[arm] = {mode: evaluate(trained, held_out, keep) for mode, keep in modes.items()}
         rewards = [json.loads(line)["rewards"]["toy"] for line in (trained / "rollouts.jsonl").open()]
-        first, last = rewards[: len(rewards) // 4], rewards[-len(rewards) // 4 :]
+        quarter = max(1, len(rewards) // 4)
+        first, last = rewards[:quarter], rewards[-quarter:]
         report["models"][arm] = {
             "train_seconds": train_seconds,
             "rollout_reward_first_quarter": sum(first) / len(first),
