@@ -69,6 +69,8 @@ class MementoRollout:
     def encode(self, generator: MementoGenerator, prompt: Any) -> list[int]:
         """A string gets the chat template; a list of messages is rendered with it; id lists pass through."""
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise ValueError("conversational prompts need a tokenizer with a chat template")
             ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
             return [int(t) for t in (ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "input_ids") else ids)]
         return generator.encode_prompts([prompt])[0]
