@@ -25,6 +25,7 @@ def test_run_rl_trains_logs_every_rollout_and_saves_a_checkpoint(tmp_path):
         num_generations=2,
         prompts_per_step=1,
         max_steps=2,
+        num_iterations=2,  # one batch of rollouts, two optimizer steps: the second is off-policy
         max_completion_length=120,
         learning_rate=1e-4,
         well_formed_weight=0.5,
@@ -34,7 +35,7 @@ def test_run_rl_trains_logs_every_rollout_and_saves_a_checkpoint(tmp_path):
     )
     assert run_rl(options) == output
     rollouts = [json.loads(line) for line in (output / "rollouts.jsonl").read_text().splitlines()]
-    assert len(rollouts) == 4  # 2 steps x 1 prompt x G=2
+    assert len(rollouts) == 2  # 1 generation x 1 prompt x G=2
     for rollout in rollouts:
         assert set(rollout["rewards"]) == {"toy", "well_formed", "memento_length"}
         assert rollout["completion_tokens"] == 120 and rollout["blocks"] >= 1
@@ -45,6 +46,14 @@ def test_run_rl_trains_logs_every_rollout_and_saves_a_checkpoint(tmp_path):
     assert report["memento_config"]["keep_last_n_blocks"] == 0 and report["memento_config"]["mask_delimiters"] is False
     logged = {key for entry in report["log_history"] for key in entry}
     assert {"memento/blocks_per_completion", "memento/kv_peak_tokens_mean", "kl", "reward", "reward_std"} <= logged
+    assert "cispo_clip_ratio/low" in logged
+    # the log-probs recorded while sampling with eviction equal the training forward's, inside TRL
+    gaps = [
+        entry["memento/sampling_logp_gap_max"]
+        for entry in report["log_history"]
+        if "memento/sampling_logp_gap_max" in entry
+    ]
+    assert gaps and max(gaps) < 1e-4
     model, tokenizer = load_model_and_tokenizer(output, dtype="float32", device="cpu")  # what generate/eval take
     (result,) = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False)).generate(
         [rollouts[0]["prompt"]], max_new_tokens=40

@@ -11,7 +11,8 @@ Three overrides, no fork:
   before TRL's own CISPO line runs. On-policy steps (``num_iterations=1``, no reuse of rollouts)
   have r = 1 exactly and neither bound acts.
 * `_calculate_rewards`: logs blocks and peak KV per completion, and every reward of every
-  rollout to ``rollouts.jsonl``.
+  rollout to ``rollouts.jsonl``; `_generate_and_score_completions` logs the largest gap between the
+  rollout's log-probs and the training forward's when both exist (``num_iterations > 1``).
 """
 
 from __future__ import annotations
@@ -164,6 +165,16 @@ class MementoGRPOTrainer(GRPOTrainer):
         logps = torch.where(keep, output.log_probs.gather(1, index), 0.0)
         entropies = torch.where(keep, output.entropy.gather(1, index), 0.0) if entropy else None
         return logps, entropies
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        old, sampled = output.get("old_per_token_logps"), output.get("sampling_per_token_logps")
+        if old is not None and sampled is not None:  # computed when rollouts are reused (num_iterations > 1)
+            mask = output["completion_mask"].bool()
+            gap = (old - sampled).abs()[mask]
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["memento/sampling_logp_gap_max"].append(gap.max().item() if gap.numel() else 0.0)
+        return output
 
     # ------------------------------------------------------------------------------------------
     # CISPO's lower clip
