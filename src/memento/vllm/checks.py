@@ -97,7 +97,7 @@ def check_model(model: str | Path, config: MementoConfig | None) -> None:
     except (OSError, ValueError) as error:
         raise StartupError(f"{directory}: the tokenizer does not load ({str(error).splitlines()[0]})") from None
     try:
-        SpecialIds.from_tokenizer(tokenizer)
+        SpecialIds.from_tokenizer(tokenizer, config)  # the config's marker names, as the engine resolves them
     except ValueError as error:
         raise StartupError(f"{directory}: {error}") from None
 

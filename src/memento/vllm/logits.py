@@ -35,8 +35,8 @@ class MaxBlockTokensLogitsProcessor(LogitsProcessor):
 
     def __init__(self, vllm_config: Any, device: torch.device, is_pin_memory: bool) -> None:
         model_config = vllm_config.model_config
-        self.special_ids = special_ids_for(model_config.tokenizer, model_config.trust_remote_code)
         self.default = engine_config()
+        self.special_ids = special_ids_for(model_config.tokenizer, model_config.trust_remote_code, self.default)
         self.rows: dict[int, _Row] = {}
 
     def is_argmax_invariant(self) -> bool:

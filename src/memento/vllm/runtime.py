@@ -53,8 +53,9 @@ class WorkerLayouts:
     def _states(self) -> RequestStates:
         if self.states is None:
             model_config = self.runner.vllm_config.model_config
-            special_ids = special_ids_for(model_config.tokenizer, model_config.trust_remote_code)
-            self.states = RequestStates(special_ids, engine_config(), self.block_size)
+            config = engine_config()
+            special_ids = special_ids_for(model_config.tokenizer, model_config.trust_remote_code, config)
+            self.states = RequestStates(special_ids, config, self.block_size)
         return self.states
 
     def prepare_step(self, common: Any) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -71,9 +71,10 @@ class MementoScheduler(CountingScheduler):
                 "memento block masking supports models with one KV cache group (every layer full attention); "
                 f"this model has {len(self.kv_cache_config.kv_cache_groups)}"
             )
+        config = engine_config()
         self.memento_states = RequestStates(
-            special_ids_for(model_config.tokenizer, model_config.trust_remote_code),
-            engine_config(),
+            special_ids_for(model_config.tokenizer, model_config.trust_remote_code, config),
+            config,
             self.cache_config.block_size,
         )
         self.memento_blocks_released = 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memento.attention import BlockTracker, EvictedSpan
-from memento.config import MementoConfig
+from memento.config import TOKEN_FIELDS, MementoConfig, MementoConfigError
 from memento.format import SpecialIds
 from memento.vllm.layout import PhysicalLayout
 
@@ -44,16 +44,31 @@ def _parse(text: str) -> MementoConfig:
 def requested_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
     """A request's config as given: its ``extra_args["block_masking_config"]`` (dict or JSON) or the default.
 
-    Raises ValueError naming the option and the reason when the override is not a valid config.
+    Raises ValueError naming the option and the reason when the override is not a valid config, or
+    names other memento markers than the engine's (`special_ids_for` resolves them once per engine).
     """
     override = (extra_args or {}).get(REQUEST_KEY)
     if override is None:
         return default
     if isinstance(override, str):
-        return _parse(override)
-    if isinstance(override, dict):
-        return MementoConfig.from_dict(override)
-    raise ValueError(f"must be a JSON object (sent as a string), got {type(override).__name__} {override!r}")
+        config = _parse(override)
+    elif isinstance(override, dict):
+        config = MementoConfig.from_dict(override)
+    else:
+        raise ValueError(f"must be a JSON object (sent as a string), got {type(override).__name__} {override!r}")
+    _check_same_markers(config, default)
+    return config
+
+
+def _check_same_markers(config: MementoConfig, engine: MementoConfig | None) -> None:
+    reference = engine or MementoConfig(enable=False)
+    for name in TOKEN_FIELDS:
+        if getattr(config, name) != getattr(reference, name):
+            raise MementoConfigError(
+                name,
+                f"the engine's markers are fixed at start ({name}={getattr(reference, name)!r}); a request "
+                f"cannot change them (got {getattr(config, name)!r}): set them in the engine's config",
+            )
 
 
 def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
@@ -69,11 +84,13 @@ def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | N
 
 
 @functools.lru_cache(maxsize=4)
-def special_ids_for(tokenizer: str, trust_remote_code: bool = False) -> SpecialIds:
-    """The memento and ChatML token ids of a vLLM model's tokenizer (loaded once per process)."""
+def special_ids_for(tokenizer: str, trust_remote_code: bool = False, config: MementoConfig | None = None) -> SpecialIds:
+    """The memento and ChatML token ids of a vLLM model's tokenizer (loaded once per process), found by the
+    marker names of `config` (the engine's; None: the standard markers), as `SpecialIds.from_tokenizer`."""
     from transformers import AutoTokenizer
 
-    return SpecialIds.from_tokenizer(AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code))
+    loaded = AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=trust_remote_code)
+    return SpecialIds.from_tokenizer(loaded, config)
 
 
 @dataclass
