@@ -64,7 +64,7 @@ def memento_inputs(
     batch = collator([{"input_ids": ids, "labels": ids} for ids in rows])
     device = next(model.parameters()).device
     if "hidden_from" in batch:
-        mask = memento_attention_mask(model, batch["hidden_from"].to(device), "dense")
+        mask = memento_attention_mask(model, batch["hidden_from"].to(device))
     else:
         mask = batch["attention_mask"].to(device)
     return {
