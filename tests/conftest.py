@@ -45,3 +45,6 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("tokenizer")
     build_tokenizer().save_pretrained(directory)
     return directory
+
+
+from tests.real_models import smollm2_cache, smollm2_checkpoint  # noqa: E402, F401  (session fixtures)

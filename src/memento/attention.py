@@ -16,7 +16,8 @@ Two views of the same rule:
   (after the token's KV has been written, before the next token). Property tests hold it
   against `visibility_mask`.
 
-Both share `_Structure`, the tolerant state machine that assigns each token its role and block.
+Both share `memento.structure.Structure`, the tolerant state machine that assigns each token its
+role and block.
 Positions are logical indices into the full sequence (what RoPE sees), never physical slots.
 """
 
@@ -25,142 +26,24 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 
 import torch
 
 from memento.config import MementoConfig
 from memento.format import SpecialIds, TokenRole
+from memento.structure import BlockSpan, StructuralEvent, Structure
 
-
-@dataclass
-class BlockSpan:
-    """Where one block and its memento sit in a sequence (logical positions, inclusive).
-
-    `end`, `summary_start`, `summary_end` stay None until written. `completed_index` counts
-    blocks that have a closed memento, in order of completion; `hidden_after` (set by
-    `analyze`) is the last position that still sees the block, None if it is never hidden.
-    """
-
-    index: int
-    start: int
-    end: int | None = None
-    summary_start: int | None = None
-    summary_end: int | None = None
-    completed_index: int | None = None
-    hidden_after: int | None = None
-
-    def masked_range(self, config: MementoConfig) -> range:
-        """Key positions hidden once the block is evicted: the content, plus the delimiters when
-        `mask_delimiters` (or restart_mode). Empty while the block is open."""
-        if self.end is None:
-            return range(0)
-        if config.hides_delimiters:
-            return range(self.start, self.end + 1)
-        return range(self.start + 1, self.end)
-
-    @property
-    def summary_range(self) -> range:
-        """Positions of the memento including its delimiters; empty until it is closed."""
-        if self.summary_start is None or self.summary_end is None:
-            return range(0)
-        return range(self.summary_start, self.summary_end + 1)
-
-
-class _State(Enum):
-    OUTSIDE = "outside"  # thinking, between blocks
-    IN_BLOCK = "in_block"
-    AFTER_BLOCK = "after_block"  # block closed, memento not started
-    IN_SUMMARY = "in_summary"
-
-
-class _Event(Enum):
-    BLOCK_START = "block_start"
-    BLOCK_END = "block_end"
-    SUMMARY_START = "summary_start"
-    SUMMARY_END = "summary_end"
-
-
-class _Structure:
-    """Tolerant structural parse of a token stream: roles, blocks, and structural events.
-
-    With `require_assistant_section`, tokens inside a non-assistant ChatML turn (from an
-    ``<|im_start|>`` until an ``<|im_start|>assistant`` header completes) are prompt; the
-    `assistant_start` override replaces that with a fixed position.
-
-    ``</think>`` is not special: blocks after it (a later turn of a multi-turn chat) are tracked
-    like the first turn's, as the authors' tracker does.
-
-    Generated text can be malformed; rather than fail, a marker that does not fit the current
-    state is ordinary text of that state (a ``<|block_start|>`` inside a block is block content,
-    a ``<|summary_start|>`` outside any block is other text). A block closed without a memento
-    is never evicted.
-    """
-
-    def __init__(self, special_ids: SpecialIds, config: MementoConfig, assistant_start: int | None) -> None:
-        self.ids = special_ids
-        self.position = 0
-        self.blocks: list[BlockSpan] = []
-        self.num_completed = 0
-        self._state = _State.OUTSIDE
-        self._assistant_start = assistant_start
-        self._header = special_ids.assistant_header if config.require_assistant_section else None
-        self._recent: deque[int] = deque(maxlen=len(self._header) if self._header else 1)
-        # A token is prompt only inside a non-assistant ChatML turn: after an <|im_start|> and before
-        # an <|im_start|>assistant header completes. Text with no ChatML markup is assistant text.
-        self.in_assistant = assistant_start is None or assistant_start <= 0
-
-    @property
-    def open_block(self) -> BlockSpan | None:
-        return self.blocks[-1] if self._state is _State.IN_BLOCK else None
-
-    def feed(self, token_id: int) -> tuple[TokenRole, int, _Event | None]:
-        """Consume one token; return (role, block index or -1, structural event or None)."""
-        position = self.position
-        self.position += 1
-        if self._assistant_start is not None:
-            self.in_assistant = position >= self._assistant_start
-        elif self._header is not None:
-            if token_id == self.ids.im_start:
-                self.in_assistant = False
-                self._state = _State.OUTSIDE
-            self._recent.append(token_id)
-            if not self.in_assistant:
-                if tuple(self._recent) == self._header:
-                    self.in_assistant = True  # from the next token on
-                return TokenRole.PROMPT, -1, None
-        if not self.in_assistant:
-            return TokenRole.PROMPT, -1, None
-        return self._transition(token_id, position)
-
-    def _transition(self, token_id: int, position: int) -> tuple[TokenRole, int, _Event | None]:
-        ids, state = self.ids, self._state
-        current = self.blocks[-1].index if self.blocks else -1
-        if state is _State.IN_BLOCK:
-            if token_id == ids.block_end:
-                self.blocks[-1].end = position
-                self._state = _State.AFTER_BLOCK
-                return TokenRole.BLOCK_DELIMITER, current, _Event.BLOCK_END
-            return TokenRole.BLOCK, current, None
-        if state is _State.IN_SUMMARY:
-            if token_id == ids.summary_end:
-                block = self.blocks[-1]
-                block.summary_end = position
-                block.completed_index = self.num_completed
-                self.num_completed += 1
-                self._state = _State.OUTSIDE
-                return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_END
-            return TokenRole.SUMMARY, current, None
-        # OUTSIDE or AFTER_BLOCK
-        if token_id == ids.block_start:
-            self.blocks.append(BlockSpan(index=len(self.blocks), start=position))
-            self._state = _State.IN_BLOCK
-            return TokenRole.BLOCK_DELIMITER, len(self.blocks) - 1, _Event.BLOCK_START
-        if state is _State.AFTER_BLOCK and token_id == ids.summary_start:
-            self.blocks[-1].summary_start = position
-            self._state = _State.IN_SUMMARY
-            return TokenRole.SUMMARY_DELIMITER, current, _Event.SUMMARY_START
-        return TokenRole.OTHER, -1, None
+__all__ = [
+    "BlockSpan",
+    "BlockTracker",
+    "EvictedSpan",
+    "SequenceLayout",
+    "TrackerStep",
+    "analyze",
+    "find_assistant_start",
+    "key_hidden_from",
+    "visibility_mask",
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +109,7 @@ def analyze(
     before the next ``<|block_start|>`` either (never if ``</think>`` or the end comes first).
     """
     ids = _as_list(token_ids)
-    structure = _Structure(special_ids, config, assistant_start)
+    structure = Structure(special_ids, config, assistant_start)
     roles, block_ids = [], []
     for token_id in ids:
         role, block_index, _ = structure.feed(token_id)
@@ -359,7 +242,7 @@ class BlockTracker:
     def __init__(self, special_ids: SpecialIds, config: MementoConfig, *, assistant_start: int | None = None) -> None:
         self.special_ids = special_ids
         self.config = config
-        self._structure = _Structure(special_ids, config, assistant_start)
+        self._structure = Structure(special_ids, config, assistant_start)
         self._awaiting_eviction: deque[BlockSpan] = deque()  # completed, still visible by the N rule
         self._deferred: list[BlockSpan] = []  # keep_last_block_for_answer: waiting for a next block
         self.evicted_spans: list[EvictedSpan] = []
@@ -390,9 +273,9 @@ class BlockTracker:
         position = self._structure.position
         role, block_index, event = self._structure.feed(int(token_id))
         to_evict: list[BlockSpan] = []
-        if event is _Event.BLOCK_START and self._deferred:
+        if event is StructuralEvent.BLOCK_START and self._deferred:
             to_evict, self._deferred = self._deferred, []
-        elif event is _Event.SUMMARY_END and self.config.evicts:
+        elif event is StructuralEvent.SUMMARY_END and self.config.evicts:
             self._awaiting_eviction.append(self._structure.blocks[block_index])
             while len(self._awaiting_eviction) > self.config.keep_last_n_blocks:
                 block = self._awaiting_eviction.popleft()

@@ -146,3 +146,14 @@ def test_the_console_script_prints_no_traceback(tmp_path):
     result = subprocess.run([binary, "kv", str(tmp_path / "empty.txt")], capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr == f"memento kv: error: {tmp_path / 'empty.txt'}: holds no trace (the file is empty)\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["generate", "--prompt", "x", "--top-p", "abc"], ["kv"], ["data"], ["bogus"], ["train", "--overflow", "keep"]],
+)
+def test_malformed_command_lines_are_one_line_too(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "--help)" in err, err

@@ -70,3 +70,14 @@ def test_console_script_runs(tmp_path):
 def test_kv_bad_options(capsys, flag):
     assert main(["kv", str(REAL_TRACES[0]), *flag]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_mask_delimiters_follows_the_model_family_of_model_config(capsys, tmp_path):
+    from transformers import Phi3Config
+
+    checkpoint = tmp_path / "my-checkpoint"  # the directory's name says nothing about the family
+    Phi3Config(num_hidden_layers=2, hidden_size=64, num_attention_heads=4).save_pretrained(checkpoint)
+    assert main(["kv", str(REAL_TRACES[0]), "--model-config", str(checkpoint), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["mask_delimiters"] is True  # Phi-4 family: masked
+    assert main(["kv", str(REAL_TRACES[0]), "--model-config", str(checkpoint), "--no-mask-delimiters", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["mask_delimiters"] is False

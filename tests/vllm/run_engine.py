@@ -46,6 +46,7 @@ def main() -> None:
             logprobs=job.get("logprobs"),
         )
         released = getattr(scheduler, "memento_blocks_released", 0)
+        restarts = getattr(scheduler, "memento_restarts", 0)
         scheduler.memento_peak_blocks_in_use = 0
         preemptions = scheduler.memento_preemptions
         outputs = llm.generate([{"prompt_token_ids": ids} for ids in job["prompt_ids"]], params, use_tqdm=False)
@@ -67,9 +68,11 @@ def main() -> None:
                 "blocks_released": getattr(scheduler, "memento_blocks_released", 0) - released,
                 "peak_blocks_in_use": scheduler.memento_peak_blocks_in_use,
                 "preemptions": scheduler.memento_preemptions - preemptions,
+                "restarts": getattr(scheduler, "memento_restarts", 0) - restarts,
             }
         )
     print("MEMENTO-RESULTS " + json.dumps(results), flush=True)
+    llm.llm_engine.engine_core.shutdown()  # the engine's workers and threads end now, not at interpreter exit
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from vllm.v1.attention.backends.cpu_attn import _get_attn_isa
 from memento.vllm.attention import move_tokens, token_elements
 from vllm import _custom_ops as ops
 
+pytestmark = pytest.mark.vllm
+
 
 def _write(cache: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: list[int], isa: str) -> None:
     num_blocks, num_kv_heads, block_size, doubled = cache.shape

@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-from memento.attention import key_hidden_from
+from memento.attention import analyze, key_hidden_from, visibility_mask
 from memento.config import MementoConfig
 from memento.vllm.state import RequestStates
 from tests.models import SPECIAL_IDS, memento_sequence
@@ -25,6 +25,7 @@ CONFIGS = [
     MementoConfig(mask_delimiters=False, keep_last_n_blocks=1),
     MementoConfig(mask_delimiters=True, keep_last_n_blocks=2),
     MementoConfig(mask_delimiters=True, keep_last_block_for_answer=True),
+    MementoConfig(mask_delimiters=False, restart_mode=True),
 ]
 
 
@@ -52,10 +53,33 @@ def _slot(blocks: list[int], index: int, block_size: int) -> int:
     return blocks[index // block_size] * block_size + index % block_size
 
 
+class Rule:
+    """The keys query q may see. In restart_mode a memento is computed twice: first with its block visible
+    (its tokens are generated so), then, after the rewind, without it (the KV that stays)."""
+
+    def __init__(self, sequence: list[int], config: MementoConfig) -> None:
+        self.restart = config.restart_mode
+        if self.restart:
+            self.final = visibility_mask(sequence, SPECIAL_IDS, config)
+            self.first = visibility_mask(
+                sequence, SPECIAL_IDS, config.replace(restart_mode=False, mask_delimiters=True)
+            )
+            self.mementos = [b.summary_range for b in analyze(sequence, SPECIAL_IDS, config).blocks if b.summary_range]
+        else:
+            self.hidden_from = key_hidden_from(sequence, SPECIAL_IDS, config).tolist()
+        self.never = len(sequence)
+
+    def allowed(self, query: int, recomputed: set[int]) -> list[int]:
+        if not self.restart:
+            return [k for k in range(query + 1) if self.hidden_from[k] == self.never or self.hidden_from[k] > query]
+        first_pass = any(query in memento and memento.start not in recomputed for memento in self.mementos)
+        return (self.first if first_pass else self.final)[query, : query + 1].nonzero().flatten().tolist()
+
+
 def run_request(sequence: list[int], config: MementoConfig, block_size: int, rng: random.Random) -> int:
     """Drive one request to its end; returns the most entries it held at once."""
-    hidden_from = key_hidden_from(sequence, SPECIAL_IDS, config).tolist()
-    never = len(sequence)
+    rule = Rule(sequence, config)
+    recomputed: set[int] = set()  # restart_mode: mementos (by start) rewound and computed again
     scheduler = RequestStates(SPECIAL_IDS, config, block_size).get("r", None)
     worker = RequestStates(SPECIAL_IDS, config, block_size).get("r", None)
     store = PagedStore(block_size)
@@ -68,12 +92,18 @@ def run_request(sequence: list[int], config: MementoConfig, block_size: int, rng
         for entry in plan.released_entries:
             store.release(entries[entry])
             entries[entry] = None
+        memento = scheduler.due_restart(computed)
+        if memento is not None:  # restart_mode: rewind to the memento's start
+            computed = memento.start
+            scheduler.rewind(memento)
+            recomputed.add(memento.start)
         if computed > 8 and preempted < 2 and rng.random() < 0.05:  # preempt: every block back, recompute
             for block in entries:
                 if block is not None:
                     store.release(block)
             entries, computed, preempted = [], 0, preempted + 1
-            scheduler.layout.reset()
+            scheduler.restart_from_scratch()
+            recomputed.clear()
             continue
         # a decode step after the prompt, else a prefill chunk cut right after a closing token
         count = 1 if rng.random() < 0.7 else rng.randint(1, 12)
@@ -97,7 +127,7 @@ def run_request(sequence: list[int], config: MementoConfig, block_size: int, rng
         for offset in range(count):
             query = computed + offset
             prefix = [store.slots[_slot(held, index, block_size)] for index in range(first + offset + 1)]
-            allowed = [k for k in range(query + 1) if hidden_from[k] == never or hidden_from[k] > query]
+            allowed = rule.allowed(query, recomputed)
             assert prefix == allowed, (query, prefix, allowed)
         # worker, right after the forward: compact (reading moved tokens before any block is reused)
         worker.advance(sequence, computed + count)
@@ -119,6 +149,23 @@ def test_packed_layout_follows_the_rule_through_steps_chunks_and_preemptions(con
     for _ in range(25):
         sequence = memento_sequence(rng, blocks=rng.randint(1, 8))
         run_request(sequence, config, block_size, rng)
+
+
+def test_restart_mode_rewinds_once_per_memento_and_again_after_a_preemption():
+    rng = random.Random(3)
+    config = MementoConfig(mask_delimiters=False, restart_mode=True)
+    sequence = memento_sequence(rng, blocks=4)
+    state = RequestStates(SPECIAL_IDS, config, 4).get("r", None)
+    state.advance(sequence, len(sequence))
+    mementos = [b.summary_range for b in analyze(sequence, SPECIAL_IDS, config).blocks if b.summary_range]
+    assert [memento for _, memento in state.restarts] == mementos and len(mementos) == 4
+    for memento in mementos:
+        assert state.due_restart(memento.stop - 1) is None  # the closing token has not run yet
+        assert state.due_restart(memento.stop) == memento
+        state.rewind(memento)
+    assert state.due_restart(len(sequence)) is None
+    state.restart_from_scratch()
+    assert state.due_restart(len(sequence)) == mementos[0]
 
 
 def test_memory_held_follows_the_live_tokens_not_the_length():

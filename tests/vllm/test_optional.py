@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 BLOCK_VLLM = "import sys; sys.modules['vllm'] = None\n"  # any `import vllm` now raises ImportError
 
 
@@ -19,6 +21,7 @@ def test_core_package_never_imports_vllm():
     assert process.returncode == 0, process.stderr[-2000:]
 
 
+@pytest.mark.vllm
 def test_the_plugin_is_inert_unless_configured(monkeypatch):
     from memento.vllm import plugin
     from memento.vllm.state import CONFIG_ENV

@@ -21,6 +21,7 @@ from memento.inference.loading import load_model_and_tokenizer
 from memento.toy import CHECKPOINT
 from memento.toy.task import ToyTask
 
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 RUNNER = Path(__file__).with_name("run_engine.py")
 NUM_BLOCKS = 30  # x 32 tokens: four requests of ~470 tokens need ~60 blocks without eviction, ~36 with N=1
 MAX_TOKENS = 420
@@ -30,14 +31,17 @@ CONFIGS = [
     {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": False},
     {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": True},
     {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20},
+    {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "restart_mode": True},
 ]
+RESTART = CONFIGS[-1]
+LOGPROB_CONFIGS = [CONFIGS[0], CONFIGS[3], RESTART]  # whole distributions checked at every step
 
 
 def _run_engine(engine_config: dict | None, jobs: list[dict]) -> list[dict]:
     spec = {"model": str(CHECKPOINT), "engine_config": engine_config, "num_blocks": NUM_BLOCKS, "jobs": jobs}
     spec["max_model_len"] = 900  # the pool must hold one request of that length
     process = subprocess.run(
-        [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True, timeout=600
+        [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True, timeout=1800
     )
     lines = [line for line in process.stdout.splitlines() if line.startswith("MEMENTO-RESULTS ")]
     assert process.returncode == 0 and lines, process.stderr[-3000:]
@@ -72,8 +76,13 @@ def continuations(toy):
 def vllm_runs(toy, continuations):
     _, _, prompt_ids = toy
     jobs = [
-        {"prompt_ids": prompt_ids, "config": config, "max_tokens": MAX_TOKENS, "logprobs": -1 if i in (0, 3) else None}
-        for i, config in enumerate(CONFIGS)
+        {
+            "prompt_ids": prompt_ids,
+            "config": config,
+            "max_tokens": MAX_TOKENS,
+            "logprobs": -1 if config in LOGPROB_CONFIGS else None,
+        }
+        for config in CONFIGS
     ]
     jobs.append({"prompt_ids": continuations, "config": CONFIGS[1], "max_tokens": 200, "prompt_logprobs": -1})
     *with_plugin, continued = _run_engine({"enable": False}, jobs)  # engine default off; each job sets its own
@@ -112,7 +121,7 @@ def _log_distributions(positions: list[dict], shape: tuple[int, int]) -> torch.T
     return result
 
 
-@pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[3]], ids=json.dumps)
+@pytest.mark.parametrize("config", LOGPROB_CONFIGS, ids=json.dumps)
 def test_plugin_log_probabilities_equal_the_reference_at_every_step(toy, vllm_runs, config):
     """Not only the argmax: the whole next-token distribution of every decode step, preempted runs included."""
     model, tokenizer, prompt_ids = toy
@@ -138,7 +147,7 @@ def test_preempted_requests_recompute_with_their_evictions(vllm_runs):
 def test_max_block_tokens_caps_every_block(toy, vllm_runs):
     runs, _, _ = vllm_runs
     special_ids = SpecialIds.from_tokenizer(toy[1])
-    for tokens in runs[json.dumps(CONFIGS[-1])]["token_ids"]:
+    for tokens in runs[json.dumps(CONFIGS[4])]["token_ids"]:
         opened = None
         for position, token in enumerate(tokens):
             if token == special_ids.block_start:
@@ -187,7 +196,19 @@ def test_sliding_window_models_are_refused_at_start_up(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     spec = {"model": str(tmp_path), "engine_config": CONFIGS[0], "num_blocks": 64, "jobs": []}
     process = subprocess.run(
-        [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True, timeout=600
+        [sys.executable, str(RUNNER)], input=json.dumps(spec), capture_output=True, text=True, timeout=1800
     )
     assert process.returncode != 0
     assert "memento's vLLM backend supports full-attention layers only" in process.stderr, process.stderr[-3000:]
+
+
+def test_restart_mode_recomputes_every_memento_without_its_block(toy, vllm_runs):
+    """Each closed memento is computed a second time with its block gone (the authors' restart_mode): the tokens
+    equal MementoGenerator's in restart_mode (test above) and differ from the default's, which keeps each
+    memento's KV as computed with its block visible."""
+    runs, _, _ = vllm_runs
+    special_ids = SpecialIds.from_tokenizer(toy[1])
+    restarted = runs[json.dumps(RESTART)]
+    mementos = sum(tokens.count(special_ids.summary_end) for tokens in restarted["token_ids"])
+    assert restarted["restarts"] >= mementos > 0  # more after a preemption: the recompute restarts again
+    assert restarted["token_ids"] != runs[json.dumps(CONFIGS[0])]["token_ids"]

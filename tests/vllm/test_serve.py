@@ -7,15 +7,21 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
-from openai import OpenAI
+from openai import APIStatusError, OpenAI
 
 from memento.config import MementoConfig
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
 from memento.toy import CHECKPOINT
+from memento.toy.task import ToyTask
 
+pytestmark = [pytest.mark.vllm, pytest.mark.slow]  # the server takes 25-55 s to start
+
+SERVER_CONFIG = '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}'
 PROBLEM = "sum mod 10: a:3 b:4 c:5 d:1 e:2 f:3 g:9 h:9 i:0 j:1 k:2 l:8 m:6 n:2"
 
 
@@ -26,7 +32,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     port = _free_port()
     command = [
         sys.executable,
@@ -48,30 +54,40 @@ def server():
         "--num-blocks",
         "64",
         "--block-masking-config",
-        '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}',
+        SERVER_CONFIG,
         "--",
         "--enforce-eager",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")  # a file: a full pipe would stall the server
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=120)
     deadline = time.time() + 180
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"memento serve exited with {process.returncode}: {process.stderr.read()[-3000:]}")
-        try:
-            client.models.list()
-            break
-        except Exception:
-            if time.time() > deadline:
-                process.kill()
-                pytest.fail("memento serve did not come up within 180 s")
-            time.sleep(1)
-    yield client
+    try:
+        while True:
+            if process.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"memento serve exited with {process.returncode}: {log.read()[-3000:]}")
+            try:
+                client.models.list()
+                break
+            except Exception:
+                if time.time() > deadline:
+                    pytest.fail("memento serve did not come up within 180 s")
+                time.sleep(1)
+        yield client
+    finally:
+        stop_server(process)
+        log.close()
+
+
+def stop_server(process: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM (vLLM's server then shuts its engine core down), SIGKILL after `grace` seconds."""
     process.terminate()
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         process.kill()
+        process.wait()
 
 
 def _reference(config: MementoConfig) -> str:
@@ -109,3 +125,72 @@ def test_per_request_config_through_vllm_xargs(server):
     blocks = [part.split("<|block_end|>")[0] for part in text.split("<|block_start|>")[1:]]
     assert blocks and all(len(block) <= 20 for block in blocks)  # one character per token in the toy vocabulary
     assert text == _reference(MementoConfig.from_dict(capped)).removesuffix("<|im_end|>")[: len(text)]
+
+
+GOOD_CONFIGS = [  # None: the server's default
+    None,
+    '{"enable": true, "keep_last_n_blocks": 1, "mask_delimiters": false, "max_block_tokens": 16}',
+]
+BAD_CONFIGS = [  # (vllm_xargs value, what the 400 must name)
+    ('{"enable": true, "keep_last_n_blocks": 0,', "not valid JSON"),
+    ('{"enable": true, "keep_last_n": 0, "mask_delimiters": false}', "keep_last_n"),
+    ('{"enable": true, "keep_last_n_blocks": -7, "mask_delimiters": false}', "keep_last_n_blocks"),
+    ('{"enable": true, "keep_last_n_blocks": "zero", "mask_delimiters": false}', "keep_last_n_blocks"),
+    (5, "JSON object"),
+    ('{"enable": true, "keep_last_n_blocks": 1, "mask_delimiters": false, "restart_mode": true}', "restart_mode"),
+]
+CONCURRENT_TOKENS = 100
+
+
+def _chat_prompt(problem: str) -> str:
+    return f"<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _send(client: OpenAI, model: str, problem: str, config: str | int | None) -> tuple[int, str]:
+    """(HTTP status, generated text or the error body as JSON)."""
+    extra: dict = {"skip_special_tokens": False}
+    if config is not None:
+        extra["vllm_xargs"] = {"block_masking_config": config}
+    try:
+        response = client.completions.create(
+            model=model, prompt=_chat_prompt(problem), max_tokens=CONCURRENT_TOKENS, temperature=0, extra_body=extra
+        )
+    except APIStatusError as error:
+        return error.status_code, json.dumps(error.body)
+    return 200, response.choices[0].text
+
+
+def test_bad_configs_get_400_while_concurrent_good_requests_are_served(server):
+    """200 concurrent requests, one in two with an unusable block_masking_config: each bad one gets a 400 that
+    names the field and the reason (checked before the engine sees it), each good one its exact tokens, and the
+    server stays up."""
+    model = server.models.list().data[0].id
+    problems = [trace.prompt for _, trace in ToyTask().examples(4, seed=5)]
+    hf_model, tokenizer = load_model_and_tokenizer(CHECKPOINT, dtype="float32", device="cpu")
+    references = {}
+    for config in GOOD_CONFIGS:
+        memento = MementoConfig.from_json(config or SERVER_CONFIG)
+        results = MementoGenerator(hf_model, tokenizer, memento).generate(problems, max_new_tokens=CONCURRENT_TOKENS)
+        assert all(result.evictions for result in results)  # the masking shapes every reference
+        references.update({(problem, config): r.text for problem, r in zip(problems, results, strict=True)})
+    jobs = []
+    for index in range(200):
+        if index % 2:
+            jobs.append((problems[index % 4], *BAD_CONFIGS[(index // 2) % len(BAD_CONFIGS)]))
+        else:
+            jobs.append((problems[(index // 2) % 4], GOOD_CONFIGS[(index // 8) % len(GOOD_CONFIGS)], None))
+    with ThreadPoolExecutor(max_workers=48) as pool:
+        answers = list(pool.map(lambda job: _send(server, model, job[0], job[1]), jobs))
+    for (problem, config, expected), (status, body) in zip(jobs, answers, strict=True):
+        if expected is None:
+            assert status == 200, body
+            assert body == references[(problem, config)], (config, body)
+        else:
+            assert status == 400, (config, status, body)
+            error = json.loads(body)
+            error = error.get("error", error)
+            assert error["param"].startswith("vllm_xargs.block_masking_config"), error
+            assert "vllm_xargs.block_masking_config" in error["message"] and expected in error["message"], error
+    assert _send(server, model, problems[0], None) == (200, references[(problems[0], None)])
+    health = httpx.get(str(server.base_url).removesuffix("/v1/") + "/health", timeout=10)
+    assert health.status_code == 200

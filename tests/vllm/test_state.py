@@ -8,6 +8,8 @@ from memento.config import MementoConfig
 from memento.vllm import plugin
 from memento.vllm.state import CONFIG_ENV, engine_config, request_config
 
+pytestmark = pytest.mark.vllm
+
 
 def test_request_config_overrides_the_engine_default():
     default = MementoConfig(mask_delimiters=False)
@@ -23,8 +25,8 @@ def test_request_config_overrides_the_engine_default():
         {"block_masking_config": {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": True}}, None
     )
     assert own == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
-    with pytest.raises(ValueError, match="restart_mode is not supported by the vLLM backend"):
-        request_config({"block_masking_config": {"enable": True, "mask_delimiters": False, "restart_mode": True}}, None)
+    restart = {"enable": True, "mask_delimiters": False, "restart_mode": True}
+    assert request_config({"block_masking_config": restart}, None) == MementoConfig.from_dict(restart)
 
 
 def test_bad_engine_config_fails_at_start_up_with_the_valid_options(monkeypatch):
@@ -40,3 +42,36 @@ def test_compact_on_summary_end_false_masks_nothing():
     # as in the authors' engine, no compaction trigger means nothing is ever evicted (see config.py)
     config = {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "compact_on_summary_end": False}
     assert request_config({"block_masking_config": config}, None) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ('{"enable": true,', "not valid JSON"),
+        ('{"enable": true, "keep_last_n": 0, "mask_delimiters": false}', "keep_last_n"),
+        (
+            '{"enable": true, "keep_last_n_blocks": -7, "mask_delimiters": false}',
+            "keep_last_n_blocks: expected an integer >= -1",
+        ),
+        ('{"enable": true, "keep_last_n_blocks": [0], "mask_delimiters": false}', "keep_last_n_blocks"),
+        (["a"], "must be a JSON object"),
+    ],
+)
+def test_bad_request_configs_are_refused_at_admission_naming_the_field(monkeypatch, value, reason):
+    """vLLM's frontend calls this hook on every request: a VLLMValidationError there is an HTTP 400."""
+    from vllm.exceptions import VLLMValidationError
+
+    from memento.vllm.validation import REQUEST_FIELD, RequestValidator
+    from vllm import SamplingParams
+
+    monkeypatch.setenv(CONFIG_ENV, '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}')
+    with pytest.raises(VLLMValidationError) as caught:
+        RequestValidator.validate_params(SamplingParams(extra_args={"block_masking_config": value}))
+    assert caught.value.parameter.startswith(REQUEST_FIELD) and REQUEST_FIELD == "vllm_xargs.block_masking_config"
+    assert str(caught.value).startswith(REQUEST_FIELD) and reason in str(caught.value)
+    RequestValidator.validate_params(SamplingParams(extra_args=None))  # the engine's default
+    RequestValidator.validate_params(
+        SamplingParams(
+            extra_args={"block_masking_config": '{"enable": true, "keep_last_n_blocks": 2, "mask_delimiters": true}'}
+        )
+    )

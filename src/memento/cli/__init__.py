@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Collection, Sequence
+from typing import NoReturn
 
 from memento.cli import data, demo, generate, kv, serve, toy, train
 from memento.cli import eval as evaluate
@@ -18,9 +19,16 @@ from memento.cli import eval as evaluate
 COMMANDS = (kv, generate, train, serve, demo, toy, data, evaluate)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(configured: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The `memento` parser; only the commands named in `configured` (all when None) get their options."""
-    parser = argparse.ArgumentParser(prog="memento", description="Memento: reasoning in blocks with KV eviction.")
+    parser = _Parser(prog="memento", description="Memento: reasoning in blocks with KV eviction.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         subparser = commands.add_parser(command.NAME, help=command.HELP, description=command.HELP)

@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `memento data build` and `memento data stats`."""
     from memento.data.build import BuildOptions
 
-    commands = parser.add_subparsers(dest="data_command", required=True)
+    commands = parser.add_subparsers(dest="data_command", required=True, metavar="{build,stats}")
     build = commands.add_parser(
         "build",
         help="split -> score -> segment -> compress (+judge), resumable",

@@ -54,19 +54,21 @@ def _argument(field: dataclasses.Field, annotation: Any, help_text: str | None) 
     argument: dict[str, Any] = {"dest": field.name, "help": help_text}
     if default is dataclasses.MISSING:
         argument["required"] = True
-    elif kind is not bool and default is not None and default != ():
-        argument["help"] = f"{help_text or ''} (default: {default})".lstrip()
+    else:
+        argument["default"] = default
+        if kind is not bool and default is not None and default != ():
+            argument["help"] = f"{help_text or ''} (default: {default})".lstrip()
     if kind is bool:
-        return {**argument, "action": argparse.BooleanOptionalAction, "default": default}
+        return {**argument, "action": argparse.BooleanOptionalAction}
     if typing.get_origin(kind) is Literal:
         choices = typing.get_args(kind)
-        return {**argument, "type": type(choices[0]), "choices": choices, "default": default}
+        return {**argument, "type": type(choices[0]), "choices": choices}
     if typing.get_origin(kind) in (tuple, list):
         # repeatable; None means "not given" so that from_args keeps the field's default
         element = typing.get_args(kind)[0]
         return {**argument, "type": element, "action": "append", "default": None, "metavar": _METAVARS[element]}
     if kind in (int, float, str, Path):
-        return {**argument, "type": kind, "default": default, "metavar": _METAVARS[kind]}
+        return {**argument, "type": kind, "metavar": _METAVARS[kind]}
     raise TypeError(f"{field.name}: no command-line form for {annotation!r}")
 
 

@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `memento toy train` and its options."""
     from memento.toy.train import train_toy
 
-    commands = parser.add_subparsers(dest="toy_command", required=True)
+    commands = parser.add_subparsers(dest="toy_command", required=True, metavar="{train}")
     train = commands.add_parser(
         "train", help="train the toy model through `memento train --stage both` (about 18 minutes on 2 CPU cores)"
     )

@@ -46,7 +46,10 @@ class GenerationResult:
     `kv_trace[i]` is the number of tokens physically cached for this sequence after step i
     (step 0 is the prefill); `kv_tokens_peak` is the largest count, taken before each step's
     evictions (the ``<|summary_end|>`` step still holds its block). `seed` is the sampling seed,
-    given or drawn: passing it back as `seed=` reproduces the run.
+    given or drawn: passing it back as `seed=` reproduces the run. `logprobs` (with
+    ``return_logprobs``): per sampled token, its log-probability under the model's logits divided
+    by the sampling temperature (1 when greedy), before logits processors and top-k/top-p/min-p:
+    the quantity an RL trainer's policy forward recomputes (TRL divides by its temperature too).
     """
 
     prompt_ids: list[int]
@@ -57,6 +60,7 @@ class GenerationResult:
     evictions: list[Eviction] = field(default_factory=list)
     kv_tokens_peak: int = 0
     seed: int | None = None
+    logprobs: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +365,7 @@ class MementoGenerator:
         logits_processor: Sequence[LogitsProcessor] | None = None,
         results: list[GenerationResult] | None = None,
         seeds: Sequence[int] | None = None,
+        return_logprobs: bool = False,
     ) -> Iterator[StreamEvent]:
         """Yield tokens as they are sampled, for every sequence of the batch.
 
@@ -376,6 +381,9 @@ class MementoGenerator:
         rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
         for row in rows:
             row.max_new_tokens = self._new_token_budget(row.index, len(row.ids), max_new_tokens)
+        if return_logprobs:
+            for row in rows:
+                row.result.logprobs = []
         if results is not None:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
@@ -406,7 +414,13 @@ class MementoGenerator:
         scores = torch.stack([t for t in last_logits if t is not None]).float()
 
         for step in range(1, max(row.max_new_tokens for row in rows) + 1):
+            # taken before the processors run: some modify `scores` in place
+            policy_logprobs = torch.log_softmax(scores / (temperature or 1.0), dim=-1) if return_logprobs else None
             next_tokens = self._sample(active, scores, processors, warpers, temperature, generator)
+            if policy_logprobs is not None:
+                chosen = torch.tensor(next_tokens, device=policy_logprobs.device)[:, None]
+                for row, value in zip(active, policy_logprobs.gather(1, chosen).flatten().tolist(), strict=True):
+                    row.result.logprobs.append(value)
             finished: list[int] = []
             live_tokens = cache.live_tokens()
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
@@ -444,6 +458,7 @@ class MementoGenerator:
         stop: Sequence[str] | None = None,
         logits_processor: Sequence[LogitsProcessor] | None = None,
         seeds: Sequence[int] | None = None,
+        return_logprobs: bool = False,
     ) -> list[GenerationResult]:
         """Generate for a batch of prompts (strings get the chat template; or token id lists / a LongTensor).
 
@@ -453,7 +468,8 @@ class MementoGenerator:
         or after `max_new_tokens` (cut, with a warning, where the prompt plus it would run past the
         model's max_position_embeddings; a prompt that fills them raises ValueError).
         `logits_processor`: transformers-style processors, each called per sequence with that
-        sequence's ids [1, L] (rows are ragged). Returns one `GenerationResult` per prompt, in order.
+        sequence's ids [1, L] (rows are ragged). `return_logprobs` fills each result's `logprobs` (see
+        `GenerationResult`). Returns one `GenerationResult` per prompt, in order.
         """
         results: list[GenerationResult] = []
         for _ in self.stream(
@@ -468,6 +484,7 @@ class MementoGenerator:
             logits_processor=logits_processor,
             results=results,
             seeds=seeds,
+            return_logprobs=return_logprobs,
         ):
             pass
         return results

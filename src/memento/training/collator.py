@@ -24,6 +24,10 @@ class MementoCollator:
     ``k + 1``); `MementoTrainer` turns it into a dense or block-sparse mask on the model's device.
     Always ``input_ids``, ``labels`` (-100 on padding) and ``position_ids`` [B, L].
 
+    Packed rows (features with ``segment_lengths``, see `memento.training.packing`) get positions
+    restarting per segment and a block-diagonal ``hidden_from`` in both stages; `packed` makes
+    stage 1 always give ``hidden_from`` (the block-sparse attention takes no 2-D mask).
+
     `full_attention_fraction` (stage 2 only): each example is trained with plain causal attention
     with this probability (seeded by `seed`), so that the model stays accurate when run without
     eviction. 0 (the paper) trains every example under the memento mask.
@@ -34,6 +38,7 @@ class MementoCollator:
     pad_token_id: int
     full_attention_fraction: float = 0.0
     seed: int = 0
+    packed: bool = False
     _random: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -48,33 +53,49 @@ class MementoCollator:
         return self.config is not None and self.config.evicts
 
     def __call__(self, features: Sequence[Any]) -> dict[str, torch.Tensor]:
-        rows = [(_get(f, "input_ids"), _get(f, "labels")) for f in features]
-        length = max(len(ids) for ids, _ in rows)
+        rows = [(_get(f, "input_ids"), _get(f, "labels"), _segments(f)) for f in features]
+        length = max(len(ids) for ids, _, _ in rows)
         batch = len(rows)
         input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
         labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
         padding = torch.zeros(batch, length, dtype=torch.long)
-        for b, (ids, row_labels) in enumerate(rows):
+        position_ids = torch.arange(length).repeat(batch, 1)
+        for b, (ids, row_labels, segments) in enumerate(rows):
             input_ids[b, : len(ids)] = torch.as_tensor(ids)
             labels[b, : len(ids)] = torch.as_tensor(row_labels)
             padding[b, : len(ids)] = 1
-        result = {
-            "input_ids": input_ids,
-            "labels": labels,
-            "position_ids": torch.arange(length).expand(batch, length).clone(),
-        }
-        if not self.memento:
+            offset = 0
+            for size in segments:  # packed segments count positions from 0 each
+                position_ids[b, offset : offset + size] = torch.arange(size)
+                offset += size
+        result = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+        if not self.memento and not self.packed and all(len(segments) == 1 for _, _, segments in rows):
             result["attention_mask"] = padding
             return result
         hidden_from = torch.arange(1, length + 1).repeat(batch, 1)  # padding keys: seen only by themselves
-        for b, (ids, _) in enumerate(rows):
-            if self.full_attention_fraction and self._random.random() < self.full_attention_fraction:
-                hidden_from[b, : len(ids)] = length  # plain causal: no key is ever hidden
-                continue
-            row = key_hidden_from(ids, self.special_ids, self.config)
-            hidden_from[b, : len(ids)] = torch.where(row == len(ids), length, row)
+        for b, (ids, _, segments) in enumerate(rows):
+            offset = 0
+            for number, size in enumerate(segments):
+                # a key is never seen after its own segment; the last segment's keys stay visible to the padding
+                end = length if number == len(segments) - 1 else offset + size
+                span = slice(offset, offset + size)
+                plain = not self.memento or (
+                    self.full_attention_fraction and self._random.random() < self.full_attention_fraction
+                )
+                if plain:
+                    hidden_from[b, span] = end
+                else:
+                    row = key_hidden_from(ids[span], self.special_ids, self.config)
+                    hidden_from[b, span] = torch.where(row == size, end, row + offset)
+                offset += size
         result["hidden_from"] = hidden_from
         return result
+
+
+def _segments(feature: Any) -> tuple[int, ...]:
+    """Lengths of the conversations packed in a row (one segment when not packed)."""
+    lengths = feature.get("segment_lengths") if isinstance(feature, dict) else getattr(feature, "segment_lengths", None)
+    return tuple(lengths) if lengths else (len(_get(feature, "input_ids")),)
 
 
 def _get(feature: Any, key: str) -> list[int]:

@@ -9,7 +9,8 @@ from typing import Any
 
 from memento.attention import analyze, find_assistant_start
 from memento.config import MementoConfig
-from memento.format import ASSISTANT_HEADER, SpecialIds, Trace, load_traces, render_chat
+from memento.format import ASSISTANT_HEADER, SpecialIds, Trace, render_chat
+from memento.training.sources import DataSelection, read_traces
 
 IGNORE_INDEX = -100
 
@@ -76,21 +77,25 @@ def load_examples(
     max_length: int = 32768,
     overflow: str = "truncate",
     system: str | None = None,
+    selection: DataSelection | None = None,
 ) -> tuple[list[TrainingExample], DatasetStats]:
-    """Read traces (authors' JSON, data-pipeline JSONL, memento text) and tokenize them all."""
+    """Read traces (authors' JSON, data-pipeline JSONL, memento text, OpenMementos rows) and tokenize them all.
+
+    `selection` filters them (domain / source / difficulty) and caps their number; see `memento.training.sources`.
+    """
+    paths = list(paths)
     special_ids = SpecialIds.from_tokenizer(tokenizer)
     examples, stats = [], DatasetStats()
-    for path in paths:
-        for name, trace in load_traces(path):
-            example, truncated = tokenize_trace(
-                trace, tokenizer, special_ids, name=name, max_length=max_length, overflow=overflow, system=system
-            )
-            if example is None:
-                stats.dropped.append(name)
-                continue
-            stats.truncated += truncated
-            stats.tokens += len(example.input_ids)
-            examples.append(example)
+    for name, trace in read_traces(paths, selection):
+        example, truncated = tokenize_trace(
+            trace, tokenizer, special_ids, name=name, max_length=max_length, overflow=overflow, system=system
+        )
+        if example is None:
+            stats.dropped.append(name)
+            continue
+        stats.truncated += truncated
+        stats.tokens += len(example.input_ids)
+        examples.append(example)
     stats.examples = len(examples)
     if not examples:
         raise ValueError(f"no training examples left from {[str(p) for p in paths]} (dropped: {stats.dropped})")

@@ -12,6 +12,7 @@ from memento.vllm.state import CONFIG_ENV, describe
 SCHEDULER = "memento.vllm.scheduler.MementoScheduler"
 COUNTING_SCHEDULER = "memento.vllm.scheduler.CountingScheduler"
 LOGITS_PROCESSOR = "memento.vllm.logits:MaxBlockTokensLogitsProcessor"
+REQUEST_VALIDATOR = "memento.vllm.validation:RequestValidator"  # per-request config checked at admission
 
 
 def engine_arguments(config: MementoConfig | None) -> dict[str, Any]:
@@ -25,7 +26,7 @@ def engine_arguments(config: MementoConfig | None) -> dict[str, Any]:
         return {"scheduler_cls": COUNTING_SCHEDULER, "async_scheduling": False}
     return {
         "scheduler_cls": SCHEDULER,
-        "logits_processors": [LOGITS_PROCESSOR],
+        "logits_processors": [REQUEST_VALIDATOR, LOGITS_PROCESSOR],
         "enable_prefix_caching": False,
         "async_scheduling": False,
     }

@@ -47,17 +47,25 @@ class PhysicalLayout:
     spans_applied: int = 0
     _held_before: list[int] = field(default_factory=list)  # real entries below the last released one
     _bound: int = 0  # 1 + the last released entry
+    _rewound: tuple[int, int] = (0, 0)  # (live slots, processed) before the last rewind: slots kept until then
 
     def begin_step(self, processed: int, closed_spans: list[tuple[int, EvictedSpan]]) -> StepPlan:
         """Bring the layout to the start of a step that runs after `processed` tokens have been computed.
 
         Spans closed by a token before `processed` (whose own forward has run) are removed; then
         the entries wholly before the logical write position that no longer hold live tokens are
-        given back. Idempotent for the same `processed`. A smaller `processed` than last time
-        means the request was preempted and is recomputed from its start: the layout restarts.
+        given back. Idempotent for the same `processed`. `processed` 0 after more means the request
+        was preempted and is recomputed from its start: the layout restarts. Any other smaller
+        `processed` is a restart_mode rewind to a memento's start: the tokens from there on are
+        forgotten (they are computed again), evicted spans and entries given back stay so.
         """
-        if processed < self.processed:
+        if processed == 0 < self.processed:
             self.reset()
+        elif processed < self.processed:
+            self._rewound = (len(self.positions), self.processed)
+            del self.positions[bisect.bisect_left(self.positions, processed) :]
+            self.processed = self.written = processed
+            return StepPlan([], [])
         if self.written > processed:  # the same step built again: forget its placed tokens
             del self.positions[bisect.bisect_left(self.positions, processed) :]
             self.written = processed
@@ -73,6 +81,7 @@ class PhysicalLayout:
         """Forget the layout: the request lost its blocks (preempted) and is recomputed from its start."""
         self.positions, self.released, self._held_before = [], set(), []
         self.processed = self.written = self.spans_applied = self._bound = 0
+        self._rewound = (0, 0)
 
     def _apply_evictions(
         self, closed_spans: list[tuple[int, EvictedSpan]], processed: int
@@ -98,9 +107,13 @@ class PhysicalLayout:
         """Entries wholly before the write position beyond the first ceil(live / block_size) real ones.
 
         Run only when spans were removed or the write position entered a new entry, the only
-        times a surplus can appear (the scheduler and the worker must run it alike).
+        times a surplus can appear (the scheduler and the worker must run it alike). After a rewind,
+        the slots the recomputed tokens will take again are kept until the request is back where it was.
         """
-        needed = -(-len(self.positions) // self.block_size)
+        live = len(self.positions)
+        if processed < self._rewound[1]:
+            live = max(live, self._rewound[0])
+        needed = -(-live // self.block_size)
         released = []
         real = 0
         for entry in range(processed // self.block_size):

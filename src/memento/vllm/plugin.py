@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from memento.vllm.checks import check_engine
 from memento.vllm.state import engine_config
 
 logger = logging.getLogger(__name__)
@@ -14,6 +15,7 @@ def register() -> None:
     config = engine_config()  # validates the JSON in every process, so a bad config fails at start-up
     if config is None:
         return
+    check_engine()  # the tested vLLM release, its V1 model runner (the one the hooks reach)
     from vllm.platforms import current_platform
     from vllm.v1.attention.backends.registry import AttentionBackendEnum, register_backend
 

@@ -7,6 +7,10 @@ holds nothing (vLLM's null block takes its place, so later entries keep their lo
 positions never move). Prefill chunks (prompts holding finished blocks, recompute after a
 preemption) are cut right after each closing token, so every forward is plain causal attention
 over the packed cache. A preempted request is recomputed from its start and re-evicts as it goes.
+In restart_mode, once a memento's closing token has run (its block then leaves the cache with its
+delimiters), the request is rewound to that memento's ``<|summary_start|>`` and the memento is
+computed again with the block out of sight, as the authors' engine does; the token sampled after
+``<|summary_end|>`` stays (it was sampled with the block visible, as in `MementoGenerator`).
 
 Use with ``--scheduler-cls memento.vllm.scheduler.MementoScheduler`` (`memento serve --backend
 vllm` sets it).
@@ -73,11 +77,12 @@ class MementoScheduler(CountingScheduler):
             self.cache_config.block_size,
         )
         self.memento_blocks_released = 0
+        self.memento_restarts = 0  # restart_mode: mementos recomputed without their block
 
     def _preempt_request(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         state = self.memento_states.get(request.request_id, request.sampling_params)
         if state is not None:
-            state.layout.reset()  # its blocks all go back; the recompute re-evicts as it passes each span
+            state.restart_from_scratch()  # its blocks all go back; the recompute re-evicts as it passes each span
         return super()._preempt_request(request, *args, **kwargs)
 
     def _reserve_prefill_lookahead(self, request: Any, num_computed_tokens: int, num_new_tokens: int) -> int:
@@ -107,6 +112,11 @@ class MementoScheduler(CountingScheduler):
             for entry in plan.released_entries:
                 manager._remove_blocks_in_range(request.request_id, entry, entry + 1)
             self.memento_blocks_released += len(plan.released_entries)
+            memento = state.due_restart(computed)
+            if memento is not None:  # restart_mode: compute the memento again, its block now out of sight
+                request.num_computed_tokens = memento.start
+                state.rewind(memento)
+                self.memento_restarts += 1
 
     def finish_requests(self, *args: Any, **kwargs: Any) -> Any:
         result = super().finish_requests(*args, **kwargs)

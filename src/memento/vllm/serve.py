@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memento.config import MementoConfig
+from memento.vllm.checks import check_server_start
 from memento.vllm.engine import server_flags, set_environment
 
 
@@ -30,7 +31,14 @@ def server_command(
     memory_fraction: float = 0.4,
     extra: Sequence[str] = (),
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that start the server (`config` None = plain vLLM)."""
+    """The argv and environment that start the server (`config` None = plain vLLM).
+
+    Runs `check_server_start` first: a config the plugin cannot run, a model directory that does
+    not exist or whose tokenizer lacks the memento tokens, a port in use, an untested vLLM
+    release or its V2 model runner raise `StartupError` (a ValueError, one line) before anything
+    is loaded.
+    """
+    check_server_start(model, config, host=host, port=port)
     argv = [
         sys.executable,
         "-m",

@@ -42,31 +42,30 @@ def _parse(text: str) -> MementoConfig:
 
 
 def requested_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
-    """A request's config as given: its ``extra_args["block_masking_config"]`` (dict or JSON) or the default."""
+    """A request's config as given: its ``extra_args["block_masking_config"]`` (dict or JSON) or the default.
+
+    Raises ValueError naming the option and the reason when the override is not a valid config.
+    """
     override = (extra_args or {}).get(REQUEST_KEY)
     if override is None:
         return default
-    return _parse(override) if isinstance(override, str) else MementoConfig.from_dict(override)
+    if isinstance(override, str):
+        return _parse(override)
+    if isinstance(override, dict):
+        return MementoConfig.from_dict(override)
+    raise ValueError(f"must be a JSON object (sent as a string), got {type(override).__name__} {override!r}")
 
 
 def request_config(extra_args: dict[str, Any] | None, default: MementoConfig | None) -> MementoConfig | None:
-    """The config a request is masked with, or None when it evicts nothing."""
+    """The config a request is masked with, or None when it evicts nothing.
+
+    Raises ValueError (one line naming the option) for an invalid config: vLLM's admission hook
+    (`memento.vllm.validation`) turns it into HTTP 400.
+    """
     config = requested_config(extra_args, default)
     if config is None or not config.evicts:
         return None
-    if config.restart_mode:
-        raise ValueError("restart_mode is not supported by the vLLM backend: use the HF backend (MementoGenerator)")
-    if not config.compact_on_summary_end:
-        _warn_once(
-            "compact_on_summary_end=false: the vLLM backend always gives evicted KV back to the pool "
-            "(attention is the same either way)"
-        )
     return config
-
-
-@functools.cache
-def _warn_once(message: str) -> None:
-    logger.warning(message)
 
 
 @functools.lru_cache(maxsize=4)
@@ -81,26 +80,53 @@ def special_ids_for(tokenizer: str, trust_remote_code: bool = False) -> SpecialI
 class RequestState:
     """One request followed token by token: evicted spans with the position that closed them.
 
-    A span closed at position c is seen by queries up to c and hidden from c + 1 on.
+    A span closed at position c is seen by queries up to c and hidden from c + 1 on. In
+    restart_mode each closing also asks for its memento to be recomputed without the block:
+    the scheduler rewinds the request to the memento's ``<|summary_start|>`` (`due_restart`).
     """
 
     tracker: BlockTracker
     layout: PhysicalLayout
     fed: int = 0
     closed_spans: list[tuple[int, EvictedSpan]] = field(default_factory=list)  # (closing position, span)
+    restarts: list[tuple[int, range]] = field(default_factory=list)  # (closing position, memento to recompute)
+    restarted: int = 0  # restarts done since the request (re)started from its first token
 
     def advance(self, token_ids: Sequence[int], upto: int) -> None:
         """Feed tokens ``fed..upto-1`` (positions are logical, prompt included)."""
         for position in range(self.fed, upto):
-            self.closed_spans.extend((position, span) for span in self.tracker.feed(int(token_ids[position])).evicted)
+            step = self.tracker.feed(int(token_ids[position]))
+            self.closed_spans.extend((position, span) for span in step.evicted)
+            if step.recompute:
+                self.restarts.append((position, step.recompute))
         self.fed = max(self.fed, upto)
 
     def first_closing(self, start: int, stop: int) -> int | None:
-        """The first position in [start, stop) that closes a span (fed tokens only), or None."""
+        """The first position in [start, stop) that closes a span not yet removed (fed tokens only), or None.
+
+        A span already removed closes nothing again when restart_mode recomputes its memento.
+        """
         index = bisect.bisect_left(self.closed_spans, start, key=lambda closed: closed[0])
+        index = max(index, self.layout.spans_applied)
         if index < len(self.closed_spans) and self.closed_spans[index][0] < stop:
             return self.closed_spans[index][0]
         return None
+
+    def due_restart(self, computed: int) -> range | None:
+        """restart_mode: the memento to recompute now that its closing token (before `computed`) has run."""
+        if self.restarted < len(self.restarts) and self.restarts[self.restarted][0] < computed:
+            return self.restarts[self.restarted][1]
+        return None
+
+    def rewind(self, memento: range) -> None:
+        """Recompute `memento` next: the layout forgets its tokens (its block stays evicted)."""
+        self.restarted += 1
+        self.layout.begin_step(memento.start, self.closed_spans)
+
+    def restart_from_scratch(self) -> None:
+        """The request lost its KV (preempted) and is recomputed from its first token."""
+        self.layout.reset()
+        self.restarted = 0
 
 
 class RequestStates:

