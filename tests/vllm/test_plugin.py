@@ -26,12 +26,12 @@ RUNNER = Path(__file__).with_name("run_engine.py")
 NUM_BLOCKS = 30  # x 32 tokens: four requests of ~470 tokens need ~60 blocks without eviction, ~36 with N=1
 MAX_TOKENS = 420
 CONFIGS = [
-    {"keep_last_n_blocks": 0, "mask_delimiters": False},
-    {"keep_last_n_blocks": 0, "mask_delimiters": True},
-    {"keep_last_n_blocks": 1, "mask_delimiters": False},
-    {"keep_last_n_blocks": 1, "mask_delimiters": True},
-    {"keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20},
-    {"keep_last_n_blocks": 0, "mask_delimiters": False, "restart_mode": True},
+    {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False},
+    {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": True},
+    {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": False},
+    {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": True},
+    {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20},
+    {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "restart_mode": True},
 ]
 RESTART = CONFIGS[-1]
 LOGPROB_CONFIGS = [CONFIGS[0], CONFIGS[3], RESTART]  # whole distributions checked at every step

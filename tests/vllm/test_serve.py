@@ -124,7 +124,7 @@ def test_chat_completion_shows_markers_and_equals_memento_generator(server):
 
 def test_per_request_config_through_vllm_xargs(server):
     model = server.models.list().data[0].id
-    capped = {"keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20}
+    capped = {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "max_block_tokens": 20}
     response = server.completions.create(
         model=model,
         prompt=f"<|im_start|>user\n{PROBLEM}<|im_end|>\n<|im_start|>assistant\n",

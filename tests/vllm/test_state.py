@@ -19,9 +19,11 @@ def test_request_config_overrides_the_engine_default():
         request_config({"block_masking_config": '{"keep_last_n_blocks": -1, "mask_delimiters": false}'}, default)
         is None
     )
-    own = request_config({"block_masking_config": {"keep_last_n_blocks": 1, "mask_delimiters": True}}, None)
+    own = request_config(
+        {"block_masking_config": {"enable": True, "keep_last_n_blocks": 1, "mask_delimiters": True}}, None
+    )
     assert own == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
-    restart = {"mask_delimiters": False, "restart_mode": True}
+    restart = {"enable": True, "mask_delimiters": False, "restart_mode": True}
     assert request_config({"block_masking_config": restart}, None) == MementoConfig(**restart)
 
 
@@ -35,7 +37,7 @@ def test_bad_engine_config_fails_at_start_up_with_the_valid_options(monkeypatch)
 
 
 def test_compact_on_summary_end_false_is_accepted_with_a_warning(caplog):
-    config = {"keep_last_n_blocks": 0, "mask_delimiters": False, "compact_on_summary_end": False}
+    config = {"enable": True, "keep_last_n_blocks": 0, "mask_delimiters": False, "compact_on_summary_end": False}
     state._warn_once.cache_clear()  # warned once per process
     with caplog.at_level("WARNING", logger="memento.vllm.state"):
         assert request_config({"block_masking_config": config}, None) == MementoConfig.from_dict(config)
