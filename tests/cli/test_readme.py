@@ -26,7 +26,7 @@ def documented_commands() -> list[str]:
 
 def test_the_readme_documents_every_command():
     names = {shlex.split(c)[0] for c in documented_commands()}
-    assert names == {"kv", "generate", "train", "serve", "demo", "toy", "data", "eval"}
+    assert names == {"kv", "generate", "train", "serve", "demo", "toy", "data", "eval", "prompted", "rl"}
 
 
 @pytest.mark.parametrize("command", documented_commands())

@@ -96,8 +96,10 @@ def test_a_trace_that_keeps_failing_is_recorded_and_the_run_completes(tmp_path, 
                 "2",
             ]
         )
-    assert code == 0
-    assert "3 traces processed (1 failed" in capsys.readouterr().out
+    assert code == 1  # a trace without a record is never a silent success
+    out = capsys.readouterr().out
+    assert "3 traces processed; 0 already done" in out
+    assert f"1 traces failed: reasons in {tmp_path / 'out' / 'failures.jsonl'}" in out
     failure = json.loads((tmp_path / "out" / "failures.jsonl").read_text())
     assert failure["task_id"] == "bad" and "gave up after 3 attempts" in failure["reason"]
     assert "InternalServerError" in failure["reason"]

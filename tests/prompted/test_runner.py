@@ -1,4 +1,5 @@
-"""`memento prompted` (run as `python -m memento.prompted`): the public JSON line, bad input, kill and resume."""
+"""`memento prompted` (and `python -m memento.prompted`, the same command): the public JSON line, bad input,
+benchmarks by name, kill and resume."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ PUBLIC_KEYS = {
 }
 
 
-def _command(server: FakeOpenAI, *flags: str) -> list[str]:
-    return [sys.executable, "-m", "memento.prompted", "--base-url", server.base_url, "--model", "scripted", *flags]
+def _command(server: FakeOpenAI, *flags: str, module: str = "memento.prompted") -> list[str]:
+    command = [sys.executable, "-m", module, *(["prompted"] if module == "memento.cli" else [])]
+    return [*command, "--base-url", server.base_url, "--model", "scripted", *flags]
 
 
 def _environment() -> dict[str, str]:
@@ -41,7 +43,15 @@ def test_json_last_line_is_the_public_result():
     model = ScriptedModel()
     with FakeOpenAI(responder=model) as server:
         done = subprocess.run(
-            [*_command(server, "--prompt", problem_text("ok,no_memento"), "--json", "--block-tokens", "30")],
+            _command(
+                server,
+                "--prompt",
+                problem_text("ok,no_memento"),
+                "--json",
+                "--block-tokens",
+                "30",
+                module="memento.cli",
+            ),
             capture_output=True,
             text=True,
             env=_environment(),
@@ -71,8 +81,12 @@ def test_the_table_puts_the_plain_call_beside_prompted_mode(capsys):
 @pytest.mark.parametrize(
     ("flags", "file_text", "message"),
     [
-        ([], None, "memento prompted: expected exactly one of --prompt, --file, --benchmark"),
-        (["--prompt", "x", "--block-tokens", "0"], None, "memento prompted: block_tokens: expected an integer >= 1"),
+        ([], None, "memento prompted: error: expected exactly one of --prompt, --file, --benchmark"),
+        (
+            ["--prompt", "x", "--block-tokens", "0"],
+            None,
+            "memento prompted: error: block_tokens: expected an integer >= 1",
+        ),
         (
             ["--file", "{file}"],
             '{"id": 1, "problem": "a"}\n{"id": 1, "problem": "b"}\n',
@@ -80,18 +94,38 @@ def test_the_table_puts_the_plain_call_beside_prompted_mode(capsys):
         ),
         (["--file", "{file}"], '{"id": 1, "problem": "a"}\nnot json\n', "problems.jsonl:2: invalid JSON"),
         (["--file", "{file}"], '{"id": 1, "question": ""}\n', "problems.jsonl:1: field 'problem'"),
-        (["--benchmark", "aime24"], None, "benchmark 'aime24': named benchmarks are not available here yet"),
+        (["--benchmark", "nope"], None, "memento prompted: error: --benchmark: unknown benchmark 'nope': pass one of"),
+        (["--benchmark", "{file}"], None, "problems.jsonl: no such benchmark file"),
         (["--prompt", "x", "--prompts", "{file}"], "round = 'x'", "key 'round': missing the placeholder {problem}"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, flags, file_text, message):
-    path = tmp_path / ("problems.jsonl" if "--file" in flags else "prompts.toml")
+    path = tmp_path / ("prompts.toml" if "--prompts" in flags else "problems.jsonl")
     if file_text is not None:
         path.write_text(file_text)
     argv = ["--base-url", "http://127.0.0.1:9/v1", "--model", "m", *(f.format(file=path) for f in flags)]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_benchmark_by_name_is_memento_evals(capsys):
+    from memento.eval.sources import load_benchmark
+
+    expected = load_benchmark("toy", 2).problems
+    asked: list[str] = []
+
+    def answer_at_once(request: dict) -> str:
+        asked.append(request["messages"][-1]["content"])
+        return "</think> \\boxed{5}"
+
+    with FakeOpenAI(responder=answer_at_once) as server:
+        status = main(["--base-url", server.base_url, "--model", "m", "--benchmark", "toy", "--limit", "2", "--json"])
+    assert status == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in records] == [p.id for p in expected] == ["toy-0", "toy-1"]
+    assert all(r["answer"] == "\\boxed{5}" and r["rounds"] == 1 for r in records)
+    assert len(asked) == 2 and all(any(p.problem in text for text in asked) for p in expected)
 
 
 def test_an_unreachable_endpoint_fails_the_problem_not_the_run(capsys):

