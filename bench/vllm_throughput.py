@@ -1,13 +1,19 @@
-"""vLLM with the memento plugin vs plain vLLM: one workload, one fixed KV pool, side by side.
+"""vLLM with the memento plugin vs plain vLLM: one workload, one fixed KV pool, runs interleaved and repeated.
 
-The workload is memento-format output forced token by token (the same tokens in both runs, so
+The workload is memento-format output forced token by token (the same tokens in every run, so
 the comparison measures the cache, not the model's choices): each request writes `--blocks`
 blocks of `--block-tokens` tokens, each closed by a memento of `--memento-tokens` (the paper's
 traces: ~1,150-token blocks, ~6x compression), then an answer. The model is a randomly
 initialised Qwen3 (`--hidden-size`, `--layers`, 8,192 positions) with the embedded toy model's
 tokenizer; forced tokens make its weights irrelevant. Each run is its own process (in-process
-engine core) with the same pool, batch limit and KV block size. Printed: peak KV blocks in use,
-preemptions, mean running requests per step, requests/s and generated tok/s, and the ratios.
+engine core) with the same pool, batch limit and KV block size, synchronous scheduling in all.
+
+Three modes, run A B C A B C ... (`--repeats` rounds, so drift on a shared machine hits each alike):
+plain vLLM as shipped (prefix caching on: every request shares the prompt's KV), plain vLLM
+with prefix caching off (as the plugin must run: KV computed under the mask is not reusable),
+and the plugin. Printed: per mode the median and range over repeats of requests/s and
+generated tok/s, peak KV blocks in use, preemptions, mean running requests per step; then
+memento/plain ratios per round (median and range), the exact command and the versions.
 
     .venv/bin/python bench/vllm_throughput.py              # 16 requests x ~3.7k tokens, 1,100-block pool
     .venv/bin/python bench/vllm_throughput.py --pool 4000  # a pool where nothing is preempted
@@ -18,6 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +37,11 @@ import torch
 
 MARKER = "BENCH-RESULT "
 MAX_POSITIONS = 8192
+MODES = {  # name: (memento masking, vLLM's prefix caching)
+    "plain": (False, True),
+    "plain-no-pc": (False, False),
+    "memento": (True, False),
+}
 
 
 def write_model(directory: Path, hidden_size: int, layers: int) -> None:
@@ -78,7 +92,9 @@ def run(mode: str, options: argparse.Namespace) -> dict:
     from memento.config import MementoConfig
     from memento.vllm.engine import offline_llm
 
-    config = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False) if mode == "memento" else None
+    masked, prefix_caching = MODES[mode]
+    config = MementoConfig(keep_last_n_blocks=0, mask_delimiters=False) if masked else None
+    caching = {} if masked else {"enable_prefix_caching": prefix_caching}  # the plugin turns it off itself
     from transformers import AutoTokenizer
     from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
     from vllm.v1.sample.logits_processor.builtin import process_dict_updates
@@ -128,6 +144,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
         max_num_seqs=options.requests,
         gpu_memory_utilization=0.4,
         logits_processors=[ForceScript],
+        **caching,
     )
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     prompt = tokenizer.apply_chat_template(
@@ -153,6 +170,7 @@ def run(mode: str, options: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - start
     generated = [list(o.outputs[0].token_ids) for o in outputs]
     assert generated == scripts, "the forced workload must be produced exactly"
+    llm.llm_engine.engine_core.shutdown()
     return {
         "seconds": seconds,
         "tokens": sum(map(len, generated)),
@@ -161,6 +179,30 @@ def run(mode: str, options: argparse.Namespace) -> dict:
         "mean_running": scheduler.memento_running_sum / max(scheduler.memento_steps, 1),
         "released": getattr(scheduler, "memento_blocks_released", 0),
     }
+
+
+def versions() -> str:
+    """The versions the figures depend on, one line."""
+    import transformers
+
+    from memento.vllm.checks import installed_vllm_version
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " with uncommitted changes"
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, vllm {installed_vllm_version()}, "
+        f"transformers {transformers.__version__}, memento {commit}, {os.cpu_count()} CPUs "
+        f"({platform.machine()})"
+    )
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    """Median [min-max] of repeated measurements."""
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
 
 
 def main() -> None:
@@ -173,40 +215,70 @@ def main() -> None:
     parser.add_argument("--kv-block-size", type=int, default=32)
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; each runs every mode once, interleaved")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--child", choices=["plain", "memento"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=list(MODES), default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
         print(MARKER + json.dumps(run(options.child, options)), flush=True)
         return
-    results = {}
+    if options.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {options.repeats}")
+    command = shlex.join([sys.executable, *sys.argv])
+    results: dict[str, list[dict]] = {mode: [] for mode in options.modes}
+    child_options = list(sys.argv[1:])
     with tempfile.TemporaryDirectory() as directory:
         write_model(Path(directory), options.hidden_size, options.layers)
-        for mode in ("plain", "memento"):
-            command = [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:], "--child", mode]
-            process = subprocess.run([*command, "--model", directory], capture_output=True, text=True)
-            lines = [line for line in process.stdout.splitlines() if line.startswith(MARKER)]
-            if process.returncode != 0 or not lines:
-                sys.exit(f"{mode} run failed:\n{process.stderr[-4000:]}")
-            results[mode] = json.loads(lines[-1].removeprefix(MARKER))
-    per_request = results["plain"]["tokens"] // options.requests
+        for round_index in range(options.repeats):
+            for mode in options.modes:  # interleaved: A B C A B C ...
+                child = [sys.executable, str(Path(__file__).resolve()), *child_options, "--child", mode]
+                process = subprocess.run([*child, "--model", directory], capture_output=True, text=True)
+                lines = [line for line in process.stdout.splitlines() if line.startswith(MARKER)]
+                if process.returncode != 0 or not lines:
+                    sys.exit(f"{mode} run (round {round_index + 1}) failed:\n{process.stderr[-4000:]}")
+                results[mode].append(json.loads(lines[-1].removeprefix(MARKER)))
+                print(
+                    f"round {round_index + 1}/{options.repeats} {mode}: {results[mode][-1]['seconds']:.1f} s",
+                    file=sys.stderr,
+                )
+    report(options, results, command)
+
+
+def report(options: argparse.Namespace, results: dict[str, list[dict]], command: str) -> None:
+    """The table (median [min-max] over repeats) and the ratios of memento to each plain setting."""
+    per_request = next(iter(results.values()))[0]["tokens"] // options.requests
     print(
         f"{options.requests} requests x {per_request} generated tokens ({options.blocks} blocks of "
         f"{options.block_tokens} + mementos of {options.memento_tokens}), pool {options.pool} blocks of "
-        f"{options.kv_block_size} tokens, Qwen3 {options.layers} x {options.hidden_size} fp32 on CPU"
+        f"{options.kv_block_size} tokens, Qwen3 {options.layers} x {options.hidden_size} fp32 on CPU, "
+        f"{options.repeats} interleaved rounds; median [min-max]"
     )
-    print(f"{'mode':8} {'peak blocks':>11} {'preemptions':>11} {'running':>7} {'req/s':>7} {'tok/s':>7} {'freed':>7}")
-    for mode, r in results.items():
-        print(
-            f"{mode:8} {r['peak_blocks']:>11} {r['preemptions']:>11} {r['mean_running']:>7.1f} "
-            f"{options.requests / r['seconds']:>7.3f} {r['tokens'] / r['seconds']:>7.0f} {r['released']:>7}"
-        )
-    plain, memento = results["plain"], results["memento"]
     print(
-        f"memento vs plain: tok/s {plain['seconds'] / memento['seconds']:.2f}x, "
-        f"peak KV blocks {plain['peak_blocks'] / max(memento['peak_blocks'], 1):.2f}x lower, "
-        f"preemptions {plain['preemptions']} -> {memento['preemptions']}"
+        f"{'mode':12} {'req/s':>20} {'tok/s':>20} {'peak blocks':>18} {'preemptions':>14} {'running':>8} {'freed':>7}"
     )
+    for mode, runs in results.items():
+        print(
+            f"{mode:12} {spread([options.requests / r['seconds'] for r in runs], 3):>20} "
+            f"{spread([r['tokens'] / r['seconds'] for r in runs]):>20} "
+            f"{spread([r['peak_blocks'] for r in runs]):>18} {spread([r['preemptions'] for r in runs]):>14} "
+            f"{statistics.median(r['mean_running'] for r in runs):>8.1f} "
+            f"{statistics.median(r['released'] for r in runs):>7.0f}"
+        )
+    if "memento" in results:
+        memento = results["memento"]
+        for baseline in (mode for mode in results if mode != "memento"):
+            plain = results[baseline]
+            speed = [p["seconds"] / m["seconds"] for p, m in zip(plain, memento, strict=True)]  # same round
+            blocks = [p["peak_blocks"] / max(m["peak_blocks"], 1) for p, m in zip(plain, memento, strict=True)]
+            print(
+                f"memento vs {baseline}, per round: tok/s memento/plain {spread(speed, 2)}, "
+                f"peak KV blocks plain/memento {spread(blocks, 2)}, "
+                f"preemptions {statistics.median(p['preemptions'] for p in plain):.0f} -> "
+                f"{statistics.median(m['preemptions'] for m in memento):.0f} (medians)"
+            )
+    print(f"command: {command}")
+    print(f"versions: {versions()}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def test_bad_options(capsys, tmp_path):
     refused(capsys, ["eval", "--benchmark", "toy"], "--model is required")
     refused(capsys, [*MODEL, "--benchmark", "toy", "--modes", "memento,turbo"], "unknown mode(s) turbo")
     refused(capsys, [*MODEL, "--benchmark", "toy", "--config", "{oops"], "--config config: not valid JSON")
-    refused(capsys, [*MODEL, "--benchmark", "toy", "--backend", "vllm", "--modes", "restart"], "only on the hf")
+    refused(capsys, [*MODEL, "--benchmark", "toy", "--samples", "0"], "samples must be >= 1")
     refused(capsys, ["eval", "--model", str(tmp_path), "--benchmark", "toy"], "--model", "no config.json")
     (tmp_path / "file").write_text("")
     refused(capsys, [*MODEL, "--benchmark", "toy", "--output", str(tmp_path / "file")], "--output", "is a file")

@@ -147,3 +147,37 @@ def _eval_exact(*arguments: str) -> dict:
     done = subprocess.run(command, capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_baseline_model_runs_plainly_in_the_same_table(tmp_path):
+    """--baseline-model: a model without memento tokens, its own tokenizer and geometry, no eviction."""
+    from tests.conftest import build_tokenizer
+    from tests.models import save_checkpoint
+
+    base = tmp_path / "base"
+    save_checkpoint(base, build_tokenizer(with_memento_tokens=False))  # 2 layers x 1 KV head x 16 dims, fp32
+    summary = _eval_small(
+        "--modes", "memento", "--baseline-model", str(base), "--max-new-tokens", "420", "--output", str(tmp_path / "o")
+    )
+    memento, baseline = summary["modes"]["memento"], summary["modes"]["baseline"]
+    assert baseline["blocks_mean"] == 0 and baseline["format_ok"] == 0
+    records = [json.loads(line) for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
+    for record in records:
+        if record["mode"] == "baseline":  # plain attention: every prompt and response token stays cached
+            assert record["kv_peak_tokens"] == record["prompt_tokens"] + record["tokens"] - (
+                record["finish_reason"] == "stop"
+            )
+            assert record["kv_peak_bytes"] == record["kv_peak_tokens"] * 2 * 2 * 1 * 16 * 4  # its own geometry
+        else:
+            assert record["kv_peak_bytes"] == record["kv_peak_tokens"] * 2048  # the toy model's
+    assert memento["problems"] == baseline["problems"] == 2 and memento["blocks_mean"] == 5
+
+
+def _eval_small(*arguments: str) -> dict:
+    command = [
+        *(sys.executable, "-m", "memento.cli", "eval", "--model", str(CHECKPOINT), "--benchmark", "toy"),
+        *("--limit", "2", "--json", "--no-progress", *arguments),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """The vllm and openai backends give the hf backend's samples under greedy decoding (toy model, CPU).
 
-The openai backend talks to a real `memento serve` on 127.0.0.1 (memento modes through
+The openai backend talks to a real `memento serve` on 127.0.0.1 (memento, no_eviction and restart through
 ``vllm_xargs``); the vllm backend runs the offline engine in a subprocess, as `memento eval
 --backend vllm`, keeping vLLM's process-wide settings out of the test runner.
 """
@@ -30,7 +30,7 @@ COMMON = {
     "samples": 1,
     "temperature": 0.0,
     "max_new_tokens": 500,
-    "modes": "memento,no_eviction",
+    "modes": "memento,no_eviction,restart",
 }
 SAME = ("correct", "answer", "status", "finish_reason", "blocks", "tokens", "prompt_tokens", "kv_peak_tokens",
         "kv_peak_bytes", "kv_auc_gb_ktok", "well_formed")  # fmt: skip
@@ -43,7 +43,7 @@ def _samples(directory: Path) -> dict[tuple, dict]:
 
 
 def _assert_same_samples(mine: dict[tuple, dict], reference: dict[tuple, dict]) -> None:
-    assert mine.keys() == reference.keys() and len(mine) == 6
+    assert mine.keys() == reference.keys() and len(mine) == 9
     for key, record in mine.items():
         expected = reference[key]
         assert record["response"] == expected["response"].removesuffix("<|im_end|>"), key  # vLLM drops the stop text

@@ -77,9 +77,14 @@ def test_mode_names_must_be_unique():
         resolve_modes(["memento"], False, extra=['memento={"enable": true, "keep_last_n_blocks": 1}'])
 
 
-def test_default_modes_follow_the_backend():
-    assert EvalOptions(model="m", benchmark="toy").mode_names == ["memento", "no_eviction", "restart"]
-    assert EvalOptions(model="m", benchmark="toy", backend="openai").mode_names == ["memento", "no_eviction"]
+def test_default_modes():
+    for backend in ("hf", "vllm", "openai"):  # the vLLM plugin recomputes mementos too (restart_mode)
+        options = EvalOptions(model="m", benchmark="toy", backend=backend)
+        assert options.mode_names == ["memento", "no_eviction", "restart"]
+    assert EvalOptions(model="m", benchmark="toy", modes="no_eviction, memento").mode_names == [
+        "no_eviction",
+        "memento",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -89,7 +94,7 @@ def test_default_modes_follow_the_backend():
         ({"benchmark": ""}, "--benchmark is required"),
         ({"backend": "tgi"}, "backend must be one of"),
         ({"modes": "memento,fast"}, "unknown mode"),
-        ({"backend": "vllm", "modes": "restart"}, "runs only on the hf backend"),
+        ({"modes": " , ", "baseline_model": None}, "--modes is empty"),
         ({"samples": 0}, "samples must be >= 1"),
         ({"limit": 0}, "limit must be >= 1"),
         ({"vllm_args": "{oops"}, "--vllm-args is not valid JSON"),

@@ -1,8 +1,10 @@
 """Exactness on real pretrained weights: SmolLM2-135M-Instruct (from its GGUF), fp32, after add_memento_tokens.
 
 `.score()` through the evicting cache equals one forward with the dense `visibility_mask` at every
-position for every option of tests/inference/test_exactness.py, and batched greedy generation
-equals generating each prompt alone. The text is the authors' real code trace, shortened.
+position for every memento option of tests/inference/test_exactness.py (keep_last_n_blocks x
+mask_delimiters under sdpa, two of them under eager, the other options, token by token under both),
+and batched greedy generation equals generating each prompt alone. The text is the authors' real
+code trace, shortened.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def _check(model, tokenizer, special_ids, ids, config, *, chunk_size=CHUNK, expe
     return reference
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])
-@pytest.mark.parametrize("mask_delimiters", [False, True])
-@pytest.mark.parametrize("keep_last_n_blocks", [-1, 0, 1, 2])
+GRID = [(keep, delimiters, "sdpa") for keep in (-1, 0, 1, 2) for delimiters in (False, True)]
+GRID += [(1, True, "eager"), (2, False, "eager")]  # eager adds the mask to the scores: a different code path
+
+
+@pytest.mark.parametrize(("keep_last_n_blocks", "mask_delimiters", "attention"), GRID)
 def test_score_equals_dense_mask_forward(smollm2, sequence, attention, mask_delimiters, keep_last_n_blocks):
     model, tokenizer, special_ids = smollm2
     model.set_attn_implementation(attention)

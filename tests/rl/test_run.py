@@ -31,7 +31,7 @@ def test_run_rl_trains_logs_every_rollout_and_saves_a_checkpoint(tmp_path):
         well_formed_weight=0.5,
         memento_cap_tokens=3,
         memento_cap_weight=0.5,
-        config='{"keep_last_n_blocks": 0}',
+        config='{"enable": true, "keep_last_n_blocks": 0}',
     )
     assert run_rl(options) == output
     rollouts = [json.loads(line) for line in (output / "rollouts.jsonl").read_text().splitlines()]
@@ -93,7 +93,7 @@ def test_memento_config_from_json_text_or_file(tmp_path):
     assert resolve_memento_config(None, "phi3").mask_delimiters is True
     assert resolve_memento_config('{"keep_last_n_blocks": -1}', "qwen3").evicts is False
     path = tmp_path / "config.json"
-    path.write_text('{"keep_last_n_blocks": 1, "mask_delimiters": true}')
+    path.write_text('{"enable": true, "keep_last_n_blocks": 1, "mask_delimiters": true}')
     assert resolve_memento_config(str(path), "qwen3") == MementoConfig(keep_last_n_blocks=1, mask_delimiters=True)
     with pytest.raises(ValueError, match="not valid JSON"):
         resolve_memento_config("{keep: 0}", "qwen3")

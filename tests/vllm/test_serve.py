@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,7 +62,7 @@ def server(tmp_path_factory):
         "--enforce-eager",
     ]
     log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")  # a file: a full pipe would stall the server
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=120)
     deadline = time.time() + 180
     try:
@@ -76,18 +79,26 @@ def server(tmp_path_factory):
                 time.sleep(1)
         yield client
     finally:
-        stop_server(process)
+        seconds = stop_server(process)
+        print(f"memento serve shut down in {seconds:.1f} s")  # shown with -s / -rP
         log.close()
 
 
-def stop_server(process: subprocess.Popen, grace: float = 30) -> None:
-    """SIGTERM (vLLM's server then shuts its engine core down), SIGKILL after `grace` seconds."""
+def stop_server(process: subprocess.Popen, grace: float = 30) -> float:
+    """Shut the server and its engine processes down; returns the seconds it took.
+
+    SIGTERM first (vLLM's server then shuts its engine core down), SIGKILL to the whole session
+    after `grace` seconds, and to any engine process left behind either way, so no vLLM process
+    outlives the fixture.
+    """
+    start = time.perf_counter()
     process.terminate()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the session holds the server and its engine core
+    process.wait()
+    return time.perf_counter() - start
 
 
 def _reference(config: MementoConfig) -> str:
@@ -129,7 +140,8 @@ def test_per_request_config_through_vllm_xargs(server):
 
 GOOD_CONFIGS = [  # None: the server's default
     None,
-    '{"enable": true, "keep_last_n_blocks": 1, "mask_delimiters": false, "max_block_tokens": 16}',
+    '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": true, "max_block_tokens": 16}',
+    '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false, "restart_mode": true}',
 ]
 BAD_CONFIGS = [  # (vllm_xargs value, what the 400 must name)
     ('{"enable": true, "keep_last_n_blocks": 0,', "not valid JSON"),

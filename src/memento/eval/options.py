@@ -12,8 +12,7 @@ from memento.inference.sampling import SamplingOptions
 
 BACKENDS = ("hf", "vllm", "openai")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-DEFAULT_MODES = {"hf": "memento,no_eviction,restart", "vllm": "memento,no_eviction", "openai": "memento,no_eviction"}
-"""restart_mode recomputes mementos mid-decode: only `MementoGenerator` (hf) does it."""
+DEFAULT_MODES = "memento,no_eviction,restart"
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -38,10 +37,7 @@ class EvalOptions:
     )
     modes: str | None = field(
         default=None,
-        metadata=_help(
-            "comma-separated: memento, no_eviction, restart (default: all three on hf; memento,no_eviction on "
-            "vllm and openai, which cannot run restart_mode)"
-        ),
+        metadata=_help("comma-separated, from memento, no_eviction, restart (default: all three)"),
     )
     config: tuple[str, ...] = field(
         default=(),
@@ -136,15 +132,13 @@ class EvalOptions:
                 f"unknown mode(s) {', '.join(unknown)} in --modes; choose from {', '.join(BUILTIN_MODES)} "
                 "(other settings: --config NAME=JSON)"
             )
-        if "restart" in names and self.backend != "hf":
-            raise ValueError(f"mode restart (restart_mode) runs only on the hf backend, not {self.backend}")
         if self.vllm_args is not None:
             _ = self.vllm_arguments  # validates the JSON
 
     @property
     def mode_names(self) -> list[str]:
-        """The built-in modes asked for, in order (the backend's default when --modes is not given)."""
-        text = self.modes if self.modes is not None else DEFAULT_MODES[self.backend]
+        """The built-in modes asked for, in order (all three when --modes is not given)."""
+        text = self.modes if self.modes is not None else DEFAULT_MODES
         names = [name.strip() for name in text.split(",") if name.strip()]
         if not names and not self.config and self.baseline_model is None:
             raise ValueError("--modes is empty and there is no --config or --baseline-model")

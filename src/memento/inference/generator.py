@@ -1,9 +1,7 @@
 """`MementoGenerator`: batched decoding with physical KV eviction for any transformers causal LM.
 
-One forward per step for the whole batch. Every row has its own `BlockTracker` (the rule from
-`memento.attention`); after each forward the spans it reports leave the cache (`EvictingKVCache`),
-while every token keeps its logical position for RoPE. Masks are passed as 4-D tensors, so
-nothing in the model is patched.
+One forward per step for the whole batch (`memento.inference.forward`: the trackers, the masks
+and the evicting cache); this module adds prompts, sampling, stopping and streaming on top.
 """
 
 from __future__ import annotations
@@ -11,82 +9,24 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import LogitsProcessor
 
-from memento.attention import BlockTracker, EvictedSpan
 from memento.config import MementoConfig
 from memento.format import IM_END, SpecialIds
 from memento.inference.cache import EvictingKVCache
+from memento.inference.forward import EvictingForward, Row
 from memento.inference.logits import MaxBlockTokensProcessor, sampling_warpers
-from memento.inference.masks import ChunkEviction, chunk_visibility, to_additive, window_limit
-from memento.kv import layer_windows
+from memento.inference.results import Eviction, GenerationResult, StreamEvent
+from memento.inference.text import text_delta
+
+__all__ = ["Eviction", "GenerationResult", "MementoGenerator", "Prompts", "StreamEvent"]
 
 logger = logging.getLogger("memento.inference")
 
 Prompts = str | Sequence[str] | Sequence[Sequence[int]] | torch.Tensor
-
-
-@dataclass(frozen=True)
-class Eviction:
-    """A span dropped from one sequence's cache: at decode `step` (0 = prefill), after the token at `position`."""
-
-    step: int
-    position: int
-    span: EvictedSpan
-
-
-@dataclass
-class GenerationResult:
-    """One generated sequence.
-
-    `kv_trace[i]` is the number of tokens physically cached for this sequence after step i
-    (step 0 is the prefill); `kv_tokens_peak` is the largest count, taken before each step's
-    evictions (the ``<|summary_end|>`` step still holds its block). `seed` is the sampling seed,
-    given or drawn: passing it back as `seed=` reproduces the run. `logprobs` (with
-    ``return_logprobs``): per sampled token, its log-probability under the model's logits divided
-    by the sampling temperature (1 when greedy), before logits processors and top-k/top-p/min-p:
-    the quantity an RL trainer's policy forward recomputes (TRL divides by its temperature too).
-    """
-
-    prompt_ids: list[int]
-    token_ids: list[int] = field(default_factory=list)
-    text: str = ""
-    finish_reason: str | None = None
-    kv_trace: list[int] = field(default_factory=list)
-    evictions: list[Eviction] = field(default_factory=list)
-    kv_tokens_peak: int = 0
-    seed: int | None = None
-    logprobs: list[float] | None = None
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One sampled token of sequence `index`; `text` is the new text it adds (special tokens shown)."""
-
-    index: int
-    token_id: int
-    text: str
-    kv_tokens: int
-    finish_reason: str | None = None
-
-
-@dataclass
-class _Row:
-    """Decode state of one sequence (nanochat-style explicit per-row state)."""
-
-    index: int
-    tracker: BlockTracker
-    result: GenerationResult
-    ids: list[int]
-    max_new_tokens: int = 0  # this row's budget: the request's, cut to the model's positions
-    prefix_offset: int = 0  # incremental detokenization window over result.token_ids
-    read_offset: int = 0
-    hit_stop_string: bool = False
-    sampler: torch.Generator | None = None  # this row's own RNG when per-sequence seeds are given
 
 
 class MementoGenerator:
@@ -109,13 +49,12 @@ class MementoGenerator:
         if special_ids is None and tokenizer is None:
             raise ValueError("without a tokenizer, pass special_ids")
         self.special_ids = special_ids or SpecialIds.from_tokenizer(tokenizer, config)
-        self._windows = _mask_windows(model.config)
         self.last_cache: EvictingKVCache | None = None
         self._block_cap = (
             MaxBlockTokensProcessor.from_config(self.special_ids, config) if config.max_block_tokens else None
         )
         pad = getattr(tokenizer, "pad_token_id", None)
-        self._pad_id = int(pad) if pad is not None else 0
+        self._engine = EvictingForward(model, config, self.special_ids, int(pad) if pad is not None else 0)
         self._stop_ids = {
             int(i) for i in (getattr(tokenizer, "eos_token_id", None), self.special_ids.im_end) if i is not None
         }
@@ -156,114 +95,6 @@ class MementoGenerator:
     # -----------------------------------------------------------------------------------------
     # The forward step
 
-    def _new_row(self, index: int, prompt_ids: list[int]) -> _Row:
-        tracker = BlockTracker(self.special_ids, self.config)
-        return _Row(index, tracker, GenerationResult(prompt_ids=list(prompt_ids)), list(prompt_ids))
-
-    def _masks(self, allowed: torch.Tensor, key_positions: torch.Tensor, query_positions: torch.Tensor) -> Any:
-        """The additive mask(s) the model takes: one tensor, or one per layer type (see `_mask_windows`)."""
-        dtype = self.model.dtype
-
-        def windowed(window: int | None) -> torch.Tensor:
-            limited = allowed if window is None else window_limit(allowed, key_positions, query_positions, window)
-            return to_additive(limited, dtype)
-
-        if isinstance(self._windows, dict):
-            return {kind: windowed(window) for kind, window in self._windows.items()}
-        return windowed(self._windows)
-
-    def _forward(
-        self, cache: EvictingKVCache, rows: Sequence[_Row], chunks: Sequence[Sequence[int]], step: int
-    ) -> torch.Tensor:
-        """Run one forward over each row's chunk of new tokens (ragged; rows may have none).
-
-        Feeds the tokens to the trackers first so the mask hides spans evicted inside the chunk,
-        then drops every evicted span from the cache. Returns logits [B, q, vocab].
-        """
-        width = max(len(chunk) for chunk in chunks)
-        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
-        positions = torch.full((len(rows), width), -1, dtype=torch.long)
-        evictions: list[list[ChunkEviction]] = []
-        recompute: dict[int, range] = {}
-        for b, (row, chunk) in enumerate(zip(rows, chunks, strict=True)):
-            start = row.tracker.position
-            row_evictions: list[ChunkEviction] = []
-            for j, token in enumerate(chunk):
-                tracked = row.tracker.feed(token)
-                row_evictions.extend((j, span) for span in tracked.evicted)
-                if tracked.recompute:
-                    assert j == len(chunk) - 1, "chunks must end at a memento that is recomputed"
-                    recompute[b] = tracked.recompute
-            evictions.append(row_evictions)
-            input_ids[b, : len(chunk)] = torch.tensor(list(chunk), dtype=torch.long)
-            positions[b, : len(chunk)] = torch.arange(start, start + len(chunk))
-        logits = self._run_model(cache, input_ids, positions, evictions)
-        for row, live in zip(rows, cache.live_tokens(), strict=True):
-            row.result.kv_tokens_peak = max(row.result.kv_tokens_peak, live)
-        for b, row in enumerate(rows):
-            spans = [span for _, span in evictions[b]]
-            if not spans:
-                continue
-            if self.config.compact_on_summary_end or self.config.restart_mode:
-                cache.evict(b, spans)
-            else:
-                cache.hide(b, spans)
-            for after, span in evictions[b]:
-                row.result.evictions.append(Eviction(step, int(positions[b, after]), span))
-                if self.config.debug:
-                    logger.info(
-                        "sequence %d step %d: evicted positions [%d, %d)", row.index, step, span.start, span.stop
-                    )
-        if recompute:
-            self._recompute_mementos(cache, rows, recompute)
-        cache.compact()
-        return logits
-
-    def _run_model(
-        self,
-        cache: EvictingKVCache,
-        input_ids: torch.Tensor,
-        positions: torch.Tensor,
-        evictions: Sequence[Sequence[ChunkEviction]],
-    ) -> torch.Tensor:
-        """One forward. `input_ids` and `positions` [B, q] are host tensors: every decision here is
-        taken from host bookkeeping, and tensors only travel host -> device (no sync)."""
-        device = self.model.device
-        on_device = positions.to(device, non_blocking=True)
-        plain_causal = (
-            self._windows is None and cache.all_visible() and bool((positions >= 0).all()) and not any(evictions)
-        )
-        if plain_causal:
-            # Every slot live and in order: transformers' own causal mask (from physical offsets) is
-            # the same, and lets sdpa take its fast path.
-            attention_mask = None
-        else:
-            slots, hidden = cache.device_slots()
-            allowed = chunk_visibility(slots, hidden, on_device, evictions)
-            attention_mask = self._masks(allowed, torch.cat([slots, on_device], dim=1), on_device)
-        with torch.no_grad():
-            output = self.model(
-                input_ids=input_ids.to(device, non_blocking=True),
-                attention_mask=attention_mask,
-                position_ids=on_device.clamp(min=0),
-                past_key_values=cache.hf_cache,
-                use_cache=True,
-            )
-        cache.append(positions, on_device)
-        return output.logits
-
-    def _recompute_mementos(self, cache: EvictingKVCache, rows: Sequence[_Row], recompute: dict[int, range]) -> None:
-        """restart_mode: replace each memento's KV by one computed without its (now evicted) block."""
-        width = max(len(r) for r in recompute.values())
-        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
-        positions = torch.full((len(rows), width), -1, dtype=torch.long)
-        for b, span in recompute.items():
-            cache.evict(b, [EvictedSpan(-1, span.start, span.stop)])
-            input_ids[b, : len(span)] = torch.tensor(rows[b].ids[span.start : span.stop])
-            positions[b, : len(span)] = torch.arange(span.start, span.stop)
-        cache.compact()
-        self._run_model(cache, input_ids, positions, [[] for _ in rows])
-
     def _position_limit(self) -> int | None:
         """The model's max_position_embeddings: eviction never renumbers positions, so it caps the logical length."""
         return getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
@@ -288,18 +119,6 @@ class MementoGenerator:
             limit - prompt_tokens,
         )
         return limit - prompt_tokens
-
-    def _split_for_restart(self, chunk: Sequence[int]) -> list[list[int]]:
-        """In restart_mode a chunk must end at each ``<|summary_end|>`` (its memento is recomputed there)."""
-        if not self.config.restart_mode:
-            return [list(chunk)]
-        pieces, current = [], []
-        for token in chunk:
-            current.append(token)
-            if token == self.special_ids.summary_end:
-                pieces.append(current)
-                current = []
-        return [*pieces, current] if current else pieces
 
     # -----------------------------------------------------------------------------------------
     # Scoring (teacher forcing)
@@ -336,11 +155,11 @@ class MementoGenerator:
                 f"the sequence has {len(ids)} tokens, beyond the model's max_position_embeddings ({limit})"
             )
         cache = EvictingKVCache(1, self.model.device)
-        row = self._new_row(0, ids)
+        row = self._engine.new_row(0, ids)
         outputs = []
         for start in range(0, len(ids), chunk_size):
-            for piece in self._split_for_restart(ids[start : start + chunk_size]):
-                outputs.append(self._forward(cache, [row], [piece], step=start)[0].float())
+            for piece in self._engine.split_for_restart(ids[start : start + chunk_size]):
+                outputs.append(self._engine.forward(cache, [row], [piece], step=start)[0].float())
                 row.result.kv_trace.append(cache.live_tokens()[0])
                 if on_step is not None:
                     on_step(cache)
@@ -378,7 +197,7 @@ class MementoGenerator:
         if stop and self.tokenizer is None:
             raise ValueError("stop strings need a tokenizer to decode the generated text")
         prompt_ids = self.encode_prompts(prompts)
-        rows = [self._new_row(i, ids) for i, ids in enumerate(prompt_ids)]
+        rows = [self._engine.new_row(i, ids) for i, ids in enumerate(prompt_ids)]
         for row in rows:
             row.max_new_tokens = self._new_token_budget(row.index, len(row.ids), max_new_tokens)
         if return_logprobs:
@@ -401,11 +220,11 @@ class MementoGenerator:
         active = list(rows)
 
         # prefill (split at recomputed mementos in restart_mode)
-        pieces = [self._split_for_restart(ids) for ids in prompt_ids]
+        pieces = [self._engine.split_for_restart(ids) for ids in prompt_ids]
         last_logits: list[torch.Tensor | None] = [None] * len(rows)
         for round_index in range(max(len(p) for p in pieces)):
             chunks = [p[round_index] if round_index < len(p) else [] for p in pieces]
-            logits = self._forward(cache, active, chunks, step=0)
+            logits = self._engine.forward(cache, active, chunks, step=0)
             for b, chunk in enumerate(chunks):
                 if chunk:
                     last_logits[b] = logits[b, len(chunk) - 1]
@@ -426,10 +245,10 @@ class MementoGenerator:
             for b, (row, token) in enumerate(zip(active, next_tokens, strict=True)):
                 row.result.token_ids.append(token)
                 row.ids.append(token)
-                delta = self._update_text(row, stop)
+                delta = text_delta(self.tokenizer, row, stop)
                 reason = self._finish_reason(row, token)
                 if reason is not None:
-                    delta += self._update_text(row, stop, final=True)
+                    delta += text_delta(self.tokenizer, row, stop, final=True)
                 yield StreamEvent(row.index, token, delta, live_tokens[b], reason)
                 if reason is not None:
                     row.result.finish_reason = reason
@@ -440,7 +259,7 @@ class MementoGenerator:
                 keep = [b for b in range(len(active)) if b not in finished]
                 cache.select_rows(keep)
                 active = [active[b] for b in keep]
-            logits = self._forward(cache, active, [[row.ids[-1]] for row in active], step=step)
+            logits = self._engine.forward(cache, active, [[row.ids[-1]] for row in active], step=step)
             for row, live in zip(active, cache.live_tokens(), strict=True):
                 row.result.kv_trace.append(live)
             scores = logits[:, -1].float()
@@ -491,7 +310,7 @@ class MementoGenerator:
 
     def _sample(
         self,
-        rows: Sequence[_Row],
+        rows: Sequence[Row],
         scores: torch.Tensor,
         processors: Sequence[LogitsProcessor],
         warpers: Any,
@@ -516,7 +335,7 @@ class MementoGenerator:
             return torch.cat(draws).tolist()
         return torch.multinomial(probabilities, 1, generator=generator).flatten().tolist()
 
-    def _finish_reason(self, row: _Row, token: int) -> str | None:
+    def _finish_reason(self, row: Row, token: int) -> str | None:
         if token in self._stop_ids:
             return "stop"
         if row.hit_stop_string:
@@ -525,35 +344,8 @@ class MementoGenerator:
             return "length"
         return None
 
-    def _update_text(self, row: _Row, stop: Sequence[str] | None, *, final: bool = False) -> str:
-        """Detokenize incrementally (prefix/read offsets, as serving engines do); cut at a stop string.
 
-        An incomplete character is held back until the next token, or flushed as is when `final`.
-        """
-        if self.tokenizer is None or row.hit_stop_string:
-            return ""
-        ids = row.result.token_ids
-        prefix = self.tokenizer.decode(ids[row.prefix_offset : row.read_offset], skip_special_tokens=False)
-        window = self.tokenizer.decode(ids[row.prefix_offset :], skip_special_tokens=False)
-        if len(window) <= len(prefix) or (window.endswith("\ufffd") and not final):
-            return ""  # an incomplete character: wait for the next token
-        delta = window[len(prefix) :]
-        row.prefix_offset, row.read_offset = row.read_offset, len(ids)
-        text = row.result.text + delta
-        if stop:
-            # a stop string may straddle the previous text and this delta
-            search_from = max(0, len(row.result.text) - max(len(s) for s in stop))
-            cuts = [found for found in (text.find(s, search_from) for s in stop) if found >= 0]
-            if cuts:
-                cut = min(cuts)
-                delta = delta[: max(0, cut - len(row.result.text))]
-                text = text[:cut]
-                row.hit_stop_string = True
-        row.result.text = text
-        return delta
-
-
-def _seed_rows(rows: Sequence[_Row], seeds: Sequence[int] | None, seed: int | None, device: torch.device) -> None:
+def _seed_rows(rows: Sequence[Row], seeds: Sequence[int] | None, seed: int | None, device: torch.device) -> None:
     """Give each row its own sampling generator (and record its seed) when per-sequence `seeds` are given."""
     if seeds is None:
         return
@@ -565,23 +357,3 @@ def _seed_rows(rows: Sequence[_Row], seeds: Sequence[int] | None, seed: int | No
         row.sampler = torch.Generator(device=device)
         row.sampler.manual_seed(int(row_seed))
         row.result.seed = int(row_seed)
-
-
-def _mask_windows(model_config: Any) -> dict[str, int | None] | int | None:
-    """How generation windows its masks, from `memento.kv.layer_windows` (the one parser).
-
-    None: no layer has a window. An int: every layer has that window (Mistral-style; one mask for
-    all layers). A dict: one mask per layer type, for models mixing full and sliding layers.
-    """
-    windows = layer_windows(model_config)
-    if windows is None:
-        return None
-    if len(set(windows)) == 1:
-        return windows[0]
-    text_config = model_config.get_text_config()
-    by_type: dict[str, int | None] = {}
-    for kind, window in zip(text_config.layer_types, windows, strict=True):
-        if kind not in ("full_attention", "sliding_attention"):
-            raise NotImplementedError(f"memento inference supports full and sliding-window attention, not {kind!r}")
-        by_type[kind] = window
-    return by_type

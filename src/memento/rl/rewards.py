@@ -41,7 +41,7 @@ def well_formed_reward(problem: Problem, completion: str) -> float:
     trace = _trace(completion)
     if trace is None or trace.answer is None or not trace.blocks:
         return 0.0
-    closed = all(block.is_complete for block in trace.blocks[:-1])
+    closed = all(b.reasoning_closed and b.memento is not None and b.memento_closed for b in trace.blocks[:-1])
     return float(closed and trace.blocks[-1].reasoning_closed)
 
 

@@ -27,8 +27,11 @@ logger = logging.getLogger("memento.rl")
 
 
 def resolve_memento_config(text: str | None, model_type: str) -> MementoConfig:
-    """JSON (or a .json file) -> MementoConfig; default: evict every block, mask_delimiters per family."""
-    options: dict[str, Any] = {"keep_last_n_blocks": 0}
+    """JSON (or a .json file) -> MementoConfig; default: evict every block, mask_delimiters per family.
+
+    The JSON means what the authors' BlockMaskingConfig means: masking is off unless it says ``"enable": true``.
+    """
+    options: dict[str, Any] = {"enable": True, "keep_last_n_blocks": 0}
     if text is not None:
         source = Path(text.strip())
         if source.suffix == ".json":

@@ -48,8 +48,6 @@ class OpenAIBackend:
     def generate(
         self, prompts: Sequence[str], sampling: SamplingOptions, config: MementoConfig | None, seeds: Sequence[int]
     ) -> list[Sample]:
-        if config is not None and config.restart_mode:
-            raise BackendError("restart_mode runs only on the hf backend")
         extra: dict[str, Any] = {"skip_special_tokens": False, "return_token_ids": True}
         if sampling.top_k > 0:
             extra["top_k"] = sampling.top_k

@@ -62,8 +62,6 @@ class VLLMBackend:
         from memento.vllm.state import REQUEST_KEY, describe
         from vllm import SamplingParams
 
-        if config is not None and config.restart_mode:
-            raise BackendError("restart_mode runs only on the hf backend")
         if config is not None and config.enable and not self.memento:
             raise BackendError("this model has no memento tokens: run it as --baseline-model")
         prompt_ids = [chat_prompt_ids(self.tokenizer, prompt) for prompt in prompts]
