@@ -158,6 +158,15 @@ _PRESETS: dict[str, KVGeometry] = {
 }
 
 
+PRESET_MODEL_TYPES: dict[str, str] = {
+    "qwen3-8b": "qwen3",
+    "qwen3-32b": "qwen3",
+    "phi-4-reasoning": "phi3",  # Phi-4 checkpoints are Phi3ForCausalLM
+    "olmo-3-7b-think": "olmo3",
+}
+"""The Hugging Face `model_type` of each preset's model (per-family defaults such as mask_delimiters)."""
+
+
 def memento_to_block_ratio(memento_size: float, block_size: float) -> float | None:
     """The project's one measure of compression: memento size / block size (tokens or characters).
 

