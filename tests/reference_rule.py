@@ -6,7 +6,7 @@ one parser) against it, so a bug in that parser cannot pass both. Deliberately n
 to find the blocks, one to decide each (query, key) pair.
 
 Covered: keep_last_n_blocks, mask_delimiters, require_assistant_section,
-keep_last_block_for_answer, restart_mode, enable. Sequences are single-turn prefixes of the
+keep_last_block_for_answer, restart_mode, enable, compact_on_summary_end. Sequences are single-turn prefixes of the
 format (prompt, blocks with mementos, optionally ``</think>`` and an answer without markers):
 what a ``</think>`` does to later blocks (multi-turn) is being redefined and is not stated here.
 """
@@ -89,10 +89,11 @@ def masked_keys(block: Block, config: MementoConfig) -> range:
 
 
 def reference_mask(tokens: list[int], ids: SpecialIds, config: MementoConfig) -> list[list[bool]]:
-    """[L][L]: may query q attend key k. Plain causal when disabled or keep_last_n_blocks = -1."""
+    """[L][L]: may query q attend key k. Plain causal when disabled, keep_last_n_blocks = -1, or
+    compact_on_summary_end = False (the summary end is the only eviction trigger, as in the authors' engine)."""
     length = len(tokens)
     allowed = [[k <= q for k in range(length)] for q in range(length)]
-    if not config.enable or config.keep_last_n_blocks < 0:
+    if not config.enable or config.keep_last_n_blocks < 0 or not config.compact_on_summary_end:
         return allowed
     blocks = find_blocks(tokens, ids, config)
     for block in blocks:
