@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VLLM_STAMP := $(VENV)/.installed-vllm
 
-.PHONY: demo test lint format clean
+.PHONY: demo test test-fast lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,13 @@ $(VLLM_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/memento demo
 
+# Everything (CI): slow tests and the vLLM plugin's included.
 test: $(VLLM_STAMP)
-	$(BIN)/python -m pytest -q
+	MEMENTO_REQUIRE_VLLM=1 $(BIN)/python -m pytest -q
+
+# The fast tier: no vLLM install, no test marked slow (real models, servers, training runs).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not vllm"
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
