@@ -106,6 +106,7 @@ def test_a_trace_that_keeps_failing_is_recorded_and_the_run_completes(tmp_path, 
     assert len((tmp_path / "out" / "records.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
     data, out = tmp_path / "in.jsonl", tmp_path / "out"
     _write_input(data, 6)

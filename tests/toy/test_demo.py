@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from memento.cli import main
 from memento.toy import CHECKPOINT
 from memento.toy.train import train_toy
@@ -19,6 +21,7 @@ def test_embedded_checkpoint_is_small_and_loads():
     assert model.config.model_type == "qwen3" and len(tokenizer) <= model.config.vocab_size
 
 
+@pytest.mark.slow
 def test_demo_json_reports_every_mode(capsys, tmp_path):
     plot = tmp_path / "demo.png"
     assert main(["demo", "--json", "--problems", "24", "--batch-size", "12", "--plot", str(plot)]) == 0
