@@ -2,8 +2,8 @@
 
 The harder variant: carry-heavy problems. Every number is drawn from {low..9} (the shipped model was
 trained on 0..9), so most steps wrap around the modulus and the prompt repeats digits, which makes
-the model misread numbers; the shipped SFT model solves ~57% of them greedily with eviction (low=4,
-60 problems). Two RL arms start from the shipped checkpoint with identical options, prompts and
+the model misread numbers: the shipped SFT model solves 56.0% of 300 held-out ones greedily with
+eviction (low=4). Two RL arms start from the shipped checkpoint with identical options, prompts and
 seeds; only the memento config of the rollouts and of the training forward differs:
 
 * evict:    keep_last_n_blocks=0 (rollouts sampled with blocks evicted; memento-masked forward);
@@ -14,7 +14,21 @@ Accuracy is reported with its binomial standard error; the gain with its standar
 accuracies are on the same problems, so the SE of the paired difference is used).
 
     .venv/bin/python bench/rl_toy.py --steps 2 --eval-problems 20            # smoke run (minutes)
-    .venv/bin/python bench/rl_toy.py                                          # the full run (~45 min x 2 arms)
+    .venv/bin/python bench/rl_toy.py [--seed 1]                               # the full run
+
+Measured once per seed on a shared 2-core CPU (torch 2.13.0, transformers 5.19.0, trl 1.16.0; 40 steps
+x 4 prompts x G=8 = 1,280 rollouts per arm, lr 1e-4, beta 0.001; 300 held-out problems, greedy):
+
+    seed  model     with eviction   gain vs SFT        without eviction  gain vs SFT     train time
+    0/1   sft       56.0% +- 2.9%   -                  52.7% +- 2.9%     -               -
+    0     evict     83.0% +- 2.2%   +27.0% +- 2.8%     50.7% +- 2.9%     -2.0% +- 3.1%   27 min
+    0     no_evict  53.7% +- 2.9%   -2.3% +- 3.4%      52.0% +- 2.9%     -0.7% +- 3.2%   17 min
+    1     evict     77.7% +- 2.4%   +21.7% +- 2.9%     50.7% +- 2.9%     -2.0% +- 3.2%   13 min
+    1     no_evict  73.7% +- 2.5%   +17.7% +- 2.7%     75.7% +- 2.5%     +23.0% +- 2.9%  8 min
+
+RL with eviction raised accuracy with eviction by 22-27 points in both runs, and left accuracy without
+eviction where it was; RL without eviction did nothing in one run and helped both modes in the other
+(train times vary with the machine's load, not the arm).
 """
 
 from __future__ import annotations
