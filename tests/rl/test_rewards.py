@@ -52,3 +52,13 @@ def test_trl_bridge_passes_the_row_and_the_text_with_special_tokens():
         trainer_state=None,
     )
     assert rewards == [1.0, 0.0]
+
+
+def test_eval_graders_are_rewards():
+    from memento.rl.rewards import GRADERS
+
+    answer = "<think>\n<|block_start|>x<|block_end|>\n<|summary_start|>y<|summary_end|>\n</think>\n"
+    assert GRADERS["math"]({"answer": "\\frac{1}{2}"}, answer + "So the answer is $\\boxed{0.5}$.") == 1.0
+    assert GRADERS["math"]({"answer": "\\frac{1}{2}"}, answer + "So the answer is $\\boxed{3}$.") == 0.0
+    assert GRADERS["choice"]({"answer": "C"}, answer + "The answer is (C).") == 1.0
+    assert GRADERS["choice"]({"answer": "C"}, answer + "The answer is (B).") == 0.0

@@ -61,8 +61,22 @@ def memento_length_penalty(max_tokens: int, count_tokens: Callable[[str], int]) 
     return penalty
 
 
-GRADERS: dict[str, Reward] = {"toy": toy_reward}
-"""Correctness rewards by name; memento.eval registers its graders here."""
+def math_reward(problem: Problem, completion: str) -> float:
+    """1.0 when the final answer is equivalent to ``problem["answer"]`` (memento.eval's math-verify grader)."""
+    from memento.eval import grade_math
+
+    return float(grade_math(completion, str(problem["answer"])))
+
+
+def choice_reward(problem: Problem, completion: str) -> float:
+    """1.0 when the last standalone letter is ``problem["answer"]`` (memento.eval's multiple-choice grader)."""
+    from memento.eval import grade_choice
+
+    return float(grade_choice(completion, str(problem["answer"])))
+
+
+GRADERS: dict[str, Reward] = {"toy": toy_reward, "math": math_reward, "choice": choice_reward}
+"""Correctness rewards by name: the toy checker and memento.eval's graders (code tests are not wired yet)."""
 
 
 @dataclass(frozen=True)
