@@ -43,7 +43,7 @@ class RLOptions:
     top_k: int = field(default=0, metadata={"help": "top-k sampling of the rollouts (0 = off)"})
     max_completion_length: int = field(default=1024, metadata={"help": "new tokens per rollout"})
     rollout_batch_size: int = field(default=64, metadata={"help": "sequences decoded together while sampling"})
-    reward: str = field(default="toy", metadata={"help": "correctness grader (weight 1): toy"})
+    reward: str = field(default="toy", metadata={"help": "correctness grader (weight 1): toy, math or choice"})
     well_formed_weight: float = field(
         default=0.0, metadata={"help": "weight of the well-formed-blocks reward (0 = off)"}
     )
