@@ -302,7 +302,7 @@ def simulate(
         live.append(position)
         peak_tokens = max(peak_tokens, len(live))
         peak_bytes = max(peak_bytes, geometry.cache_bytes(live, position))
-        if step.evicted and config.compact_on_summary_end:
+        if step.evicted:
             for span in step.evicted:
                 lo = bisect.bisect_left(live, span.start)
                 hi = bisect.bisect_left(live, span.stop)

@@ -16,20 +16,18 @@ class EvictingKVCache:
     Physical slots hold tokens in logical order; `slot_positions[b, s]` is the logical position
     (what RoPE used) of slot s in row b, or -1 for a padding slot. Evicting a span marks its slots
     as padding; `compact()` then gathers every layer down to the longest row, so evicted K/V is
-    really freed (nothing keeps a copy). Hidden-but-kept slots (``compact_on_summary_end=False``)
-    are flagged in `slot_hidden` and masked instead.
+    really freed (nothing keeps a copy).
 
-    The bookkeeping (`slot_positions`, `slot_hidden`) lives on the host, so no decision of the
-    decode loop waits for the device; `device_slots()` gives device copies for the attention
-    mask, uploaded (never downloaded) after a structural change and extended on `append`.
+    The bookkeeping (`slot_positions`) lives on the host, so no decision of the decode loop waits
+    for the device; `device_slots()` gives a device copy for the attention mask, uploaded (never
+    downloaded) after a structural change and extended on `append`.
     """
 
     def __init__(self, batch_size: int, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
         self.hf_cache = hf_cache.new_cache()
         self.slot_positions = torch.empty(batch_size, 0, dtype=torch.long)
-        self.slot_hidden = torch.zeros(batch_size, 0, dtype=torch.bool)
-        self._device_slots: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._device_slots: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -45,13 +43,13 @@ class EvictingKVCache:
         return (self.slot_positions >= 0).sum(dim=1).tolist()
 
     def all_visible(self) -> bool:
-        """Every slot of every row live and unmasked (plain causal attention over the physical slots)."""
-        return bool((self.slot_positions >= 0).all()) and not bool(self.slot_hidden.any())
+        """Every slot of every row live (plain causal attention over the physical slots)."""
+        return bool((self.slot_positions >= 0).all())
 
-    def device_slots(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(`slot_positions`, `slot_hidden`) on the cache's device, each [B, S]."""
+    def device_slots(self) -> torch.Tensor:
+        """`slot_positions` on the cache's device, [B, S]."""
         if self._device_slots is None:
-            self._device_slots = (_upload(self.slot_positions, self.device), _upload(self.slot_hidden, self.device))
+            self._device_slots = _upload(self.slot_positions, self.device)
         return self._device_slots
 
     def tensor_bytes(self) -> int:
@@ -68,15 +66,10 @@ class EvictingKVCache:
         of a new upload.
         """
         self.slot_positions = torch.cat([self.slot_positions, positions.cpu()], dim=1)
-        self.slot_hidden = torch.cat([self.slot_hidden, torch.zeros_like(positions, dtype=torch.bool)], dim=1)
         if self._device_slots is None or device_positions is None:
             self._device_slots = None
             return
-        slots, hidden = self._device_slots
-        self._device_slots = (
-            torch.cat([slots, device_positions], dim=1),
-            torch.cat([hidden, torch.zeros_like(device_positions, dtype=torch.bool)], dim=1),
-        )
+        self._device_slots = torch.cat([self._device_slots, device_positions], dim=1)
 
     def _slots_in(self, row: int, span: EvictedSpan) -> torch.Tensor:
         positions = self.slot_positions[row]
@@ -86,12 +79,6 @@ class EvictingKVCache:
         """Mark the slots of `spans` (logical positions) in `row` as free; `compact()` releases them."""
         for span in spans:
             self.slot_positions[row, self._slots_in(row, span)] = -1
-        self._device_slots = None
-
-    def hide(self, row: int, spans: Sequence[EvictedSpan]) -> None:
-        """Keep the slots but mask them from every later query."""
-        for span in spans:
-            self.slot_hidden[row, self._slots_in(row, span)] = True
         self._device_slots = None
 
     def compact(self) -> None:
@@ -104,7 +91,6 @@ class EvictingKVCache:
         if self.batch_size == 1:
             index = valid[0].nonzero().flatten()
             self.slot_positions = self.slot_positions[:, index]
-            self.slot_hidden = self.slot_hidden[:, index]
             on_device = _upload(index, self.device)
             hf_cache.map_layers(self.hf_cache, lambda t: t.index_select(2, on_device))
             return
@@ -112,7 +98,6 @@ class EvictingKVCache:
         # padding first, then live slots in logical order; keep the last `length` of each row
         order = torch.argsort(valid.long() * self.physical_length + slots, dim=1)[:, -length:]
         self.slot_positions = self.slot_positions.gather(1, order)
-        self.slot_hidden = self.slot_hidden.gather(1, order)
         order = _upload(order, self.device)
 
         def gather(tensor: torch.Tensor) -> torch.Tensor:
@@ -125,7 +110,6 @@ class EvictingKVCache:
         """Keep only these batch rows (finished sequences leave the batch), then compact."""
         index = torch.tensor(list(rows), dtype=torch.long)
         self.slot_positions = self.slot_positions.index_select(0, index)
-        self.slot_hidden = self.slot_hidden.index_select(0, index)
         self._device_slots = None
         on_device = _upload(index, self.device)
         hf_cache.map_layers(self.hf_cache, lambda t: t.index_select(0, on_device))

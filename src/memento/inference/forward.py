@@ -101,10 +101,7 @@ class EvictingForward:
             spans = [span for _, span in evictions[b]]
             if not spans:
                 continue
-            if self.config.compact_on_summary_end or self.config.restart_mode:
-                cache.evict(b, spans)
-            else:
-                cache.hide(b, spans)
+            cache.evict(b, spans)  # the tracker reports spans only when the config evicts (MementoConfig.evicts)
             for after, span in evictions[b]:
                 row.result.evictions.append(Eviction(step, int(positions[b, after]), span))
                 if self.config.debug:
@@ -135,8 +132,8 @@ class EvictingForward:
             # the same, and lets sdpa take its fast path.
             attention_mask = None
         else:
-            slots, hidden = cache.device_slots()
-            allowed = chunk_visibility(slots, hidden, on_device, evictions)
+            slots = cache.device_slots()
+            allowed = chunk_visibility(slots, on_device, evictions)
             attention_mask = self._masks(allowed, torch.cat([slots, on_device], dim=1), on_device)
         with torch.no_grad():
             output = self.model(

@@ -19,7 +19,6 @@ ChunkEviction = tuple[int, EvictedSpan]
 
 def chunk_visibility(
     slot_positions: torch.Tensor,
-    slot_hidden: torch.Tensor,
     query_positions: torch.Tensor,
     evictions: Sequence[Sequence[ChunkEviction]],
 ) -> torch.Tensor:
@@ -27,7 +26,6 @@ def chunk_visibility(
 
     Args:
         slot_positions: [B, S] logical positions of cached slots, -1 = padding.
-        slot_hidden: [B, S] slots kept in memory but masked.
         query_positions: [B, q] logical positions of the chunk's tokens, -1 = padding query.
         evictions: per row, spans evicted after a given chunk token (hidden from later queries).
 
@@ -36,9 +34,8 @@ def chunk_visibility(
     """
     past = slot_positions.shape[1]
     key_positions = torch.cat([slot_positions, query_positions], dim=1)  # [B, S+q]
-    key_hidden = torch.cat([slot_hidden, torch.zeros_like(query_positions, dtype=torch.bool)], dim=1)
     keys = key_positions[:, None, :]
-    allowed = (keys >= 0) & (keys <= query_positions[:, :, None]) & ~key_hidden[:, None, :]
+    allowed = (keys >= 0) & (keys <= query_positions[:, :, None])
     for row, row_evictions in enumerate(evictions):
         for after, span in row_evictions:
             in_span = (key_positions[row] >= span.start) & (key_positions[row] < span.stop)
