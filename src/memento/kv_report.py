@@ -214,13 +214,14 @@ def _maybe(value: float | None, pattern: str = "{:.2f}") -> str:
 
 def plot_comparisons(comparisons: Comparisons, path: str | Path) -> None:
     """KV bytes over generated tokens, vanilla and memento on one axis per trace (the sawtooth)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from memento.figures import figure_to
 
     count = len(comparisons.traces)
-    figure, axes = plt.subplots(count, 1, figsize=(9, 2.8 * count), squeeze=False)
+    with figure_to(path, nrows=count, ncols=1, figsize=(9, 2.8 * count), squeeze=False) as (figure, axes):
+        _draw_comparisons(figure, axes, comparisons)
+
+
+def _draw_comparisons(figure: Any, axes: Any, comparisons: Comparisons) -> None:
     for axis, trace in zip(axes[:, 0], comparisons.traces, strict=True):
         for report, label, style in ((trace.vanilla, "vanilla", "--"), (trace.memento, "memento", "-")):
             start = report.prompt_tokens
@@ -237,6 +238,3 @@ def plot_comparisons(comparisons: Comparisons, path: str | Path) -> None:
         axis.legend(loc="upper left")
     axes[-1, 0].set_xlabel("generated tokens" + (" (approximate count)" if comparisons.approximate_tokens else ""))
     figure.suptitle(f"KV cache over generation, {comparisons.geometry.name}")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

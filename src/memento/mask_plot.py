@@ -117,16 +117,19 @@ def plot_mask_picture(
     max_positions: int = 600,
 ) -> list[MaskPicture]:
     """Draw one row per configuration (mask | cache after each memento) into a PNG at `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
+    from memento.figures import figure_to
 
     pictures = [picture(token_ids, special_ids, c, max_positions=max_positions) for c in configs]
-    figure, axes = plt.subplots(
-        len(pictures), 2, figsize=(13, 3.6 * len(pictures)), squeeze=False, gridspec_kw={"width_ratios": [1, 1.9]}
-    )
+    layout = {"figsize": (13, 3.6 * len(pictures)), "squeeze": False, "gridspec_kw": {"width_ratios": [1, 1.9]}}
+    with figure_to(path, tight_rect=(0, 0.03, 1, 0.98), nrows=len(pictures), ncols=2, **layout) as (figure, axes):
+        _draw_rows(figure, axes, pictures, title)
+    return pictures
+
+
+def _draw_rows(figure: Any, axes: Any, pictures: Sequence[MaskPicture], title: str | None) -> None:
+    """Fill one row per picture (mask | cache after each memento), the legend and the title."""
+    from matplotlib.patches import Patch
+
     for (mask_axis, cache_axis), drawn in zip(axes, pictures, strict=True):
         extent = _extent(drawn.positions)
         label = f"keep_last_n_blocks={drawn.config.keep_last_n_blocks}, mask_delimiters={drawn.config.mask_delimiters}"
@@ -151,10 +154,6 @@ def plot_mask_picture(
     legend += [Patch(color=HIDDEN, label="evicted (hidden)"), Patch(facecolor=EMPTY, edgecolor="0.6", label="future")]
     figure.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=9, frameon=False)
     figure.suptitle(title or "memento attention: what each token may attend, and what stays cached", fontsize=12)
-    figure.tight_layout(rect=(0, 0.03, 1, 0.98))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return pictures
 
 
 def plot_trace(

@@ -185,7 +185,10 @@ def test_offline_pipeline_on_the_real_trace_trains(tmp_path, capsys):
     assert len(trace.blocks) >= 4 and all(b.memento for b in trace.blocks)
     assert main(["data", "stats", str(out), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert stats["traces"] == 1 and 0.05 < stats["compression_ratio"]["p50"] < 0.3
+    assert stats["traces"] == 1 and 0.05 < stats["memento_to_block_chars"]["p50"] < 0.3
+    assert stats["memento_to_block_tokens"] == pytest.approx(
+        stats["tokens_per_memento"] / stats["tokens_per_block"]
+    )  # one direction everywhere: memento / block
     # the record trains with `memento train`
     from tests.conftest import build_tokenizer
     from tests.models import save_checkpoint

@@ -38,6 +38,17 @@ def test_generate_json(checkpoint, capsys):
     assert record["prompt_tokens"] > 3 and len(record["kv_trace"]) >= 1
 
 
+def test_generate_json_records_the_seed_that_reproduces_a_sampled_run(checkpoint, capsys):
+    argv = ["generate", "--model", str(checkpoint), "--prompt", "add 3 and 4", "--max-new-tokens", "12", "--json"]
+    argv += ["--temperature", "1.0"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert isinstance(first["seed"], int)
+    assert main([*argv, "--seed", str(first["seed"])]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["seed"] == first["seed"] and again["token_ids"] == first["token_ids"]
+
+
 def test_generate_stream_from_jsonl(checkpoint, capsys, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"problem": "what is 12 + 30"}) + "\n" + json.dumps({"prompt": "done"}) + "\n")

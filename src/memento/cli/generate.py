@@ -114,6 +114,7 @@ def result_json(result: Any, config: MementoConfig) -> dict[str, Any]:
         "token_ids": result.token_ids,
         "prompt_tokens": len(result.prompt_ids),
         "finish_reason": result.finish_reason,
+        "seed": result.seed,
         "kv_trace": result.kv_trace,
         "kv_tokens_peak": result.kv_tokens_peak,
         "evictions": [

@@ -8,7 +8,6 @@ retried with exponential backoff; then `LLMFailure` says what went wrong last.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import threading
@@ -18,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+
+from memento.openai_client import openai_client
 
 RETRYABLE = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
 
@@ -94,12 +95,8 @@ class LLMClient:
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.temperature = temperature
-        self._client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none",
-            timeout=timeout,
-            max_retries=0,
-        )
+        # the client's own retries off: ours also retry malformed answers, under one budget, each failure recorded
+        self._client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=0)
         self._random = random.Random(0)
         self._lock = threading.Lock()
 

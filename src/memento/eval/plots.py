@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from memento.figures import figure_to
+
 UNITS = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("bytes", 1))
 
 
@@ -14,19 +16,13 @@ def _unit(largest: float) -> tuple[str, float]:
     return next(((name, size) for name, size in UNITS if largest >= size), UNITS[-1])
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_accuracy_vs_kv(summary: Mapping[str, Any], path: str | Path) -> None:
     """pass@1 (± its standard error) against mean peak KV (± its standard error), one point per mode."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    with figure_to(path, figsize=(6.5, 4.5)) as (_, axis):
+        _draw_accuracy_vs_kv(axis, summary)
+
+
+def _draw_accuracy_vs_kv(axis: Any, summary: Mapping[str, Any]) -> None:
     unit, size = _unit(max(m["kv_peak_bytes_mean"] for m in summary["modes"].values()))
     for name, m in summary["modes"].items():
         per_token = m["kv_peak_bytes_mean"] / m["kv_peak_tokens_mean"] if m["kv_peak_tokens_mean"] else 0.0
@@ -44,15 +40,15 @@ def plot_accuracy_vs_kv(summary: Mapping[str, Any], path: str | Path) -> None:
     axis.set_title(f"{summary['benchmark']}: accuracy vs peak KV (error bars: 1 standard error)", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def plot_kv_cdf(records_by_mode: Mapping[str, Sequence[Mapping[str, Any]]], title: str, path: str | Path) -> None:
     """Empirical CDF of each response's peak KV bytes, per mode."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6.5, 4.5))
+    with figure_to(path, figsize=(6.5, 4.5)) as (_, axis):
+        _draw_kv_cdf(axis, records_by_mode, title)
+
+
+def _draw_kv_cdf(axis: Any, records_by_mode: Mapping[str, Sequence[Mapping[str, Any]]], title: str) -> None:
     unit, size = _unit(max((float(r["kv_peak_bytes"]) for rs in records_by_mode.values() for r in rs), default=1))
     for name, records in records_by_mode.items():
         peaks = sorted(float(r["kv_peak_bytes"]) / size for r in records)
@@ -66,6 +62,3 @@ def plot_kv_cdf(records_by_mode: Mapping[str, Sequence[Mapping[str, Any]]], titl
     axis.set_title(f"{title}: distribution of peak KV", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

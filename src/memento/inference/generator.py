@@ -206,7 +206,7 @@ class MementoGenerator:
         if results is not None:
             results.extend(row.result for row in rows)
         warpers = sampling_warpers(temperature, top_p, top_k, min_p)
-        processors = [*(logits_processor or ()), *([self._block_cap] if self._block_cap else [])]
+        processors = list(logits_processor or ())
         # A private generator: the caller's global RNG is neither read nor reseeded.
         seed = seed if seed is not None or seeds is not None else secrets.randbits(63)
         generator = torch.Generator(device=self.model.device)
@@ -327,6 +327,11 @@ class MementoGenerator:
                     row_scores = processor(ids, row_scores)
                 per_row.append(row_scores)
             scores = torch.cat(per_row)
+        if self._block_cap is not None:
+            # each row's own tracker has read all of row.ids: the cap needs no copy of the ids
+            scores = self._block_cap.force_block_end(
+                scores, [b for b, row in enumerate(rows) if self._block_cap.at_cap(row.tracker)]
+            )
         if temperature == 0:
             return scores.argmax(dim=-1).tolist()
         probabilities = torch.softmax(warpers(None, scores), dim=-1)

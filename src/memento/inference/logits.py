@@ -13,6 +13,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
+from memento.attention import BlockTracker
 from memento.config import MementoConfig
 from memento.format import SpecialIds
 from memento.inference.trackers import PrefixTrackers
@@ -42,6 +43,19 @@ class MaxBlockTokensProcessor(LogitsProcessor):
         """The cap of `config` (which must set max_block_tokens > 0), parsed with its assistant-section rule."""
         return cls(special_ids, config.max_block_tokens, require_assistant_section=config.require_assistant_section)
 
+    def at_cap(self, tracker: BlockTracker) -> bool:
+        """Whether a tracker that has read a row's every token sits in an open block at the cap."""
+        return tracker.in_block and tracker.open_block_tokens >= self.max_block_tokens
+
+    def force_block_end(self, scores: torch.FloatTensor, rows: Sequence[int]) -> torch.FloatTensor:
+        """scores [B, vocab] with `rows` allowed only ``<|block_end|>`` (a copy; unchanged when `rows` is empty)."""
+        if not rows:
+            return scores
+        scores = scores.clone()
+        scores[list(rows)] = torch.finfo(scores.dtype).min
+        scores[list(rows), self.special_ids.block_end] = 0.0
+        return scores
+
     def open_block_tokens(self, token_ids: Sequence[int] | torch.Tensor) -> int | None:
         """Reasoning tokens of the open block after `token_ids` ([L]); None when no block is open."""
         row = torch.as_tensor(token_ids, dtype=torch.long).cpu()
@@ -51,16 +65,8 @@ class MaxBlockTokensProcessor(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         """input_ids [B, L], scores [B, vocab] -> scores with rows at the cap forced to block_end."""
         rows = input_ids.cpu()
-        at_cap = []
-        for b in range(rows.shape[0]):
-            length = self.open_block_tokens(rows[b])
-            if length is not None and length >= self.max_block_tokens:
-                at_cap.append(b)
-        if at_cap:
-            scores = scores.clone()
-            scores[at_cap] = torch.finfo(scores.dtype).min
-            scores[at_cap, self.special_ids.block_end] = 0.0
-        return scores
+        at_cap = [b for b in range(rows.shape[0]) if self.at_cap(self._trackers.tracker(rows[b]))]
+        return self.force_block_end(scores, at_cap)
 
 
 def sampling_warpers(

@@ -9,12 +9,13 @@ every thread of a run (the underlying HTTP client is thread-safe).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import openai
+
+from memento.openai_client import openai_client
 
 Message = dict[str, str]
 
@@ -72,12 +73,7 @@ class ChatClient:
         self.model = model
         self.temperature = temperature
         self.top_p = top_p
-        self._client = openai.OpenAI(
-            base_url=base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none",
-            timeout=timeout,
-            max_retries=max_retries,
-        )
+        self._client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = ()) -> Completion:
         """One chat completion of at most `max_tokens` tokens; raises `EndpointError` when it fails for good."""

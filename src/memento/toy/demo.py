@@ -211,19 +211,13 @@ def print_demo(report: dict[str, Any]) -> None:
 
 def plot_demo(report: dict[str, Any], path: str | Path) -> None:
     """KV cache over generated tokens for one problem, all three modes: the sawtooth."""
-    import matplotlib
+    from memento.figures import figure_to
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(9, 4))
-    for (name, trace), style in zip(report["example"]["kv_traces"].items(), ("-", "--", ":"), strict=True):
-        axis.plot(range(len(trace)), trace, style, label=f"{name} (peak {max(trace)} tokens)", linewidth=1.8)
-    axis.set_xlabel("generated tokens")
-    axis.set_ylabel("tokens in the KV cache")
-    axis.set_title(f"KV cache while solving: {report['example']['prompt']}", fontsize=9)
-    axis.grid(alpha=0.3)
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    with figure_to(path, figsize=(9, 4)) as (_, axis):
+        for (name, trace), style in zip(report["example"]["kv_traces"].items(), ("-", "--", ":"), strict=True):
+            axis.plot(range(len(trace)), trace, style, label=f"{name} (peak {max(trace)} tokens)", linewidth=1.8)
+        axis.set_xlabel("generated tokens")
+        axis.set_ylabel("tokens in the KV cache")
+        axis.set_title(f"KV cache while solving: {report['example']['prompt']}", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend()

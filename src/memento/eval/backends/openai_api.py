@@ -8,7 +8,6 @@ the special tokens in the text (``skip_special_tokens: false``), top-k, and the 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from memento.config import MementoConfig
 from memento.eval.backends.base import BackendError, Sample, split_time
 from memento.eval.prompts import chat_messages
 from memento.inference.sampling import SamplingOptions
+from memento.openai_client import openai_client
 from memento.vllm.state import REQUEST_KEY, describe  # plain Python: vLLM need not be installed here
 
 
@@ -36,10 +36,7 @@ class OpenAIBackend:
         timeout: float = 3600.0,
         memento: bool = True,
     ) -> None:
-        from openai import OpenAI
-
-        key = api_key or os.environ.get("OPENAI_API_KEY") or "unused"
-        self.client = OpenAI(base_url=base_url, api_key=key, timeout=timeout)
+        self.client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=2)
         self.model = model
         self.base_url = base_url
         self.concurrency = concurrency
