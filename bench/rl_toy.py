@@ -48,9 +48,11 @@ import transformers
 import trl
 
 from memento.config import MementoConfig
+from memento.eval import Problem, build_prompt
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
 from memento.rl import RLOptions, run_rl
+from memento.rl.run import CORRECT
 from memento.toy.task import ToyTask, parse_answer
 from memento.toy.train import CHECKPOINT
 
@@ -68,11 +70,15 @@ class CarryHeavyTask(ToyTask):
         return [rng.randrange(self.low, self.modulus) for _ in range(self.steps)]
 
 
-def problems(task: CarryHeavyTask, count: int, seed: int) -> list[dict[str, str]]:
-    return [{"prompt": trace.prompt, "answer": str(task.answer(n))} for n, trace in task.examples(count, seed)]
+def problems(task: CarryHeavyTask, count: int, seed: int) -> list[Problem]:
+    """`count` carry-heavy toy problems as memento.eval problems (what `run_rl` trains on)."""
+    return [
+        Problem(id=f"carry-{seed}-{index}", problem=trace.prompt, answer=str(task.answer(n)), kind="toy")
+        for index, (n, trace) in enumerate(task.examples(count, seed))
+    ]
 
 
-def evaluate(model_dir: Path, rows: list[dict[str, str]], keep_last_n_blocks: int, batch: int = 100) -> list[bool]:
+def evaluate(model_dir: Path, rows: list[Problem], keep_last_n_blocks: int, batch: int = 100) -> list[bool]:
     """Greedy answers of the model on `rows`, with (0) or without (-1) eviction: one bool per problem."""
     model, tokenizer = load_model_and_tokenizer(model_dir, dtype="float32", device="cpu")
     generator = MementoGenerator(
@@ -81,8 +87,8 @@ def evaluate(model_dir: Path, rows: list[dict[str, str]], keep_last_n_blocks: in
     correct = []
     for offset in range(0, len(rows), batch):
         chunk = rows[offset : offset + batch]
-        results = generator.generate([r["prompt"] for r in chunk], max_new_tokens=640)
-        correct += [parse_answer(res.text) == int(r["answer"]) for res, r in zip(results, chunk, strict=True)]
+        results = generator.generate([build_prompt(r) for r in chunk], max_new_tokens=640)
+        correct += [parse_answer(res.text) == int(r.answer) for res, r in zip(results, chunk, strict=True)]
     return correct
 
 
@@ -149,14 +155,14 @@ def main() -> None:
             beta=args.beta,
             num_iterations=args.num_iterations,
             max_completion_length=args.max_completion_length,
-            config=json.dumps({"keep_last_n_blocks": ARMS[arm], "mask_delimiters": False}),
+            config=json.dumps({"enable": True, "keep_last_n_blocks": ARMS[arm], "mask_delimiters": False}),
             seed=args.seed,
             logging_steps=max(1, args.steps // 10),
         )
         trained = run_rl(options, problems=train_rows)
         train_seconds = time.perf_counter() - started
         scores[arm] = {mode: evaluate(trained, held_out, keep) for mode, keep in modes.items()}
-        rewards = [json.loads(line)["rewards"]["toy"] for line in (trained / "rollouts.jsonl").open()]
+        rewards = [json.loads(line)["rewards"][CORRECT] for line in (trained / "rollouts.jsonl").open()]
         quarter = max(1, len(rewards) // 4)
         first, last = rewards[:quarter], rewards[-quarter:]
         report["models"][arm] = {

@@ -26,12 +26,14 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     _refused(capsys, ["--model", model, "--output", out, "--num-generations", "1"], "num_generations must be >= 2")
     _refused(capsys, ["--model", str(tmp_path / "nowhere"), "--output", out], "--model", "nowhere: no such directory")
     _refused(capsys, ["--model", str(tmp_path), "--output", out], "no config.json in this directory")
-    _refused(
-        capsys, ["--model", model, "--output", out, "--benchmark", str(tmp_path / "x.jsonl")], "x.jsonl: no such file"
-    )
+    missing = str(tmp_path / "x.jsonl")
+    _refused(capsys, ["--model", model, "--output", out, "--benchmark", missing], "x.jsonl: no such benchmark file")
+    _refused(capsys, ["--model", model, "--output", out, "--benchmark", "math501"], "unknown benchmark 'math501'")
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "sum mod 10: a:1"}\n')
-    _refused(capsys, ["--model", model, "--output", out, "--benchmark", str(bad)], "line 1: missing field 'answer'")
+    bad.write_text('{"problem": "sum mod 10: a:1"}\n')
+    _refused(capsys, ["--model", model, "--output", out, "--benchmark", str(bad)], "row 1: missing field 'answer'")
+    _refused(capsys, ["--model", model, "--output", out, "--reward", "code"], "--reward code: problem toy-rl-0-0")
+    _refused(capsys, ["--model", model, "--output", out, "--reward", "exact"], "reward must be one of auto, toy")
     _refused(capsys, ["--model", model, "--output", out, "--config", "{keep: 0}"], "--config: ", "not valid JSON")
     _refused(capsys, ["--model", model, "--output", out, "--config", '{"keep": 0}'], "keep: unknown memento config")
     (tmp_path / "file").write_text("x")

@@ -72,6 +72,19 @@ def test_a_config_mode_follows_the_authors_json_meaning():
     assert not mode.config.enable  # as `memento serve --block-masking-config` reads the same JSON
 
 
+def test_a_config_mode_can_be_a_json_file(tmp_path):
+    path = tmp_path / "keep2.json"
+    path.write_text('{"enable": true, "keep_last_n_blocks": 2}')
+    named, unnamed = extra_mode(f"keep2={path}", True), extra_mode(str(path), False)
+    assert (named.name, named.config) == ("keep2", MementoConfig(keep_last_n_blocks=2, mask_delimiters=True))
+    assert (unnamed.name, unnamed.config.mask_delimiters) == ("config", False)
+    with pytest.raises(ValueError, match=r"--config config: .*nowhere\.json: no such memento config file"):
+        extra_mode(str(tmp_path / "nowhere.json"), False)
+    path.write_text("{oops")
+    with pytest.raises(ValueError, match=r"--config keep2: .*keep2\.json: not valid JSON \(line 1"):
+        extra_mode(f"keep2={path}", False)
+
+
 def test_mode_names_must_be_unique():
     with pytest.raises(ValueError, match="given twice"):
         resolve_modes(["memento"], False, extra=['memento={"enable": true, "keep_last_n_blocks": 1}'])

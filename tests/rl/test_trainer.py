@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -10,11 +11,14 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from memento.config import MementoConfig
+from memento.eval import Problem, build_prompt
+from memento.eval.sandbox import SandboxLimits
 from memento.format import IM_END, SpecialIds, render_assistant
 from memento.inference import MementoGenerator
 from memento.rl import token_logprobs
+from memento.rl.data import dataset_rows
 from memento.rl.options import RLOptions
-from memento.rl.rewards import WeightedReward, as_trl_reward, toy_reward
+from memento.rl.rewards import WeightedReward, as_trl_reward, correctness_reward, each, toy_reward
 from memento.rl.run import grpo_config
 from memento.rl.trainer import MementoGRPOTrainer, floor_old_logprobs
 from memento.toy.task import ToyTask
@@ -60,9 +64,20 @@ def _load(directory=CHECKPOINT):
 
 
 def make_trainer(
-    tmp_path, group, *, answer: str, model_dir=CHECKPOINT, learning_rate: float = 1e-4, **options
+    tmp_path,
+    group,
+    *,
+    answer: str = "",
+    problem: Problem | None = None,
+    reward: WeightedReward | None = None,
+    model_dir=CHECKPOINT,
+    learning_rate: float = 1e-4,
+    **options,
 ) -> MementoGRPOTrainer:
+    """A trainer on one problem (a toy one with `answer` unless given) whose rollouts are `group`'s."""
     tokenizer, prompt, _, prompt_ids, completions = group
+    problem = problem or Problem(id="p", problem=prompt, answer=answer, kind="toy")
+    reward = reward or WeightedReward("toy", each(toy_reward))
     rl = RLOptions(
         model=str(model_dir),
         output=str(tmp_path),
@@ -74,9 +89,9 @@ def make_trainer(
     )
     return MementoGRPOTrainer(
         model=_load(model_dir),
-        reward_funcs=[as_trl_reward(WeightedReward("toy", toy_reward))],
+        reward_funcs=[as_trl_reward(reward, {problem.id: problem})],
         args=grpo_config(rl, [1.0]),
-        train_dataset=Dataset.from_list([{"prompt": prompt, "answer": answer}]),
+        train_dataset=Dataset.from_list(dataset_rows([problem])),
         processing_class=tokenizer,
         rollout_func=FixedRollout(prompt_ids, completions),
         memento_config=CONFIG,
@@ -155,6 +170,38 @@ def test_one_cispo_step_moves_the_policy_toward_the_rewarded_completion(tmp_path
     assert len(rewards) == 2 and '"toy": 1.0' in rewards[0] and '"toy": 0.0' in rewards[1]
     logged = {key for entry in trainer.state.log_history for key in entry}
     assert {"reward", "reward_std", "kl", "cispo_clip_ratio", "completions/mean_length"} <= logged
+
+
+@pytest.mark.slow
+def test_a_code_problem_rewards_the_completion_whose_code_passes_its_tests(tmp_path, group):
+    """Same group shape, a code problem: the first completion's function passes the tests, the second
+    loops forever (stopped by the sandbox, reward 0); the step moves the policy toward the first."""
+    tokenizer, _, _, prompt_ids, _, directory = group
+    problem = Problem(
+        id="add",
+        problem="def add(a, b):",
+        answer="",
+        kind="code",
+        tests="def check(candidate):\n    assert candidate(3, 4) == 7\n",
+        entry_point="add",
+    )
+    thinking = (
+        "<think>\n<|block_start|>we add a and b<|block_end|>\n<|summary_start|>return a+b<|summary_end|>\n</think>\n\n"
+    )
+    texts = [
+        thinking + "```python\ndef add(a, b):\n    return a + b\n```",
+        thinking + "```python\ndef add(a, b):\n    while True:\n        pass\n```",
+    ]
+    code_group = (tokenizer, build_prompt(problem), "", prompt_ids, [tokenizer.encode(t + IM_END) for t in texts])
+    limits = SandboxLimits(timeout_s=2.0, memory_mb=512)
+    reward = WeightedReward("correct", correctness_reward("auto", limits=limits))
+    trainer = make_trainer(tmp_path, code_group, problem=problem, reward=reward, model_dir=directory)
+    right_before, wrong_before = completion_logprobs(trainer.model, code_group)
+    trainer.train()
+    right_after, wrong_after = completion_logprobs(trainer.model, code_group)
+    assert right_after > right_before + 1e-3 and wrong_after < wrong_before - 1e-3
+    rollouts = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
+    assert [(r["problem_id"], r["rewards"]["correct"]) for r in rollouts] == [("add", 1.0), ("add", 0.0)]
 
 
 @pytest.mark.slow

@@ -35,13 +35,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("memento rl needs TRL, which is not installed: pip install 'memento[rl]'") from None
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
     paths.output_directory(Path(rl_options.output), "--output")
-    if rl_options.benchmark != "toy":
-        paths.existing_file(Path(rl_options.benchmark), "--benchmark")
 
+    from memento.eval.sources import BenchmarkUnavailable
     from memento.rl.data import load_problems
+    from memento.rl.rewards import check_grader
     from memento.rl.run import resolve_memento_config, run_rl
 
-    problems = load_problems(rl_options.benchmark, rl_options.problems, seed=rl_options.seed)
+    try:
+        problems = load_problems(
+            rl_options.benchmark, rl_options.problems, seed=rl_options.seed, use_hub=not rl_options.offline
+        )
+    except BenchmarkUnavailable as error:
+        raise UsageError(f"--benchmark: {error}") from None
+    check_grader(rl_options.reward, problems)
     try:
         resolve_memento_config(rl_options.config, options.checkpoint_model_type(model) or "")
     except ValueError as error:

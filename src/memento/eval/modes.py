@@ -9,6 +9,9 @@ restart           the paper's dual-stream ablation: mementos recomputed without 
 NAME (--config)   the model under any `MementoConfig` given as JSON
 baseline          another model (`--baseline-model`) with plain generation
 ================  ==========================================================================
+
+`parse_memento_config` is the one reader of a memento config given on a command line (JSON text
+or a .json file): `memento eval --config` and `memento rl --config` both go through it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig
@@ -30,7 +34,7 @@ BASELINE = "baseline"
 EXTRA_MODE = "config"
 """Name of a `--config` mode given without ``NAME=``."""
 
-_NAMED = re.compile(r"^([A-Za-z][\w.-]*)=(\{.*\})$", re.DOTALL)
+_NAMED = re.compile(r"^([A-Za-z][\w.-]*)=(\{.*\}|[^={}]+\.json)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -66,21 +70,41 @@ def builtin_mode(name: str, mask_delimiters: bool) -> Mode:
     return Mode(name, MementoConfig(mask_delimiters=mask_delimiters, **BUILTIN_MODES[name]))
 
 
+def parse_memento_config(text: str, mask_delimiters: bool) -> MementoConfig:
+    """A `MementoConfig` from JSON text, or from the .json file that `text` names.
+
+    The JSON means what the authors' BlockMaskingConfig means: off unless ``"enable": true``.
+    `mask_delimiters` fills in when the JSON leaves it out (pass the model family's setting).
+    Raises ValueError with one line: not JSON, not an object, a missing file, a bad option.
+    """
+    text = text.strip()
+    where = ""
+    if not text.startswith("{") and text.endswith(".json"):
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such memento config file")
+        text, where = path.read_text(encoding="utf-8"), f"{path}: "
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}expected a JSON object of memento options, got {type(options).__name__}")
+    options.setdefault("mask_delimiters", mask_delimiters)
+    try:
+        return MementoConfig.from_dict(options)
+    except ValueError as error:
+        raise ValueError(f"{where}{error}") from None
+
+
 def extra_mode(text: str, mask_delimiters: bool) -> Mode:
-    """A mode from ``JSON`` or ``NAME=JSON`` (the authors' `BlockMaskingConfig` spelling);
-    `mask_delimiters` fills in when the JSON leaves it out."""
+    """A mode from ``CONFIG`` or ``NAME=CONFIG``, CONFIG a memento config as JSON or a .json file
+    (see `parse_memento_config`); `mask_delimiters` fills in when the config leaves it out."""
     text = text.strip()
     match = _NAMED.match(text)
     name, body = (match.group(1), match.group(2)) if match else (EXTRA_MODE, text)
     try:
-        options = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--config {name}: not valid JSON (column {error.colno}): {error.msg}") from None
-    if not isinstance(options, dict):
-        raise ValueError(f"--config {name}: expected a JSON object of memento options")
-    options.setdefault("mask_delimiters", mask_delimiters)
-    try:
-        return Mode(name, MementoConfig.from_dict(options))
+        return Mode(name, parse_memento_config(body, mask_delimiters))
     except ValueError as error:
         raise ValueError(f"--config {name}: {error}") from None
 

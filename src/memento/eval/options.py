@@ -42,7 +42,8 @@ class EvalOptions:
     config: tuple[str, ...] = field(
         default=(),
         metadata=_help(
-            "one more mode (repeatable): a memento config as JSON, or NAME=JSON (the authors' BlockMaskingConfig)"
+            "one more mode (repeatable): a memento config as JSON or a .json file, or NAME=CONFIG "
+            "(the authors' BlockMaskingConfig)"
         ),
     )
     baseline_model: str | None = field(
@@ -195,7 +196,9 @@ class GradeOptions:
     )
     config: str | None = field(
         default=None,
-        metadata=_help("memento config (JSON) replaying modes other than memento/no_eviction/restart/baseline"),
+        metadata=_help(
+            "memento config (JSON or a .json file) replaying modes other than memento/no_eviction/restart/baseline"
+        ),
     )
     limit: int | None = field(default=None, metadata=_help("only the first M problems of the benchmark"))
     choice_seed: int = field(default=0, metadata=_help("seed of the multiple-choice shuffle the prompts used"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memento.rl.rewards import GRADER_NAMES
+
 ATTENTION_CHOICES = ("dense", "block-sparse")
 
 
@@ -17,15 +19,20 @@ class RLOptions:
     output: str = field(metadata={"help": "directory for the trained checkpoint, rollouts.jsonl and memento_rl.json"})
     benchmark: str = field(
         default="toy",
-        metadata={"help": "'toy' (the embedded task) or a JSONL file with a 'prompt' and an 'answer' per line"},
+        metadata={
+            "help": "what `memento eval --benchmark` takes: a name (math500, gsm8k, aime24, aime25, humaneval, "
+            "gpqa-diamond, livecodebench, toy: drawn from RL's own seeds, never eval's held-out problems) or a local "
+            "JSONL/JSON/parquet file with 'problem' and 'answer' (or 'choices', or 'tests') per row"
+        },
     )
     num_generations: int = field(default=8, metadata={"help": "completions per prompt (the group G)"})
     max_steps: int = field(default=100, metadata={"help": "optimizer steps"})
     config: str | None = field(
         default=None,
         metadata={
-            "help": "memento attention options as JSON (or a .json file) for rollouts and training; default "
-            "keep_last_n_blocks=0 with the model family's mask_delimiters; keep_last_n_blocks=-1: no eviction"
+            "help": "memento attention options as JSON (or a .json file) for rollouts and training, read as "
+            '`memento eval --config` reads them: off unless "enable": true; default keep_last_n_blocks=0 with the '
+            "model family's mask_delimiters; keep_last_n_blocks=-1: no eviction"
         },
     )
     prompts_per_step: int = field(default=4, metadata={"help": "prompts per optimizer step (x G completions)"})
@@ -43,7 +50,16 @@ class RLOptions:
     top_k: int = field(default=0, metadata={"help": "top-k sampling of the rollouts (0 = off)"})
     max_completion_length: int = field(default=1024, metadata={"help": "new tokens per rollout"})
     rollout_batch_size: int = field(default=64, metadata={"help": "sequences decoded together while sampling"})
-    reward: str = field(default="toy", metadata={"help": "correctness grader (weight 1): toy, math or choice"})
+    reward: str = field(
+        default="auto",
+        metadata={
+            "help": "correctness grader (weight 1): auto (each problem's kind: math-verify, choice, code tests, "
+            "toy checker), or toy, math, choice or code for every problem"
+        },
+    )
+    code_timeout: float = field(
+        default=10.0, metadata={"help": "seconds the tests of one code completion may run in the sandbox"}
+    )
     well_formed_weight: float = field(
         default=0.0, metadata={"help": "weight of the well-formed-blocks reward (0 = off)"}
     )
@@ -51,7 +67,10 @@ class RLOptions:
         default=0, metadata={"help": "mementos longer than this are penalised (0 = off; needs a weight)"}
     )
     memento_cap_weight: float = field(default=0.0, metadata={"help": "weight of the memento length penalty"})
-    problems: int = field(default=1000, metadata={"help": "toy benchmark: problems to draw (a file: 0 = all lines)"})
+    problems: int = field(
+        default=0, metadata={"help": "the benchmark's first N problems (0 = all); toy: N drawn (0 = 1000)"}
+    )
+    offline: bool = field(default=False, metadata={"help": "never load a benchmark from the Hugging Face hub"})
     attention: str = field(
         default="dense",
         metadata={"help": "training mask: dense or block-sparse (" + ", ".join(ATTENTION_CHOICES) + ")"},
@@ -80,7 +99,7 @@ class RLOptions:
             raise ValueError(
                 f"num_generations must be >= 2 (advantages are relative within a group), got {self.num_generations}"
             )
-        for name in ("learning_rate", "temperature", "max_is_weight"):
+        for name in ("learning_rate", "temperature", "max_is_weight", "code_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.beta < 0:
@@ -96,5 +115,7 @@ class RLOptions:
             raise ValueError("memento_cap_tokens, problems and save_steps must be >= 0")
         if self.well_formed_weight < 0 or self.memento_cap_weight < 0:
             raise ValueError("reward weights must be >= 0 (the memento penalty is already negative)")
+        if self.reward not in GRADER_NAMES:
+            raise ValueError(f"reward must be one of {', '.join(GRADER_NAMES)}, got {self.reward!r}")
         if self.attention not in ATTENTION_CHOICES:
             raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {self.attention!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,17 @@ from typing import Any
 import torch
 
 from memento.config import MementoConfig, default_mask_delimiters
-from memento.rl.data import load_problems
+from memento.eval.modes import builtin_mode, parse_memento_config
+from memento.eval.problems import Problem
+from memento.eval.sandbox import SandboxLimits
+from memento.rl.data import dataset_rows, load_problems
 from memento.rl.options import RLOptions
 from memento.rl.rewards import (
-    GRADERS,
     WeightedReward,
     as_trl_reward,
+    check_grader,
+    correctness_reward,
+    each,
     memento_length_penalty,
     well_formed_reward,
 )
@@ -25,40 +31,34 @@ from memento.rl.trainer import MementoGRPOTrainer
 
 logger = logging.getLogger("memento.rl")
 
+CORRECT = "correct"
+"""Name of the correctness term in the logs and rollouts.jsonl (the grader is `RLOptions.reward`)."""
+DEFAULT_MODE = "memento"
+"""Without --config, rollouts and training use memento.eval's `memento` mode: every block evicted."""
+
 
 def resolve_memento_config(text: str | None, model_type: str) -> MementoConfig:
-    """JSON (or a .json file) -> MementoConfig; default: evict every block, mask_delimiters per family.
-
-    The JSON means what the authors' BlockMaskingConfig means: masking is off unless it says ``"enable": true``.
-    """
-    options: dict[str, Any] = {"enable": True, "keep_last_n_blocks": 0}
-    if text is not None:
-        source = Path(text.strip())
-        if source.suffix == ".json":
-            if not source.is_file():
-                raise FileNotFoundError(f"{source}: no such memento config file")
-            text = source.read_text()
-        try:
-            options = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"memento config is not valid JSON (column {error.colno}): {error.msg}") from None
-        if not isinstance(options, dict):
-            raise ValueError(f"memento config must be a JSON object, got {type(options).__name__}")
-    options.setdefault("mask_delimiters", default_mask_delimiters(model_type))
-    return MementoConfig.from_dict(options)
+    """The memento config of `--config` (JSON or a .json file, read by memento.eval's
+    `parse_memento_config`: off unless ``"enable": true``), or memento.eval's `memento` mode when
+    None; `mask_delimiters` follows the model family unless the config sets it."""
+    mask_delimiters = default_mask_delimiters(model_type)
+    if text is None:
+        config = builtin_mode(DEFAULT_MODE, mask_delimiters).config
+        assert config is not None
+        return config
+    return parse_memento_config(text, mask_delimiters)
 
 
 def reward_terms(options: RLOptions, tokenizer: Any) -> list[WeightedReward]:
     """The grader (weight 1) and the shaping terms that have a weight."""
-    if options.reward not in GRADERS:
-        raise ValueError(f"unknown reward {options.reward!r}; choose one of {sorted(GRADERS)}")
-    terms = [WeightedReward(options.reward, GRADERS[options.reward])]
+    limits = SandboxLimits(timeout_s=options.code_timeout)
+    terms = [WeightedReward(CORRECT, correctness_reward(options.reward, limits=limits))]
     if options.well_formed_weight > 0:
-        terms.append(WeightedReward("well_formed", well_formed_reward, options.well_formed_weight))
+        terms.append(WeightedReward("well_formed", each(well_formed_reward), options.well_formed_weight))
     if options.memento_cap_tokens and options.memento_cap_weight > 0:
         count = lambda text: len(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
         penalty = memento_length_penalty(options.memento_cap_tokens, count)
-        terms.append(WeightedReward("memento_length", penalty, options.memento_cap_weight))
+        terms.append(WeightedReward("memento_length", each(penalty), options.memento_cap_weight))
     return terms
 
 
@@ -94,16 +94,12 @@ def grpo_config(options: RLOptions, weights: list[float]) -> Any:
     )
 
 
-def run_rl(
-    options: RLOptions,
-    *,
-    problems: list[dict[str, Any]] | None = None,
-) -> Path:
+def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> Path:
     """Train `options.model` with CISPO on memento rollouts; returns the directory of the saved checkpoint.
 
-    `problems` overrides `options.benchmark` with rows ({"prompt", "answer", ...}) given directly.
-    The output holds the model and tokenizer (an ordinary HF checkpoint), ``rollouts.jsonl`` (every
-    rollout with each reward, blocks and peak KV) and ``memento_rl.json`` (options, config, metrics).
+    `problems` (memento.eval `Problem`s) overrides `options.benchmark`. The output holds the model and
+    tokenizer (an ordinary HF checkpoint), ``rollouts.jsonl`` (every rollout with its problem id, each
+    reward, blocks and peak KV) and ``memento_rl.json`` (options, config, metrics).
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -112,6 +108,11 @@ def run_rl(
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a Hugging Face checkpoint directory (no config.json)")
     output = Path(options.output)
+    if problems is None:
+        problems = load_problems(options.benchmark, options.problems, seed=options.seed, use_hub=not options.offline)
+    rows = dataset_rows(problems)
+    check_grader(options.reward, problems)  # before the model loads
+    by_id = {problem.id: problem for problem in problems}
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     dtype = torch.bfloat16 if options.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(
@@ -120,7 +121,6 @@ def run_rl(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     memento_config = resolve_memento_config(options.config, model.config.model_type)
-    rows = problems if problems is not None else load_problems(options.benchmark, options.problems, seed=options.seed)
     terms = reward_terms(options, tokenizer)
     rollout = MementoRollout(
         tokenizer,
@@ -138,7 +138,7 @@ def run_rl(
     (output / "rollouts.jsonl").unlink(missing_ok=True)
     trainer = MementoGRPOTrainer(
         model=model,
-        reward_funcs=[as_trl_reward(term) for term in terms],
+        reward_funcs=[as_trl_reward(term, by_id) for term in terms],
         args=grpo_config(options, [term.weight for term in terms]),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,

@@ -34,6 +34,7 @@ with warnings.catch_warnings():  # TRL warns about the installed vLLM (ours, CPU
 
 from memento.config import MementoConfig
 from memento.format import SpecialIds
+from memento.rl.data import PROBLEM_ID
 from memento.rl.logprobs import memento_inputs
 from memento.rl.rewards import COMPLETION_TEXT
 from memento.rl.rollout import BLOCKS, KV_PEAK_TOKENS
@@ -246,6 +247,7 @@ class MementoGRPOTrainer(GRPOTrainer):
                 record = {
                     "step": self.state.global_step,
                     "mode": mode,
+                    PROBLEM_ID: row.get(PROBLEM_ID),
                     "prompt": prompts[index],
                     "completion": row.get(COMPLETION_TEXT, completions[index]),
                     "rewards": rewards,
