@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from memento.config import MementoConfig
+from memento.inference.sampling import SamplingOptions
 from memento.rl.rewards import COMPLETION_TEXT
-from memento.rl.rollout import BLOCKS, KV_PEAK_TOKENS, MementoRollout, SamplingOptions
+from memento.rl.rollout import BLOCKS, KV_PEAK_TOKENS, MementoRollout
 from tests.conftest import build_tokenizer
 from tests.models import save_checkpoint
 
@@ -26,7 +27,11 @@ def test_one_completion_per_prompt_with_logprobs_and_memento_stats(tiny):
     model, tokenizer = tiny
     model.train()
     rollout = MementoRollout(
-        tokenizer, MementoConfig(mask_delimiters=False), SamplingOptions(max_new_tokens=12, batch_size=3), seed=5
+        tokenizer,
+        MementoConfig(mask_delimiters=False),
+        SamplingOptions(max_new_tokens=12, temperature=1.0),
+        batch_size=3,
+        seed=5,
     )
     prompts = ["add 3 and 4", "add 3 and 4", "check 12", "check 12"]  # TRL repeats each prompt G times
     output = rollout.generate(model, prompts)
@@ -42,13 +47,21 @@ def test_one_completion_per_prompt_with_logprobs_and_memento_stats(tiny):
 
 def test_conversational_prompts_need_a_chat_template(tiny):
     model, tokenizer = tiny
-    rollout = MementoRollout(tokenizer, MementoConfig(mask_delimiters=False), SamplingOptions(max_new_tokens=4))
+    rollout = MementoRollout(
+        tokenizer, MementoConfig(mask_delimiters=False), SamplingOptions(max_new_tokens=4, temperature=1.0)
+    )
     with pytest.raises(ValueError, match="chat template"):
         rollout.generate(model, [[{"role": "user", "content": "hi"}]] * 2)
 
 
-def test_sampling_options_are_validated():
-    with pytest.raises(ValueError, match="temperature must be positive"):
-        SamplingOptions(temperature=0)
-    with pytest.raises(ValueError, match="top_p"):
+def test_rollouts_refuse_greedy_or_unbounded_sampling_and_an_empty_batch(tiny):
+    _, tokenizer = tiny
+    config = MementoConfig(mask_delimiters=False)
+    with pytest.raises(ValueError, match="temperature > 0"):
+        MementoRollout(tokenizer, config, SamplingOptions(max_new_tokens=4, temperature=0.0))
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        MementoRollout(tokenizer, config, SamplingOptions(temperature=1.0))
+    with pytest.raises(ValueError, match="batch_size"):
+        MementoRollout(tokenizer, config, SamplingOptions(max_new_tokens=4, temperature=1.0), batch_size=0)
+    with pytest.raises(ValueError, match="top_p"):  # generation's own checks apply to rollouts
         SamplingOptions(top_p=0)

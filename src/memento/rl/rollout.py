@@ -13,7 +13,7 @@ along as extra fields for logging.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -22,30 +22,12 @@ from memento.attention import analyze
 from memento.config import MementoConfig
 from memento.format import SpecialIds
 from memento.inference import MementoGenerator
+from memento.inference.sampling import SamplingOptions
 from memento.kv import KVGeometry, simulate
 from memento.rl.rewards import COMPLETION_TEXT
 
 KV_PEAK_TOKENS = "kv_peak_tokens"
 BLOCKS = "blocks"
-
-
-@dataclass
-class SamplingOptions:
-    """How rollouts are sampled (TRL's GRPOConfig names): temperature > 0, top_p in (0, 1], top_k 0 = off."""
-
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 1024
-    batch_size: int = 64
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive for RL rollouts, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0 or self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("top_k must be >= 0; max_new_tokens and batch_size must be >= 1")
 
 
 class MementoRollout:
@@ -54,14 +36,32 @@ class MementoRollout:
     Args:
         tokenizer: the model's tokenizer (string prompts get its chat template).
         config: memento options used while sampling (keep_last_n_blocks=-1: no eviction).
-        sampling: temperature, top-p/top-k, length and batch size.
-        seed: base seed; each call samples with ``seed + call index``.
+        sampling: generation's own options (temperature > 0 here; max_new_tokens set); its seed
+            is replaced by ``seed + call index``, so each call of a run draws anew.
+        batch_size: sequences decoded together.
+        seed: base seed.
     """
 
-    def __init__(self, tokenizer: Any, config: MementoConfig, sampling: SamplingOptions, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        config: MementoConfig,
+        sampling: SamplingOptions,
+        *,
+        batch_size: int = 64,
+        seed: int = 0,
+    ) -> None:
+        if sampling.temperature <= 0 or sampling.max_new_tokens is None:
+            raise ValueError(
+                f"RL rollouts sample (temperature > 0, got {sampling.temperature}) a set number of "
+                f"tokens (max_new_tokens, got {sampling.max_new_tokens})"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tokenizer = tokenizer
         self.config = config
         self.sampling = sampling
+        self.batch_size = batch_size
         self.seed = seed
         self.calls = 0
         self.special_ids = SpecialIds.from_tokenizer(tokenizer)
@@ -89,15 +89,10 @@ class MementoRollout:
         encoded = [self.encode(generator, prompt) for prompt in prompts]
         results = []
         try:
-            for offset in range(0, len(encoded), self.sampling.batch_size):
+            for offset in range(0, len(encoded), self.batch_size):
+                sampling = replace(self.sampling, seed=seed + offset).as_kwargs()
                 results += generator.generate(
-                    encoded[offset : offset + self.sampling.batch_size],
-                    max_new_tokens=self.sampling.max_new_tokens,
-                    temperature=self.sampling.temperature,
-                    top_p=self.sampling.top_p,
-                    top_k=self.sampling.top_k or None,
-                    seed=seed + offset,
-                    return_logprobs=True,
+                    encoded[offset : offset + self.batch_size], **sampling, return_logprobs=True
                 )
         finally:
             model.train(was_training)

@@ -15,6 +15,7 @@ from memento.config import MementoConfig, default_mask_delimiters
 from memento.eval.modes import builtin_mode, parse_memento_config
 from memento.eval.problems import Problem
 from memento.eval.sandbox import SandboxLimits
+from memento.inference.sampling import SamplingOptions
 from memento.rl.data import dataset_rows, load_problems
 from memento.rl.options import RLOptions
 from memento.rl.rewards import (
@@ -26,7 +27,7 @@ from memento.rl.rewards import (
     memento_length_penalty,
     well_formed_reward,
 )
-from memento.rl.rollout import MementoRollout, SamplingOptions
+from memento.rl.rollout import MementoRollout
 from memento.rl.trainer import MementoGRPOTrainer
 
 logger = logging.getLogger("memento.rl")
@@ -130,8 +131,8 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
             top_p=options.top_p,
             top_k=options.top_k,
             max_new_tokens=options.max_completion_length,
-            batch_size=options.rollout_batch_size,
         ),
+        batch_size=options.rollout_batch_size,
         seed=options.seed,
     )
     output.mkdir(parents=True, exist_ok=True)
