@@ -207,3 +207,14 @@ def test_bad_input_is_one_line(tmp_path, capsys, flags, expected):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and err[0].startswith("memento eval: error: "), err
     assert expected in err[0], err
+
+
+def test_grade_refuses_an_endpoint_record_without_its_figures(tmp_path, capsys):
+    benchmark = write_benchmark(tmp_path / "b.jsonl", ["clean"])
+    responses = tmp_path / "samples.jsonl"
+    record = {"mode": "prompted", "id": "clean", "response": "</think> \\boxed{2}", "kv_from": "endpoint"}
+    responses.write_text(json.dumps({**record, "prompt_tokens": 10, "tokens": 5, "kv_peak_tokens": 15}) + "\n")
+    status = main(["eval", "grade", "--benchmark", str(benchmark), "--responses", str(responses)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert f"{responses}:1: an endpoint-measured record needs an integer 'calls'" in err[0]

@@ -27,7 +27,7 @@ from memento.eval.summary import summarize
 
 DEFAULT_MODE = "memento"
 DEFAULT_GEOMETRY = "qwen3-8b"
-ENDPOINT_REQUIRED = ("prompt_tokens", "tokens", "kv_peak_tokens")
+ENDPOINT_REQUIRED = ("prompt_tokens", "tokens", "kv_peak_tokens", "calls")
 """Fields a record with ``"kv_from": "endpoint"`` must carry (the rest of `MEASURED_KEYS` are optional)."""
 
 

@@ -4,7 +4,8 @@ for KV and appended; then the whole run is summarized, written and plotted.
 Work is cut into fixed batches (problem-major, samples of a problem together) per mode, and the
 modes of one model take turns batch by batch, so they share the machine's conditions. A batch
 depends only on the plan, never on what a killed run had finished: a resumed run generates the
-same batches (less the samples already stored), each sample with its own seed.
+same batches (less the samples already stored), each sample with its own seed. The prompted
+backend has its own loop (`prompted_run`) and shares the summary (`summarize_run`).
 """
 
 from __future__ import annotations
@@ -247,6 +248,9 @@ def summarize_run(
     for key, record in store.records.items():
         if key in wanted:
             records_by_mode[key[0]].append(record)
+    geometry = (
+        None if kv_geometry is None else {"name": kv_geometry.name, "bytes_per_token": kv_geometry.bytes_per_token}
+    )
     summary = summarize(
         records_by_mode,
         benchmark,
@@ -255,9 +259,7 @@ def summarize_run(
         samples_per_problem=options.samples,
         sampling=dataclasses.asdict(options.sampling),
         seed=options.seed,
-        kv_geometry=None
-        if kv_geometry is None
-        else {"name": kv_geometry.name, "bytes_per_token": kv_geometry.bytes_per_token},
+        kv_geometry=geometry,
         approximate_tokens=approximate_tokens,
         output=str(store.directory),
         mode_settings={mode.name: mode.describe() for mode in modes},
