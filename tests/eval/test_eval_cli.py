@@ -8,7 +8,7 @@ import pytest
 from memento.cli import main
 from memento.eval.modes import resolve_modes
 from memento.eval.options import EvalOptions
-from memento.eval.runner import _manifest
+from memento.eval.runner import run_manifest
 from memento.eval.sources import load_benchmark
 from memento.eval.store import check_manifest
 from memento.toy import CHECKPOINT
@@ -51,7 +51,7 @@ def test_bad_options(capsys, tmp_path):
 def test_a_resumed_run_must_keep_its_settings(capsys, tmp_path):
     first = EvalOptions(model=str(CHECKPOINT), benchmark="toy", limit=1, output=str(tmp_path))
     modes = resolve_modes(first.mode_names, False)
-    check_manifest(tmp_path, _manifest(first, load_benchmark("toy", 1), modes, None))
+    check_manifest(tmp_path, run_manifest(first, load_benchmark("toy", 1), modes, None))
     argv = [*MODEL, "--benchmark", "toy", "--limit", "1", "--output", str(tmp_path), "--temperature", "0.3"]
     refused(capsys, argv, "manifest.json", "sampling=", "another --output")
 

@@ -18,15 +18,19 @@ HELP = "evaluate a memento model on a benchmark: accuracy and KV per mode, side 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento eval` (from `EvalOptions`) and its `grade` subcommand (`GradeOptions`)."""
+    from memento.eval.backends.prompted import PROMPTED_FLAGS
     from memento.eval.options import EvalOptions, GradeOptions
+    from memento.prompted.config import PromptedConfig
 
     parser.description = (
         "Run a benchmark with the paper's protocol in several modes (memento eviction, no eviction, restart, "
         "any --config, a --baseline-model): pass@1 ± stderr, pass@k, maj@k, format adherence, tokens, peak KV "
         "and KV AUC from the offline replay, tok/s. Samples are appended to OUTPUT/samples.jsonl; re-running "
-        "the same command resumes. `memento eval grade` grades responses made elsewhere."
+        "the same command resumes. --backend prompted runs memento.prompted's loop (mode prompted) beside one "
+        "plain call (mode plain) on any chat endpoint. `memento eval grade` grades responses made elsewhere."
     )
     options.add_options(parser, EvalOptions)
+    options.add_options(parser, PromptedConfig, title="prompted backend (--backend prompted)", only=PROMPTED_FLAGS)
     _add_output_flags(parser)
     parser.set_defaults(run=run)
     commands = parser.add_subparsers(dest="eval_command", required=False, metavar="{grade}")
@@ -65,9 +69,11 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the paths, run (or resume) the evaluation, print the table or the JSON summary."""
     from memento.eval.backends import BackendError
+    from memento.eval.backends.prompted import PROMPTED_FLAGS, endpoint_settings
     from memento.eval.options import EvalOptions
     from memento.eval.runner import run_eval
     from memento.eval.sources import BenchmarkUnavailable
+    from memento.prompted.config import PromptedConfig
 
     eval_options = options.from_args(EvalOptions, args)
     if eval_options.backend in ("hf", "vllm"):
@@ -81,9 +87,14 @@ def run(args: argparse.Namespace) -> int:
         paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer")
     if eval_options.output is not None:
         paths.output_directory(Path(eval_options.output), "--output")
+    prompted = None
+    if eval_options.backend == "prompted":
+        if args.prompts is not None:
+            paths.existing_file(Path(args.prompts), "--prompts")
+        prompted = options.from_args(PromptedConfig, args, only=PROMPTED_FLAGS, **endpoint_settings(eval_options))
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     try:
-        summary = run_eval(eval_options, progress=progress)
+        summary = run_eval(eval_options, progress=progress, prompted=prompted)
     except BenchmarkUnavailable as error:
         raise UsageError(str(error)) from None
     except BackendError as error:

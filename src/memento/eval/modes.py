@@ -8,6 +8,9 @@ no_eviction       the same model, blocks never evicted (keep_last_n_blocks -1)
 restart           the paper's dual-stream ablation: mementos recomputed without their block
 NAME (--config)   the model under any `MementoConfig` given as JSON
 baseline          another model (`--baseline-model`) with plain generation
+prompted          (``--backend prompted``) memento done by the client on any chat endpoint:
+                  `memento.prompted`'s loop, blocks dropped from the conversation
+plain             (``--backend prompted``) one plain chain-of-thought call on the same problem
 ================  ==========================================================================
 
 `parse_memento_config` is the one reader of a memento config given on a command line (JSON text
@@ -33,6 +36,8 @@ BUILTIN_MODES: dict[str, dict[str, Any]] = {
 BASELINE = "baseline"
 EXTRA_MODE = "config"
 """Name of a `--config` mode given without ``NAME=``."""
+PROMPTED_MODES = ("prompted", "plain")
+"""The modes of the prompted backend (no memento attention: the endpoint is any chat model)."""
 
 _NAMED = re.compile(r"^([A-Za-z][\w.-]*)=(\{.*\}|[^={}]+\.json)$", re.DOTALL)
 
@@ -129,3 +134,17 @@ def resolve_modes(
     if not modes:
         raise ValueError("no modes to run")
     return modes
+
+
+def prompted_modes(names: Sequence[str]) -> list[Mode]:
+    """The prompted backend's modes `names` (from `PROMPTED_MODES`), in order, each at most once."""
+    unknown = [name for name in names if name not in PROMPTED_MODES]
+    if unknown:
+        raise ValueError(
+            f"unknown mode(s) {', '.join(unknown)} in --modes; the prompted backend runs {', '.join(PROMPTED_MODES)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError("a mode is given twice in --modes")
+    if not names:
+        raise ValueError("no modes to run")
+    return [Mode(name, None) for name in names]

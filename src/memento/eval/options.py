@@ -7,12 +7,13 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
-from memento.eval.modes import BUILTIN_MODES
+from memento.eval.modes import BUILTIN_MODES, PROMPTED_MODES, prompted_modes
 from memento.inference.sampling import SamplingOptions
 
-BACKENDS = ("hf", "vllm", "openai")
+BACKENDS = ("hf", "vllm", "openai", "prompted")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_MODES = "memento,no_eviction,restart"
+DEFAULT_PROMPTED_MODES = ",".join(PROMPTED_MODES)
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -37,7 +38,10 @@ class EvalOptions:
     )
     modes: str | None = field(
         default=None,
-        metadata=_help("comma-separated, from memento, no_eviction, restart (default: all three)"),
+        metadata=_help(
+            "comma-separated, from memento, no_eviction, restart (default: all three); "
+            "with --backend prompted from prompted, plain (default: both)"
+        ),
     )
     config: tuple[str, ...] = field(
         default=(),
@@ -56,8 +60,12 @@ class EvalOptions:
     top_p: float = field(default=0.95, metadata=_help("nucleus sampling (1 = off)"))
     top_k: int = field(default=20, metadata=_help("top-k sampling (0 = off)"))
     seed: int = field(default=0, metadata=_help("run seed; each sample's seed derives from it, the problem and index"))
-    backend: Literal["hf", "vllm", "openai"] = field(
-        default="hf", metadata=_help("hf (MementoGenerator), vllm (offline engine), openai (server)")
+    backend: Literal["hf", "vllm", "openai", "prompted"] = field(
+        default="hf",
+        metadata=_help(
+            "hf (MementoGenerator), vllm (offline engine), openai (server), prompted (memento.prompted's "
+            "client-side loop on any chat endpoint)"
+        ),
     )
     batch_size: int = field(default=64, metadata=_help("samples generated per call (hf, vllm)"))
     output: str | None = field(
@@ -77,14 +85,16 @@ class EvalOptions:
     )
     device: str = field(default="auto", metadata=_help("hf device: auto, cpu, cuda, cuda:1, ..."))
     base_url: str = field(
-        default="http://127.0.0.1:8000/v1", metadata=_help("OpenAI-compatible endpoint (openai backend)")
+        default="http://127.0.0.1:8000/v1", metadata=_help("OpenAI-compatible endpoint (openai, prompted backends)")
     )
     api_key: str | None = field(default=None, metadata=_help("API key (default: $OPENAI_API_KEY, else 'unused')"))
     baseline_base_url: str | None = field(
         default=None, metadata=_help("endpoint serving the baseline model (openai backend; default: --base-url)")
     )
-    concurrency: int = field(default=8, metadata=_help("requests in flight (openai backend)"))
-    request_timeout: float = field(default=3600.0, metadata=_help("seconds per request (openai backend)"))
+    concurrency: int = field(
+        default=8, metadata=_help("requests in flight (openai backend); samples solved at once (prompted)")
+    )
+    request_timeout: float = field(default=3600.0, metadata=_help("seconds per request (openai, prompted backends)"))
     vllm_args: str | None = field(
         default=None,
         metadata=_help('extra vllm.LLM arguments as JSON, e.g. \'{"max_model_len": 4096, "block_size": 32}\''),
@@ -127,8 +137,9 @@ class EvalOptions:
             raise ValueError("give --model-config or --geometry, not both")
         _ = self.sampling  # validates the sampling fields
         names = self.mode_names
-        unknown = [name for name in names if name not in BUILTIN_MODES]
-        if unknown:
+        if self.backend == "prompted":
+            self._check_prompted(names)
+        elif unknown := [name for name in names if name not in BUILTIN_MODES]:
             raise ValueError(
                 f"unknown mode(s) {', '.join(unknown)} in --modes; choose from {', '.join(BUILTIN_MODES)} "
                 "(other settings: --config NAME=JSON)"
@@ -136,10 +147,20 @@ class EvalOptions:
         if self.vllm_args is not None:
             _ = self.vllm_arguments  # validates the JSON
 
+    def _check_prompted(self, names: list[str]) -> None:
+        if self.config or self.baseline_model is not None:
+            raise ValueError(
+                "--config and --baseline-model are for the hf, vllm and openai backends; "
+                f"the prompted backend runs the modes {', '.join(PROMPTED_MODES)}"
+            )
+        prompted_modes(names)  # validates them
+
     @property
     def mode_names(self) -> list[str]:
-        """The built-in modes asked for, in order (all three when --modes is not given)."""
-        text = self.modes if self.modes is not None else DEFAULT_MODES
+        """The modes asked for, in order (without --modes: all three built-in ones, or for the prompted
+        backend prompted and plain)."""
+        default = DEFAULT_PROMPTED_MODES if self.backend == "prompted" else DEFAULT_MODES
+        text = self.modes if self.modes is not None else default
         names = [name.strip() for name in text.split(",") if name.strip()]
         if not names and not self.config and self.baseline_model is None:
             raise ValueError("--modes is empty and there is no --config or --baseline-model")

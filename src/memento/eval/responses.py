@@ -3,7 +3,9 @@ exactly as a run's own samples, then summarized in the same shape.
 
 The file is JSONL: ``id`` (the benchmark's problem id) and ``response`` per line; optional ``mode``
 (default ``memento``), ``sample`` (default: the order of that problem's lines), ``finish_reason``,
-``seconds`` and ``seed``. A `memento eval` run's samples.jsonl is such a file.
+``seconds`` and ``seed``. A `memento eval` run's samples.jsonl is such a file. A record whose context
+was measured at the endpoint (``"kv_from": "endpoint"``: the prompted backend's) keeps its measured
+figures (`MEASURED_KEYS`): its blocks were never in one context, so there is nothing to replay.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from memento.config import default_mask_delimiters
-from memento.eval.backends.base import Sample
-from memento.eval.modes import BASELINE, BUILTIN_MODES, Mode, builtin_mode, extra_mode
+from memento.eval.backends.base import ENDPOINT, MEASURED_KEYS, Sample
+from memento.eval.modes import BASELINE, BUILTIN_MODES, PROMPTED_MODES, Mode, builtin_mode, extra_mode
 from memento.eval.options import GradeOptions
 from memento.eval.prompts import build_prompt, load_template
 from memento.eval.records import WorkItem, build_records
@@ -25,6 +27,8 @@ from memento.eval.summary import summarize
 
 DEFAULT_MODE = "memento"
 DEFAULT_GEOMETRY = "qwen3-8b"
+ENDPOINT_REQUIRED = ("prompt_tokens", "tokens", "kv_peak_tokens", "calls")
+"""Fields a record with ``"kv_from": "endpoint"`` must carry (the rest of `MEASURED_KEYS` are optional)."""
 
 
 class ResponsesFormatError(ValueError):
@@ -55,6 +59,10 @@ def read_responses(path: str | Path, known_ids: set[str]) -> list[dict[str, Any]
                     raise ResponsesFormatError(f"{where}: missing field {name!r}")
             if not isinstance(row["response"], str):
                 raise ResponsesFormatError(f"{where}: field 'response' should be text")
+            if row.get("kv_from") == ENDPOINT:
+                for name in ENDPOINT_REQUIRED:
+                    if isinstance(row.get(name), bool) or not isinstance(row.get(name), int):
+                        raise ResponsesFormatError(f"{where}: an endpoint-measured record needs an integer {name!r}")
             problem_id, mode = str(row["id"]), str(row.get("mode") or DEFAULT_MODE)
             if problem_id not in known_ids:
                 raise ResponsesFormatError(f"{where}: problem id {problem_id!r} is not in the benchmark")
@@ -87,11 +95,18 @@ def _mask_delimiters(options: GradeOptions) -> bool:
 def _mode(name: str, options: GradeOptions, mask_delimiters: bool) -> Mode:
     if name in BUILTIN_MODES:
         return builtin_mode(name, mask_delimiters)
-    if name == BASELINE:
-        return Mode(BASELINE, None)
+    if name == BASELINE or name in PROMPTED_MODES:
+        return Mode(name, None)
     if options.config is not None:
         return Mode(name, extra_mode(options.config, mask_delimiters).config)
     return Mode(name, builtin_mode(DEFAULT_MODE, mask_delimiters).config)
+
+
+def _measured(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The endpoint-measured figures of a prompted-backend record, None for any other row."""
+    if row.get("kv_from") != ENDPOINT:
+        return None
+    return {key: row[key] for key in MEASURED_KEYS if key in row}
 
 
 def grade_responses(options: GradeOptions) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
@@ -123,6 +138,7 @@ def grade_responses(options: GradeOptions) -> tuple[dict[str, Any], dict[str, li
                 token_ids=None,
                 finish_reason=row.get("finish_reason"),
                 seconds=float(row["seconds"]) if isinstance(row.get("seconds"), int | float) else 0.0,
+                measured=_measured(row),
             )
             for row in mode_rows
         ]
@@ -134,6 +150,10 @@ def grade_responses(options: GradeOptions) -> tuple[dict[str, Any], dict[str, li
         responses=str(options.responses),
         samples_per_problem=per_problem,
         kv_geometry={"name": geometry.name, "bytes_per_token": geometry.bytes_per_token},
-        approximate_tokens=replay.approximate,
+        approximate_tokens=any(
+            record.get("usage_approximate", replay.approximate)
+            for records in records_by_mode.values()
+            for record in records
+        ),
     )
     return summary, records_by_mode

@@ -4,7 +4,8 @@ for KV and appended; then the whole run is summarized, written and plotted.
 Work is cut into fixed batches (problem-major, samples of a problem together) per mode, and the
 modes of one model take turns batch by batch, so they share the machine's conditions. A batch
 depends only on the plan, never on what a killed run had finished: a resumed run generates the
-same batches (less the samples already stored), each sample with its own seed.
+same batches (less the samples already stored), each sample with its own seed. The prompted
+backend has its own loop (`prompted_run`) and shares the summary (`summarize_run`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memento.config import default_mask_delimiters
 from memento.eval.backends.base import Backend
@@ -29,8 +30,12 @@ from memento.eval.records import WorkItem, build_records
 from memento.eval.replay import KVReplay, resolve_geometry
 from memento.eval.sampling import sample_seed
 from memento.eval.sources import load_benchmark
-from memento.eval.store import SampleStore, check_manifest
+from memento.eval.store import SampleKey, SampleStore, check_manifest
 from memento.eval.summary import summarize
+from memento.kv import KVGeometry
+
+if TYPE_CHECKING:
+    from memento.prompted import PromptedConfig
 
 SUMMARY_FILE = "summary.json"
 ACCURACY_PLOT = "accuracy_vs_kv.png"
@@ -125,7 +130,7 @@ def make_backend(options: EvalOptions, model: str, *, memento: bool) -> Backend:
 
 
 @contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[str, int], None]]:
+def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[str, int], None]]:
     """A rich progress bar with ETA on stderr; yields advance(description, samples)."""
     from rich.console import Console
     from rich.progress import (
@@ -152,12 +157,22 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[str, int], None]]
 
 
 def run_eval(
-    options: EvalOptions, *, progress: bool = True, make: Callable[..., Backend] = make_backend
+    options: EvalOptions,
+    *,
+    progress: bool = True,
+    make: Callable[..., Backend] = make_backend,
+    prompted: PromptedConfig | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the evaluation of `options`; returns the summary also written to summary.json.
 
-    `make(options, model, memento=...)` builds a backend (tests pass their own).
+    `make(options, model, memento=...)` builds a backend (tests pass their own). The prompted
+    backend runs `memento.eval.prompted_run` with the solver `prompted` (default: `options`'
+    endpoint and `PromptedConfig`'s budgets).
     """
+    if options.backend == "prompted":
+        from memento.eval.prompted_run import run_prompted_eval
+
+        return run_prompted_eval(options, prompted, progress=progress)
     benchmark = load_benchmark(
         options.benchmark, options.limit, choice_seed=options.choice_seed, use_hub=not options.offline
     )
@@ -168,7 +183,7 @@ def run_eval(
     )
     output = Path(options.output) if options.output else default_output(options)
     store = SampleStore(output)
-    check_manifest(output, _manifest(options, benchmark, modes, template))
+    check_manifest(output, run_manifest(options, benchmark, modes, template))
 
     batches = plan_batches(benchmark, options.samples, options.seed, options.batch_size, template)
     plans: list[ModelPlan] = []
@@ -182,7 +197,7 @@ def run_eval(
         plans.append(plan)
     pending = sum(len(batch) for plan in plans for mode_batches in plan.batches.values() for batch in mode_batches)
 
-    with _progress(pending, progress) as advance:
+    with progress_bar(pending, progress) as advance:
         for plan in plans:
             if not any(batch for mode_batches in plan.batches.values() for batch in mode_batches):
                 continue
@@ -204,11 +219,38 @@ def run_eval(
                 backend.close()
 
     wanted = {(mode.name, item.problem.id, item.sample) for mode in modes for batch in batches for item in batch}
-    records_by_mode = {mode.name: [] for mode in modes}
+    main_replay = plans[0].replay
+    return summarize_run(
+        options,
+        benchmark,
+        store,
+        modes,
+        wanted,
+        kv_geometry=main_replay.geometry,
+        approximate_tokens=main_replay.approximate,
+    )
+
+
+def summarize_run(
+    options: EvalOptions,
+    benchmark: Benchmark,
+    store: SampleStore,
+    modes: list[Mode],
+    wanted: set[SampleKey],
+    *,
+    kv_geometry: KVGeometry | None,
+    approximate_tokens: bool,
+    **context: Any,
+) -> dict[str, Any]:
+    """Summarize the `wanted` samples of `store` (a rerun with a smaller --limit leaves others out),
+    write summary.json and the plots, return the summary (`context` adds top-level keys)."""
+    records_by_mode: dict[str, list[dict[str, Any]]] = {mode.name: [] for mode in modes}
     for key, record in store.records.items():
         if key in wanted:
             records_by_mode[key[0]].append(record)
-    main_replay = plans[0].replay
+    geometry = (
+        None if kv_geometry is None else {"name": kv_geometry.name, "bytes_per_token": kv_geometry.bytes_per_token}
+    )
     summary = summarize(
         records_by_mode,
         benchmark,
@@ -217,12 +259,13 @@ def run_eval(
         samples_per_problem=options.samples,
         sampling=dataclasses.asdict(options.sampling),
         seed=options.seed,
-        kv_geometry={"name": main_replay.geometry.name, "bytes_per_token": main_replay.geometry.bytes_per_token},
-        approximate_tokens=main_replay.approximate,
-        output=str(output),
+        kv_geometry=geometry,
+        approximate_tokens=approximate_tokens,
+        output=str(store.directory),
         mode_settings={mode.name: mode.describe() for mode in modes},
+        **context,
     )
-    write_outputs(summary, records_by_mode, output)
+    write_outputs(summary, records_by_mode, store.directory)
     return summary
 
 
@@ -236,7 +279,9 @@ def write_outputs(summary: dict[str, Any], records_by_mode: dict[str, list[dict[
     plot_kv_cdf(records_by_mode, summary["benchmark"], output / CDF_PLOT)
 
 
-def _manifest(options: EvalOptions, benchmark: Benchmark, modes: list[Mode], template: PromptTemplate | None) -> dict:
+def run_manifest(
+    options: EvalOptions, benchmark: Benchmark, modes: list[Mode], template: PromptTemplate | None
+) -> dict[str, Any]:
     """What must not change when a run resumes (samples and limit may grow)."""
     return {
         "model": options.model,

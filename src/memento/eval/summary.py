@@ -2,23 +2,26 @@
 
 Per mode: pass@1 with its standard error, pass@k and maj@k (`metrics`), format adherence, tokens,
 blocks and mementos per response, peak KV (tokens, bytes) and KV AUC from the replay, measured
-tokens per second, and against `no_eviction` (when present) the pass@1 gap (points) and the
-ratio of mean peak KV bytes.
+tokens per second, and against the reference mode (`no_eviction`, else `plain`) the pass@1 gap
+(points) and the ratio of mean peak KV (bytes; tokens when bytes are unknown). Modes measured at an
+endpoint (the prompted backend) add their bill, and prompted mode its rounds and fallbacks.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from memento.eval.backends.base import ENDPOINT
 from memento.eval.graders import answer_classes
 from memento.eval.metrics import accuracy_summary
 from memento.eval.problems import Benchmark
 
-REFERENCE_MODE = "no_eviction"
+REFERENCE_MODES = ("no_eviction", "plain")
+"""The mode other modes are compared with: the first of these a summary has."""
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -27,6 +30,30 @@ def _mean(values: Sequence[float]) -> float:
 
 def _stderr(values: Sequence[float]) -> float:
     return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+
+
+def _mean_known(values: Sequence[Any]) -> float | None:
+    """The mean, or None when any value is unknown (an endpoint's KV bytes without a geometry)."""
+    return None if any(value is None for value in values) else _mean([float(value) for value in values])
+
+
+def _endpoint_figures(flat: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Billed tokens (prompt + completion over every call) and calls; rounds and fallbacks (by kind) of
+    prompted mode. Empty unless every record was measured at the endpoint."""
+    if not flat or any(r.get("kv_from") != ENDPOINT for r in flat):
+        return {}
+    figures: dict[str, Any] = {
+        "billed_tokens_mean": _mean([int(r["prompt_tokens"]) + int(r["tokens"]) for r in flat]),
+        "calls_mean": _mean([int(r["calls"]) for r in flat]),
+    }
+    if all("rounds" in r for r in flat):
+        kinds = Counter(event["kind"] for r in flat for event in r.get("fallback_events", ()))
+        figures.update(
+            rounds_mean=_mean([int(r["rounds"]) for r in flat]),
+            fallbacks_mean=_mean([int(r["fallbacks"]) for r in flat]),
+            fallback_kinds=dict(sorted(kinds.items())),
+        )
+    return figures
 
 
 def summarize_mode(records: Sequence[Mapping[str, Any]], benchmark: Benchmark) -> dict[str, Any]:
@@ -66,9 +93,10 @@ def summarize_mode(records: Sequence[Mapping[str, Any]], benchmark: Benchmark) -
         kv_peak_tokens_mean=_mean(peaks),
         kv_peak_tokens_stderr=_stderr(peaks),
         kv_peak_tokens_max=max(peaks),
-        kv_peak_bytes_mean=_mean([float(r["kv_peak_bytes"]) for r in flat]),
-        kv_auc_gb_ktok_mean=_mean([float(r["kv_auc_gb_ktok"]) for r in flat]),
+        kv_peak_bytes_mean=_mean_known([r["kv_peak_bytes"] for r in flat]),
+        kv_auc_gb_ktok_mean=_mean_known([r["kv_auc_gb_ktok"] for r in flat]),
         tokens_per_second=sum(tokens) / seconds if seconds > 0 else None,
+        **_endpoint_figures(flat),
     )
     measured = [r["cache_peak_tokens"] for r in flat if "cache_peak_tokens" in r]
     if len(measured) == len(flat):
@@ -81,9 +109,13 @@ def summarize(
 ) -> dict[str, Any]:
     """``{"benchmark": name, ..., "modes": {mode: figures}}``; `context` adds top-level keys."""
     modes = {name: summarize_mode(records, benchmark) for name, records in records_by_mode.items() if records}
-    reference = modes.get(REFERENCE_MODE)
-    if reference is not None:
+    reference_name = next((name for name in REFERENCE_MODES if name in modes), None)
+    if reference_name is not None:
+        reference = modes[reference_name]
+        in_bytes = all(figures["kv_peak_bytes_mean"] is not None for figures in modes.values())
+        unit = "kv_peak_bytes_mean" if in_bytes else "kv_peak_tokens_mean"
         for figures in modes.values():
             figures["pass_at_1_gap_pp"] = 100 * (reference["pass_at_1"] - figures["pass_at_1"])
-            figures["kv_peak_ratio"] = figures["kv_peak_bytes_mean"] / reference["kv_peak_bytes_mean"]
+            figures["kv_peak_ratio"] = figures[unit] / reference[unit]
+        context["reference_mode"] = reference_name
     return {"benchmark": benchmark.name, "source": benchmark.source, **context, "modes": modes}

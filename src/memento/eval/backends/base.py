@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from memento.config import MementoConfig
 from memento.inference.sampling import SamplingOptions
@@ -20,6 +20,8 @@ class Sample:
     `seconds` is this sample's share of the wall time of the call that produced it (the call's
     time divided by its samples), so summing over samples gives generation time.
     `cache_peak_tokens` is the peak of the backend's real KV cache when it measures one.
+    `measured` holds record figures the backend measured itself, which then replace the replay's
+    (the prompted backend: the endpoint's usage; keys from `MEASURED_KEYS`).
     """
 
     text: str
@@ -28,6 +30,28 @@ class Sample:
     seconds: float
     prompt_token_ids: list[int] | None = None
     cache_peak_tokens: int | None = None
+    measured: dict[str, Any] | None = None
+
+
+MEASURED_KEYS = (
+    "prompt_tokens",
+    "tokens",
+    "kv_peak_tokens",
+    "blocks",
+    "well_formed",
+    "rounds",
+    "fallbacks",
+    "fallback_events",
+    "calls",
+    "retries",
+    "usage_approximate",
+)
+"""Record fields a backend may measure itself (`Sample.measured`), replacing those the text and the
+replay would give: billed prompt and completion tokens, peak context (the endpoint's prompt +
+completion of its largest call), and the prompted loop's rounds, fallbacks, calls and retries."""
+
+ENDPOINT = "endpoint"
+"""`kv_from` of a record whose context figures the endpoint measured (`Sample.measured`), not the replay."""
 
 
 class Backend(Protocol):
