@@ -18,6 +18,7 @@ _OVERRIDES = {
     "memento_epochs": (float, "stage 2 (memento attention) epochs"),
     "full_attention_fraction": (float, "stage 2 share of plain causal examples"),
     "learning_rate": (float, "peak learning rate"),
+    "batch_size": (int, "examples per optimizer step"),
     "seed": (int, "random seed"),
 }
 
@@ -65,6 +66,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.init_from is not None:
         paths.checkpoint_directory(args.init_from, "--init-from")
     overrides = {name: getattr(args, name) for name in _OVERRIDES}
-    final = train_toy(args.output, task=task_by_name(args.task), install=args.install, init_from=args.init_from, **overrides)
+    final = train_toy(
+        args.output, task=task_by_name(args.task), install=args.install, init_from=args.init_from, **overrides
+    )
     print(f"toy model trained into {final}" + (" and installed as the embedded default" if args.install else ""))
     return 0
