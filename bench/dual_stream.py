@@ -10,8 +10,9 @@ Two measurements on held-out problems:
 
 * accuracy: greedy generation with the key forced (the assistant turn prefilled through block 1's
   reference scratch work and ``z:K``), with eviction (memento), in restart mode and without
-  eviction; pass@1 +- standard error over problems (`memento.eval.metrics.pass_at_1`), and how
-  often the answer restates the right key;
+  eviction; pass@1 +- standard error over problems (`memento.eval.metrics.pass_at_1`), how often
+  the answer restates the forced key, and how often it restates the note the model wrote at the
+  end of its own last block (evicted before the answer: with eviction only that block's KV carries it);
 * probe: hidden states of the reference trace (teacher-forced) mean-pooled over block 1's memento,
   once under memento attention (memento computed with block 1 visible) and once under restart
   mode's mask (memento recomputed without it); a multinomial logistic regression fitted on the
@@ -80,7 +81,7 @@ def main() -> None:
 
     problems = [p for p, _ in task.examples(args.problems, HELD_OUT_SEED)]
     print(f"accuracy: {args.problems} held-out problems (seed {HELD_OUT_SEED}), greedy, key forced")
-    print(f"{'mode':<12} {'pass@1':>16} {'key recalled':>16} {'seconds':>8}")
+    print(f"{'mode':<12} {'pass@1':>16} {'key recalled':>16} {'last note carried':>18} {'seconds':>8}")
     for name in ACCURACY_MODES:
         start = time.perf_counter()
         config = builtin_mode(name, mask_delimiters=False).config
@@ -90,8 +91,10 @@ def main() -> None:
         )
         accuracy = pass_at_1([[s.correct] for s in solved])
         recalled = pass_at_1([[s.key_recalled] for s in solved])
+        carried = pass_at_1([[s.last_note_carried] for s in solved])
         seconds = time.perf_counter() - start
-        print(f"{name:<12} {_percent(*accuracy):>16} {_percent(*recalled):>16} {seconds:8.0f}", flush=True)
+        cells = f"{_percent(*accuracy):>16} {_percent(*recalled):>16} {_percent(*carried):>18}"
+        print(f"{name:<12} {cells} {seconds:8.0f}", flush=True)
 
     probe_problems = [p for p, _ in task.examples(args.probe_problems, PROBE_SEED)]
     split = int(args.probe_problems * args.probe_train)

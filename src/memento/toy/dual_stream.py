@@ -28,12 +28,21 @@ _ANSWER_KEY = re.compile(rf"</think>\s*{KEY_LABEL}:(\d+) ")
 """The key as the answer restates it: ``</think> z:5 8+5=13 ...``."""
 
 
+_NOTE = re.compile(rf"{KEY_LABEL}:(\d+)")
+
+
 @dataclass
 class Solved:
-    """One problem's outcome: the answer's correctness and whether the answer used the right key."""
+    """One problem's outcome.
+
+    `correct`: the final answer; `key_recalled`: the answer restates the forced key;
+    `last_note_carried`: the answer restates the note the model itself wrote at the end of its last
+    block (evicted before the answer with eviction, so it can only arrive through that block's KV).
+    """
 
     correct: bool
     key_recalled: bool
+    last_note_carried: bool
     text: str
 
 
@@ -56,10 +65,12 @@ def solve(
     solved = []
     for problem, result in zip(problems, results, strict=True):
         key = _ANSWER_KEY.search(result.text)
+        notes = _NOTE.findall(result.text.split("</think>", 1)[0])
         solved.append(
             Solved(
                 correct=task.parse_answer(result.text) == task.answer(problem),
                 key_recalled=key is not None and int(key.group(1)) == task.key(problem),
+                last_note_carried=key is not None and bool(notes) and key.group(1) == notes[-1],
                 text=result.text,
             )
         )
