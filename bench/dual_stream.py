@@ -12,7 +12,9 @@ Two measurements on held-out problems:
   reference scratch work and ``z:K``), with eviction (memento), in restart mode and without
   eviction; pass@1 +- standard error over problems (`memento.eval.metrics.pass_at_1`), how often
   the answer restates the forced key, and how often it restates the note the model wrote at the
-  end of its own last block (evicted before the answer: with eviction only that block's KV carries it);
+  end of its own last block (evicted before the answer: with eviction only that block's KV carries
+  it), against the same agreement with the next problem's last note (its chance level, since the
+  model's notes are not uniform);
 * probe: hidden states of the reference trace (teacher-forced) mean-pooled over block 1's memento,
   once under memento attention (memento computed with block 1 visible) and once under restart
   mode's mask (memento recomputed without it); a multinomial logistic regression fitted on the
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -60,8 +63,8 @@ def _arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if not (args.model / "config.json").is_file():
         parser.error(f"--model {args.model}: no config.json; train it first (see this script's docstring)")
-    if min(args.problems, args.probe_problems, args.batch_size, args.max_new_tokens) < 1:
-        parser.error("--problems, --probe-problems, --batch-size and --max-new-tokens must be >= 1")
+    if min(args.problems - 1, args.probe_problems, args.batch_size, args.max_new_tokens) < 1:
+        parser.error("--problems must be >= 2; --probe-problems, --batch-size and --max-new-tokens >= 1")
     if not 0 < args.probe_train < 1 or not 2 <= int(args.probe_problems * args.probe_train) < args.probe_problems:
         parser.error("--probe-train must leave at least 2 problems on each side of the split")
     return args
@@ -81,7 +84,8 @@ def main() -> None:
 
     problems = [p for p, _ in task.examples(args.problems, HELD_OUT_SEED)]
     print(f"accuracy: {args.problems} held-out problems (seed {HELD_OUT_SEED}), greedy, key forced")
-    print(f"{'mode':<12} {'pass@1':>16} {'key recalled':>16} {'last note carried':>18} {'seconds':>8}")
+    columns = ("pass@1", "key recalled", "last note carried", "  (other problem's)")
+    print(f"{'mode':<12}" + "".join(f"{c:>20}" for c in columns) + f"{'seconds':>9}")
     for name in ACCURACY_MODES:
         start = time.perf_counter()
         config = builtin_mode(name, mask_delimiters=False).config
@@ -92,9 +96,11 @@ def main() -> None:
         accuracy = pass_at_1([[s.correct] for s in solved])
         recalled = pass_at_1([[s.key_recalled] for s in solved])
         carried = pass_at_1([[s.last_note_carried] for s in solved])
+        # chance for that column: the answer's key against the last note of the next problem
+        shifted = [[s.answer_key is not None and s.answer_key == t.last_note] for s, t in pairwise(solved)]
         seconds = time.perf_counter() - start
-        cells = f"{_percent(*accuracy):>16} {_percent(*recalled):>16} {_percent(*carried):>18}"
-        print(f"{name:<12} {cells} {seconds:8.0f}", flush=True)
+        cells = [_percent(*accuracy), _percent(*recalled), _percent(*carried), _percent(*pass_at_1(shifted))]
+        print(f"{name:<12}" + "".join(f"{c:>20}" for c in cells) + f"{seconds:9.0f}", flush=True)
 
     probe_problems = [p for p, _ in task.examples(args.probe_problems, PROBE_SEED)]
     split = int(args.probe_problems * args.probe_train)

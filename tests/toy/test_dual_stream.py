@@ -91,4 +91,5 @@ def test_solve_continues_from_the_forced_key(toy):
     for outcome in solved:
         # the continuation alone (not the prefill); 30 tokens end before any answer
         assert len(tokenizer.encode(outcome.text, add_special_tokens=False)) == 30
-        assert "sum mod" not in outcome.text and not outcome.correct and not outcome.key_recalled
+        assert "sum mod" not in outcome.text and not outcome.correct
+        assert not outcome.key_recalled and not outcome.last_note_carried

@@ -36,14 +36,20 @@ class Solved:
     """One problem's outcome.
 
     `correct`: the final answer; `key_recalled`: the answer restates the forced key;
-    `last_note_carried`: the answer restates the note the model itself wrote at the end of its last
-    block (evicted before the answer with eviction, so it can only arrive through that block's KV).
+    `answer_key`: the key the answer restates; `last_note`: the key
+    the model itself noted at the end of its last block (evicted before the answer with eviction,
+    so the answer can only get it through that block's KV); None where missing.
     """
 
     correct: bool
     key_recalled: bool
-    last_note_carried: bool
+    answer_key: int | None
+    last_note: int | None
     text: str
+
+    @property
+    def last_note_carried(self) -> bool:
+        return self.answer_key is not None and self.answer_key == self.last_note
 
 
 def solve(
@@ -65,12 +71,14 @@ def solve(
     solved = []
     for problem, result in zip(problems, results, strict=True):
         key = _ANSWER_KEY.search(result.text)
+        answer_key = int(key.group(1)) if key is not None else None
         notes = _NOTE.findall(result.text.split("</think>", 1)[0])
         solved.append(
             Solved(
                 correct=task.parse_answer(result.text) == task.answer(problem),
-                key_recalled=key is not None and int(key.group(1)) == task.key(problem),
-                last_note_carried=key is not None and bool(notes) and key.group(1) == notes[-1],
+                key_recalled=answer_key == task.key(problem),
+                answer_key=answer_key,
+                last_note=int(notes[-1]) if notes else None,
                 text=result.text,
             )
         )
