@@ -26,7 +26,29 @@ on a shared 2-core CPU), then run the bench:
     OMP_NUM_THREADS=2 memento toy train --task key --init-from src/memento/toy/checkpoint \\
         --output runs/dual_key --examples 1600 --batch-size 16 --epochs 1 --memento-epochs 4 \\
         --full-attention-fraction 0.1
-    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/dual_stream.py --model runs/dual_key
+    OMP_NUM_THREADS=2 PYTHONPATH=src python bench/dual_stream.py --model runs/dual_key --problems 100 \\
+        --probe-problems 600
+
+Measured once (shared 2-core CPU; python 3.11.7, torch 2.13.0, transformers 5.19.0; the model above,
+training 18 min wall; 100 held-out problems; probe 600 problems, fitted on 420, scored on 180):
+
+    mode                      pass@1        key recalled   last note carried   (other problem's)
+    memento            8.0% +-  2.7%       8.0% +-  2.7%      55.0% +-  5.0%      33.3% +-  4.8%
+    restart           10.0% +-  3.0%      10.0% +-  3.0%      41.0% +-  4.9%      22.2% +-  4.2%
+    no_eviction        5.0% +-  2.2%       5.0% +-  2.2%      53.0% +-  5.0%      36.4% +-  4.9%
+
+    hidden state             memento           restart
+    embeddings        11.7% +-  2.4%    11.7% +-  2.4%
+    layer 1           47.8% +-  3.7%    10.6% +-  2.3%
+    layer 2           57.2% +-  3.7%    10.0% +-  2.2%
+    layer 3           50.0% +-  3.7%     6.1% +-  1.8%
+    layer 4           49.4% +-  3.7%    10.0% +-  2.2%
+
+The probe shows the key in the KV of block 1's memento with eviction and not in restart mode. The
+model never learned to use block 1's key (at chance even without eviction), so accuracy does not
+separate the modes; the answer does carry its own last block's note through that block's KV above
+chance (55% vs 33%), and still in restart mode (41% vs 22%), which keeps the KV of the newline after
+``<|block_end|>``.
 """
 
 from __future__ import annotations

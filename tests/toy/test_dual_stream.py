@@ -81,7 +81,6 @@ def test_probe_reads_a_linear_signal_and_not_noise():
     assert sum(unreadable) / 200 < 0.25
 
 
-@pytest.mark.slow
 def test_solve_continues_from_the_forced_key(toy):
     model, tokenizer = toy
     task = KeyTask()
