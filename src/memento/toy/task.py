@@ -60,6 +60,10 @@ class ToyTask:
             blocks.append(Block(" ".join(lines), f"{LABELS[step]}={state}"))
         return Trace(prompt=self.prompt(numbers), blocks=blocks, answer=str(state))
 
+    def parse_answer(self, text: str) -> int | None:
+        """This task's answer in generated text (`parse_answer`)."""
+        return parse_answer(text)
+
     def examples(self, count: int, seed: int) -> list[tuple[list[int], Trace]]:
         rng = random.Random(seed)
         return [(numbers, self.trace(numbers)) for numbers in (self.problem(rng) for _ in range(count))]

@@ -57,19 +57,25 @@ def train_toy(
     batch_size: int = 32,
     seed: int = 0,
     install: bool = False,
+    init_from: str | Path | None = None,
 ) -> Path:
     """Train the toy memento model (stage 1 full attention, stage 2 memento attention) into `output_dir`.
 
-    With `install`, the result replaces the checkpoint shipped in the package.
+    With `install`, the result replaces the checkpoint shipped in the package. `init_from`: a toy
+    checkpoint (e.g. `CHECKPOINT`) to start from instead of a freshly initialised model.
     """
     torch.manual_seed(seed)
     task = task or ToyTask()
     output_dir = Path(output_dir)
-    base = output_dir / "base"
-    base.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_toy_tokenizer()
-    AutoModelForCausalLM.from_config(toy_config(len(tokenizer))).save_pretrained(base)
-    tokenizer.save_pretrained(base)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if init_from is not None:
+        base = Path(init_from)
+    else:
+        base = output_dir / "base"
+        base.mkdir(parents=True, exist_ok=True)
+        tokenizer = build_toy_tokenizer()
+        AutoModelForCausalLM.from_config(toy_config(len(tokenizer))).save_pretrained(base)
+        tokenizer.save_pretrained(base)
     data = output_dir / "train.jsonl"
     write_training_data(data, task, examples, TRAIN_SEED + seed)
     options = TrainOptions(
