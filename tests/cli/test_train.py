@@ -7,7 +7,10 @@ schema, the real `memento` command line. Bad input must be one line and exit cod
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,37 @@ def test_bad_model_files_are_one_line(capsys, tmp_path):
     weights = tmp_path / "model.bin"
     weights.write_bytes(b"\0" * 8)
     refused(capsys, ["train", "--model", str(weights), *tail], "model.bin", "unsupported model file")
+
+
+def _hub_layout(rows_default: list[dict], rows_full: list[dict], root: Path) -> Path:
+    """A folder laid out as the hub repository (README configs, data/ default, full/ full)."""
+    for name, rows in (("data", rows_default), ("full", rows_full)):
+        (root / name).mkdir(parents=True)
+        _write(rows, root / name / "train-00000-of-00001.parquet")
+    (root / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
+        "  default: true\n- config_name: full\n  data_files:\n  - split: train\n    path: full/train-*\n---\n"
+    )
+    return root
+
+
+@pytest.mark.parametrize(("config", "math_rows"), [("default", 2), ("full", 3)])
+def test_a_hub_layout_folder_through_datasets(checkpoint, tmp_path, config, math_rows):
+    # the default config holds the first three rows (math, code, math), the full config all six
+    root = _hub_layout(_rows("default")[:3], _rows("full"), tmp_path / "OpenMementos")
+    assert _train(checkpoint, root, tmp_path / "out", "--data-config", config, "--data-domains", "math") == 0
+    assert json.loads((tmp_path / "out" / "memento_training.json").read_text())["examples"] == math_rows
+
+
+@pytest.mark.slow
+def test_a_hub_name_without_the_hub_is_one_line(checkpoint, tmp_path):
+    """By name the data comes through `datasets`; offline (HF_HUB_OFFLINE) that fails in one line saying what to do."""
+    argv = ["train", "--model", str(checkpoint), "--data", "microsoft/OpenMementos", "--output", str(tmp_path / "o")]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    result = subprocess.run(
+        [sys.executable, "-m", "memento.cli", *argv], capture_output=True, text=True, env=environment, timeout=300
+    )
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("Loading weights")]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and "could not read microsoft/OpenMementos" in lines[0], result.stderr
+    assert lines[0].endswith("without the hub, pass a local .parquet/.jsonl download")
