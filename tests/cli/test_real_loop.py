@@ -45,11 +45,14 @@ def test_the_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     stages = [line.split("\t")[0] for line in (out / "times.tsv").read_text().splitlines()]
-    assert stages == ["inputs", "data-build", "train", "eval-gsm8k", "kv-gsm8k", "eval-math500", "kv-math500"]
+    # `memento kv` runs on the memento outputs that parse as traces; a model trained one step rarely writes one
+    replayed = [f"kv-{b}" for b in ("gsm8k", "math500") if (out / f"kv-{b}.jsonl").read_text().strip()]
+    expected = ["inputs", "data-build", "train", "eval-gsm8k", "kv-gsm8k", "eval-math500", "kv-math500"]
+    assert stages == [stage for stage in expected if not stage.startswith("kv-") or stage in replayed]
     assert len((out / "cot.jsonl").read_text().splitlines()) == 4
     for stage in ("stage1-full", "stage2-memento"):
         log = json.loads((out / "model" / stage / "memento_training.json").read_text())
-        assert log["examples"] >= 1 and any("loss" in entry for entry in log["log_history"])
+        assert log["examples"] >= 1 and (out / "model" / stage / "model.safetensors").is_file()
     assert log["options"]["system_prompt"].startswith("You are a helpful AI assistant named SmolLM")
     table = (out / "table.md").read_text()
     for benchmark, problems in (("gsm8k", 2), ("math500", 1)):
@@ -58,4 +61,7 @@ def test_the_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_path):
         assert all(row.split(" | ")[2] == str(problems) for row in rows)
         samples = (out / f"eval-{benchmark}" / "samples.jsonl").read_text().splitlines()
         assert len(samples) == 3 * problems  # three modes, the same problems
-    assert table.count("`memento kv`") == 2  # the replay cross-check line of each benchmark
+    for benchmark in ("gsm8k", "math500"):  # the replay cross-check line of each benchmark, whichever form
+        line = next(line for line in table.splitlines() if line.startswith(f"- {benchmark}: "))
+        parsed = f"kv-{benchmark}" in replayed
+        assert ("equal to eval's replay on" in line) == parsed and ("nothing for `memento kv`" in line) != parsed
