@@ -8,6 +8,7 @@ from pathlib import Path
 from memento.cli import options, paths
 
 NAME = "train"
+_DATASET_SUFFIXES = frozenset({".parquet", ".jsonl", ".json", ".arrow", ".csv"})
 HELP = "two-stage SFT: full causal attention, then memento attention"
 
 
@@ -43,6 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
+    from memento.errors import UsageError
     from memento.inference.loading import resolve_checkpoint
     from memento.training import DataSelection, TrainOptions, train
 
@@ -52,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
-    model = resolve_checkpoint(args.model)  # a .gguf is converted once (cached); every mistake is one line
+    if (args.model / "config.json").is_file():
+        paths.checkpoint_directory(args.model, "--model")  # names a corrupt weights file before any work
+    try:
+        model = resolve_checkpoint(args.model)  # a .gguf is converted once (cached)
+    except (FileNotFoundError, UsageError) as error:
+        raise UsageError(f"--model {error}") from None
     final = train(
         model,
         args.data,
@@ -72,6 +79,12 @@ def check_data_location(location: str, flag: str) -> str:
     from memento.training.sources import location_kind
 
     try:
-        return location_kind(location)
+        kind = location_kind(location)
     except FileNotFoundError as error:
         raise UsageError(f"{flag} {error}") from None
+    if kind == "folder" and not any(p.suffix in _DATASET_SUFFIXES for p in Path(location).rglob("*")):
+        raise UsageError(
+            f"{flag} {location}: is a directory without dataset files (expected a trace file, an OpenMementos "
+            ".parquet/.jsonl file, or a folder laid out as the hub repository)"
+        )
+    return kind
