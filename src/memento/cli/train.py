@@ -1,4 +1,4 @@
-"""`memento train`: two-stage SFT (full causal attention, then memento attention) on a local checkpoint."""
+"""`memento train`: two-stage SFT (full causal attention, then memento attention) of a local model."""
 
 from __future__ import annotations
 
@@ -8,37 +8,83 @@ from pathlib import Path
 from memento.cli import options, paths
 
 NAME = "train"
+_DATASET_SUFFIXES = frozenset({".parquet", ".jsonl", ".json", ".arrow", ".csv"})
 HELP = "two-stage SFT: full causal attention, then memento attention"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the options of `memento train` to its parser (the hyperparameters come from `TrainOptions`)."""
-    from memento.training import TrainOptions
+    """Add the options of `memento train` (hyperparameters from `TrainOptions`, data choice from `DataSelection`)."""
+    from memento.training import DataSelection, TrainOptions
     from memento.training.trainer import STAGES
 
     parser.description = (
-        "Add the memento tokens to a local checkpoint and fine-tune it on memento traces "
-        "(authors' JSON, data-pipeline JSONL, or memento text). Defaults are the paper's."
+        "Add the memento tokens to a local checkpoint (or .gguf file) and fine-tune it on memento traces "
+        "(authors' JSON, data-pipeline JSONL, memento text) or OpenMementos rows (hub name, local "
+        "parquet/JSONL). Defaults are the paper's."
     )
-    parser.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
-    parser.add_argument("--data", type=Path, nargs="+", required=True, help="training traces")
-    parser.add_argument("--eval-data", type=Path, nargs="+", default=None, help="eval traces (keeps the best epoch)")
+    parser.add_argument(
+        "--model", type=Path, required=True, help="local Hugging Face checkpoint directory or .gguf file"
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="training data: trace files, OpenMementos .parquet/.jsonl files or folders, or a hub name "
+        "(e.g. microsoft/OpenMementos)",
+    )
+    parser.add_argument(
+        "--eval-data", nargs="+", default=None, help="eval data, same kinds as --data (keeps the best epoch)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="output directory")
     parser.add_argument("--stage", choices=STAGES, default="both", help="full, memento, or both in turn")
     options.add_options(parser, TrainOptions, title="training")
+    options.add_options(parser, DataSelection, title="data selection (applies to --data)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the paths and options, then train."""
-    from memento.training import TrainOptions, train
+    """Check the model, data and output locations, then train."""
+    from memento.errors import UsageError
+    from memento.inference.loading import resolve_checkpoint
+    from memento.training import DataSelection, TrainOptions, train
 
     train_options = options.from_args(TrainOptions, args)
-    paths.checkpoint_directory(args.model, "--model")
-    for flag, files in (("--data", args.data), ("--eval-data", args.eval_data or ())):
-        for path in files:
-            paths.existing_file(path, flag)
+    selection = options.from_args(DataSelection, args)
+    for flag, locations in (("--data", args.data), ("--eval-data", args.eval_data or ())):
+        for location in locations:
+            check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
-    final = train(args.model, args.data, args.output, stage=args.stage, options=train_options, eval_data=args.eval_data)
+    if (args.model / "config.json").is_file():
+        paths.checkpoint_directory(args.model, "--model")  # names a corrupt weights file before any work
+    try:
+        model = resolve_checkpoint(args.model)  # a .gguf is converted once (cached)
+    except (FileNotFoundError, UsageError) as error:
+        raise UsageError(f"--model {error}") from None
+    final = train(
+        model,
+        args.data,
+        args.output,
+        stage=args.stage,
+        options=train_options,
+        eval_data=args.eval_data,
+        selection=selection,
+    )
     print(f"model and tokenizer saved to {final}")
     return 0
+
+
+def check_data_location(location: str, flag: str) -> str:
+    """The kind of a data location (`training.sources.location_kind`); a missing local one is a `UsageError`."""
+    from memento.errors import UsageError
+    from memento.training.sources import location_kind
+
+    try:
+        kind = location_kind(location)
+    except FileNotFoundError as error:
+        raise UsageError(f"{flag} {error}") from None
+    if kind == "folder" and not any(p.suffix in _DATASET_SUFFIXES for p in Path(location).rglob("*")):
+        raise UsageError(
+            f"{flag} {location}: is a directory without dataset files (expected a trace file, an OpenMementos "
+            ".parquet/.jsonl file, or a folder laid out as the hub repository)"
+        )
+    return kind

@@ -55,6 +55,13 @@ class TrainOptions:
             "fp16 (adapters only)"
         ),
     )
+    system_prompt: str | None = field(
+        default=None,
+        metadata=_help(
+            "system turn put before every training conversation; give the one your chat template adds at "
+            "inference (e.g. SmolLM2's default), so that training sees the prompts generation will"
+        ),
+    )
     seed: int = field(default=0, metadata=_help("seed of initialisation, shuffling and held-out split"))
     attention: Attention = field(
         default="auto",

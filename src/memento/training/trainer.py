@@ -258,7 +258,7 @@ def train(
     add_memento_tokens(model, tokenizer, seed=options.seed)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    length = {"max_length": options.max_length, "overflow": options.overflow}
+    length = {"max_length": options.max_length, "overflow": options.overflow, "system": options.system_prompt}
     train_examples, stats = load_examples(data, tokenizer, selection=selection, **length)
     eval_examples = load_examples(eval_data, tokenizer, **length)[0] if eval_data else None
     if eval_examples is None and options.eval_fraction:

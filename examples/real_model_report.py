@@ -1,0 +1,128 @@
+"""The table of examples/real_model.sh, from `memento eval`'s outputs and `memento kv`'s replay of them.
+
+    python examples/real_model_report.py traces EVAL_DIR TRACES.jsonl   # memento-mode responses as traces
+    python examples/real_model_report.py table OUT                       # the markdown table
+
+Format adherence is stricter than eval's `format_ok`: a response counts when it parses as a memento
+trace, reached ``</think>``, and holds at least two blocks, each closed by a memento. The KV check
+compares, response by response, eval's replay of the generated token ids with `memento kv`'s replay
+of the same text re-tokenized: the peak over the generated tokens, less the prompt (eval's prompt
+holds the chat template's system turn, `memento kv` renders none; `memento kv` also closes the turn
+with ``<|im_end|>``, a token a cut-off response never generated, so its occupancy curve is read over
+the generated tokens only).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from memento.format import BLOCK_END, BLOCK_START, IM_END, SUMMARY_END, THINK_START, TraceFormatError, parse_text
+
+BENCHMARKS = ("gsm8k", "math500")
+OPENING = f"{THINK_START}\n{BLOCK_START}"  # how every training response starts
+MODES = (("baseline", "base model"), ("memento", "memento, eviction"), ("no_eviction", "memento, no eviction"))
+
+
+def _samples(eval_dir: Path) -> list[dict[str, Any]]:
+    lines = (eval_dir / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _parsed(response: str) -> Any:
+    text = response.rstrip()
+    text = text[: -len(IM_END)] if text.endswith(IM_END) else text
+    try:
+        return parse_text(text)
+    except TraceFormatError:
+        return None
+
+
+def adherent(response: str) -> bool:
+    """>= 2 blocks, each closed by a memento, and ``</think>`` reached."""
+    trace = _parsed(response)
+    blocks = response.count(BLOCK_END)
+    return trace is not None and not trace.is_open and blocks >= 2 and response.count(SUMMARY_END) == blocks
+
+
+def write_traces(eval_dir: Path, output: Path) -> None:
+    """The memento mode's responses that parse, as JSONL traces (`text`, `id`) in the samples' order."""
+    rows = [
+        {"id": record["id"], "text": record["response"].rstrip().removesuffix(IM_END)}
+        for record in _samples(eval_dir)
+        if record["mode"] == "memento" and _parsed(record["response"]) is not None
+    ]
+    output.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    print(f"{len(rows)} memento-mode responses that parse -> {output}")
+
+
+def _kv_agreement(out: Path, benchmark: str) -> tuple[int, int, float, float]:
+    """(responses compared, equal answer-part peaks, memento kv's mean memento / vanilla peak in tokens)."""
+    records = {r["id"]: r for r in _samples(out / f"eval-{benchmark}") if r["mode"] == "memento"}
+    ids = [json.loads(line)["id"] for line in (out / f"kv-{benchmark}.jsonl").read_text().splitlines() if line]
+    report = json.loads((out / f"kv-{benchmark}.json").read_text())
+    equal = 0
+    for problem_id, trace in zip(ids, report["traces"], strict=True):
+        record = records[problem_id]
+        prompt, occupancy = trace["memento"]["prompt_tokens"], trace["memento"]["occupancy"]
+        replayed = max(occupancy[: prompt + record["tokens"]]) - prompt
+        equal += replayed == record["kv_peak_tokens"] - record["prompt_tokens"]
+    overall = report["overall"]
+    return len(ids), equal, overall["memento_peak_tokens_mean"], overall["vanilla_peak_tokens_mean"]
+
+
+def _row(benchmark: str, label: str, figures: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+    accuracy = f"{100 * figures['pass_at_1']:.1f} ± {100 * figures['pass_at_1_stderr']:.1f}"
+    share = 100 * sum(adherent(s["response"]) for s in samples) / len(samples)
+    opened = 100 * sum(s["response"].lstrip().startswith(OPENING) for s in samples) / len(samples)
+    answered = 100 * sum(s["status"] != "no_answer" for s in samples) / len(samples)
+    cells = [benchmark, label, str(figures["problems"]), accuracy, f"{opened:.0f}%", f"{share:.0f}%"]
+    cells += [f"{answered:.0f}%", f"{figures['blocks_mean']:.1f}", f"{figures['tokens_mean']:.0f}"]
+    return "| " + " | ".join([*cells, f"{figures['kv_peak_tokens_mean']:.0f}"]) + " |"
+
+
+def table(out: Path) -> str:
+    """The markdown table: per benchmark and mode, accuracy, format, tokens and peak KV."""
+    lines = [
+        "| benchmark | model | problems | accuracy % ± s.e. | opens <think> + block | >= 2 blocks, each with memento "
+        "| ends in an answer | blocks | tokens | peak KV (tokens) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    checks = []
+    for benchmark in BENCHMARKS:
+        eval_dir = out / f"eval-{benchmark}"
+        if not (eval_dir / "summary.json").is_file():
+            continue
+        summary = json.loads((eval_dir / "summary.json").read_text())["modes"]
+        samples = _samples(eval_dir)
+        for mode, label in MODES:
+            if mode in summary:
+                lines.append(_row(benchmark, label, summary[mode], [s for s in samples if s["mode"] == mode]))
+        memento, plain = summary["memento"], summary["no_eviction"]
+        if not (out / f"kv-{benchmark}.json").is_file():
+            checks.append(f"- {benchmark}: no memento-mode output parses as a trace, nothing for `memento kv`")
+            continue
+        compared, equal, kv_memento, kv_vanilla = _kv_agreement(out, benchmark)
+        checks.append(
+            f"- {benchmark}: peak KV memento / no eviction {memento['kv_peak_tokens_mean']:.0f} / "
+            f"{plain['kv_peak_tokens_mean']:.0f} tokens (ratio {memento['kv_peak_ratio']:.2f}); on the memento "
+            f"model's own {compared} parsed outputs `memento kv` gives {kv_memento:.0f} evicting vs {kv_vanilla:.0f} "
+            f"not (x{kv_vanilla / kv_memento:.2f}), its peak over the generated tokens equal to eval's replay "
+            f"on {equal}/{compared}"
+        )
+    return "\n".join([*lines, "", *checks])
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["traces"] and len(argv) == 3:
+        write_traces(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["table"] and len(argv) == 2:
+        print(table(Path(argv[1])))
+    else:
+        sys.exit(__doc__.split("\n\n")[1])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
