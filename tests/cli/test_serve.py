@@ -28,6 +28,13 @@ def test_flags_and_passthrough_reach_vllm(started):
     config = json.loads(environment[CONFIG_ENV])
     assert config["keep_last_n_blocks"] == 1 and config["max_block_tokens"] == 64
     assert config["mask_delimiters"] is False  # the toy model is a Qwen3: per model family
+    assert int(environment["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"]) > 5  # outlives httpx's idle connections
+
+
+def test_a_keep_alive_the_user_set_is_kept(started, monkeypatch):
+    monkeypatch.setenv("VLLM_HTTP_TIMEOUT_KEEP_ALIVE", "7")
+    assert main(["serve", "--model", str(CHECKPOINT)]) == 0
+    assert started[0][1]["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"] == "7"
 
 
 def test_bad_serve_input_is_one_line(started, capsys, tmp_path):

@@ -17,6 +17,9 @@ from memento.config import MementoConfig
 from memento.vllm.checks import check_server_start
 from memento.vllm.engine import server_flags, set_environment
 
+KEEP_ALIVE_ENV, KEEP_ALIVE_SECONDS = "VLLM_HTTP_TIMEOUT_KEEP_ALIVE", 65
+"""vLLM's HTTP keep-alive and ours: above the 5 s after which httpx closes an idle connection."""
+
 
 def server_command(
     model: str | Path,
@@ -64,6 +67,10 @@ def server_command(
         argv += ["--block-size", str(block_size)]
     argv += list(extra)
     environment = set_environment(config, dict(os.environ))
+    # httpx (the openai client) drops idle connections after 5 s, and so does vLLM's server by default:
+    # a request sent on a pooled connection as the server closes it is lost ("Server disconnected
+    # without sending a response"). A server that keeps connections longer than its clients avoids it.
+    environment.setdefault(KEEP_ALIVE_ENV, str(KEEP_ALIVE_SECONDS))
     return argv, environment
 
 
