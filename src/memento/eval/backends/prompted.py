@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from memento.eval.backends.base import BackendError, Sample
 from memento.format import SUMMARY_END, SUMMARY_START, THINK_END
-from memento.prompted import EndpointError, PlainResult, PromptedConfig, PromptedResult, PromptedSolver
+from memento.prompted import Bill, EndpointError, PlainResult, PromptedConfig, PromptedResult, PromptedSolver
 
 if TYPE_CHECKING:
     from memento.eval.options import EvalOptions
@@ -60,6 +60,18 @@ def solver_config(options: EvalOptions, **budgets: Any) -> PromptedConfig:
     return PromptedConfig(**endpoint_settings(options), **budgets)
 
 
+def _billed(bill: Bill) -> dict[str, Any]:
+    """A solve's usage as record fields: billed prompt / completion tokens, peak context, calls, retries."""
+    return {
+        "prompt_tokens": bill.prompt_tokens,
+        "tokens": bill.completion_tokens,
+        "kv_peak_tokens": bill.peak_context_tokens,
+        "calls": bill.calls,
+        "retries": bill.retries,
+        "usage_approximate": bill.approximate,
+    }
+
+
 def kept_text(result: PromptedResult) -> str:
     """What the client kept of a prompted solve: the mementos in the memento format, then the answer."""
     notes = "".join(f"{SUMMARY_START}{memento}{SUMMARY_END}\n" for memento in result.mementos)
@@ -70,44 +82,30 @@ def prompted_sample(result: PromptedResult, seconds: float) -> Sample:
     """A prompted solve as a sample: ``finish_reason`` "length" when it ran out of rounds; its format is
     well formed when the client never stepped in (no fallback); its blocks are its rounds."""
     out_of_rounds = any(fallback.kind == "max_rounds" for fallback in result.fallbacks)
-    bill = result.bill
     return Sample(
         text=kept_text(result),
         token_ids=None,
         finish_reason="length" if out_of_rounds else "stop",
         seconds=seconds,
         measured={
-            "prompt_tokens": bill.prompt_tokens,
-            "tokens": bill.completion_tokens,
-            "kv_peak_tokens": bill.peak_context_tokens,
+            **_billed(result.bill),
             "blocks": result.rounds,
             "well_formed": not result.fallbacks,
             "rounds": result.rounds,
             "fallbacks": len(result.fallbacks),
             "fallback_events": [fallback.to_json() for fallback in result.fallbacks],
-            "calls": bill.calls,
-            "retries": bill.retries,
-            "usage_approximate": bill.approximate,
         },
     )
 
 
 def plain_sample(result: PlainResult, seconds: float) -> Sample:
     """The plain call as a sample: its reply, and its one call's usage (peak = prompt + completion)."""
-    bill = result.bill
     return Sample(
         text=result.text,
         token_ids=None,
         finish_reason=result.finish_reason,
         seconds=seconds,
-        measured={
-            "prompt_tokens": bill.prompt_tokens,
-            "tokens": bill.completion_tokens,
-            "kv_peak_tokens": bill.peak_context_tokens,
-            "calls": bill.calls,
-            "retries": bill.retries,
-            "usage_approximate": bill.approximate,
-        },
+        measured=_billed(result.bill),
     )
 
 
