@@ -153,6 +153,10 @@ def test_location_kinds(tmp_path, hub_folder):
     assert location_kind(EXAMPLES / ORDER[0]) == "traces"
     with pytest.raises(FileNotFoundError, match="no such file, folder or hub dataset name"):
         location_kind("data/missing.jsonl")  # a path, not a hub name
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "README.txt").write_text("no data here")
+    with pytest.raises(ValueError, match="directory without dataset files"):
+        location_kind(tmp_path / "notes")
 
 
 def test_bad_sources_are_one_line(tmp_path, hub_folder):

@@ -8,7 +8,6 @@ from pathlib import Path
 from memento.cli import options, paths
 
 NAME = "train"
-_DATASET_SUFFIXES = frozenset({".parquet", ".jsonl", ".json", ".arrow", ".csv"})
 HELP = "two-stage SFT: full causal attention, then memento attention"
 
 
@@ -79,12 +78,6 @@ def check_data_location(location: str, flag: str) -> str:
     from memento.training.sources import location_kind
 
     try:
-        kind = location_kind(location)
-    except FileNotFoundError as error:
+        return location_kind(location)
+    except (FileNotFoundError, ValueError) as error:
         raise UsageError(f"{flag} {error}") from None
-    if kind == "folder" and not any(p.suffix in _DATASET_SUFFIXES for p in Path(location).rglob("*")):
-        raise UsageError(
-            f"{flag} {location}: is a directory without dataset files (expected a trace file, an OpenMementos "
-            ".parquet/.jsonl file, or a folder laid out as the hub repository)"
-        )
-    return kind

@@ -103,15 +103,25 @@ def _traces(location: str | Path, selection: DataSelection) -> Iterator[tuple[st
             yield name, openmementos.trace_from_row(row, source=name)
 
 
+_DATASET_SUFFIXES = frozenset({".parquet", ".jsonl", ".json", ".arrow", ".csv"})
+"""Files `datasets` reads from a folder laid out as a hub repository."""
+
+
 def location_kind(location: str | Path) -> str:
     """What a data location is, checked before any reading: 'hub', 'folder', 'parquet', 'rows' (OpenMementos
-    JSONL) or 'traces'; a missing path raises FileNotFoundError (one line)."""
+    JSONL) or 'traces'; a missing path raises FileNotFoundError, a folder without dataset files ValueError
+    (one line each)."""
     path = Path(location)
     if openmementos.is_hub_name(location):
         return "hub"
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file, folder or hub dataset name (owner/name)")
     if path.is_dir():
+        if not any(p.suffix in _DATASET_SUFFIXES for p in path.rglob("*")):
+            raise ValueError(
+                f"{path}: is a directory without dataset files (expected a trace file, an OpenMementos "
+                ".parquet/.jsonl file, or a folder laid out as the hub repository)"
+            )
         return "folder"
     if path.suffix == ".parquet":
         return "parquet"
