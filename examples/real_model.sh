@@ -23,6 +23,8 @@ GSM8K_EVAL=${GSM8K_EVAL:-20}        # first N problems of GSM8K test
 MATH_EVAL=${MATH_EVAL:-10}          # first N problems of MATH-500
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-224}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# bf16 autocast over fp32 weights where the CPU has native bf16 (AVX512-BF16/AMX): 2.4x faster steps there
+BF16=${BF16:-$("$BIN/python" -c "import torch; print('yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no')")}
 # SmolLM2's chat template adds this system turn when a conversation has none: train with it too
 SYSTEM_PROMPT="You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -65,7 +67,7 @@ if runs train; then
     rm -rf "$OUT/model"
     stage train "$BIN/memento" train --model "$GGUF" --data "$OUT/data/records.jsonl" --output "$OUT/model" \
         --stage both --epochs "$EPOCHS" --memento-epochs "$MEMENTO_EPOCHS" --learning-rate "$LEARNING_RATE" \
-        --batch-size "$BATCH_SIZE" --group-by-length --max-length 1024 --dtype fp32 \
+        --batch-size "$BATCH_SIZE" --group-by-length --max-length 1024 --dtype fp32 --bf16 "$BF16" \
         --system-prompt "$SYSTEM_PROMPT" --logging-steps 5 --save-total-limit 1
 fi
 

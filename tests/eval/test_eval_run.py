@@ -173,6 +173,31 @@ def test_a_baseline_model_runs_plainly_in_the_same_table(tmp_path):
     assert memento["problems"] == baseline["problems"] == 2 and memento["blocks_mean"] == 5
 
 
+def test_a_gguf_baseline_model_is_converted_once_and_run_in_the_same_table(tmp_path, smollm2_checkpoint):
+    """--baseline-model FILE.gguf (the real SmolLM2-135M-Instruct): run from its cached conversion, with its
+    own tokenizer and KV geometry (30 layers x 3 KV heads x 64 dims); a broken .gguf gets one line."""
+    from memento.eval.replay import resolve_geometry
+    from tests.real_models import smollm2_gguf
+
+    summary = _eval_small(
+        *("--modes", "memento", "--baseline-model", str(smollm2_gguf()), "--max-new-tokens", "8"),
+        *("--batch-size", "2", "--output", str(tmp_path / "o")),
+    )
+    assert summary["modes"]["baseline"]["problems"] == 2
+    per_token = resolve_geometry(model=smollm2_checkpoint).bytes_per_token
+    assert per_token == 30 * 2 * 3 * 64 * 4
+    records = [json.loads(line) for line in (tmp_path / "o" / "samples.jsonl").read_text().splitlines()]
+    baseline = [r for r in records if r["mode"] == "baseline"]
+    assert len(baseline) == 2 and all(r["kv_peak_bytes"] == r["kv_peak_tokens"] * per_token for r in baseline)
+
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf")
+    command = [sys.executable, "-m", "memento.cli", "eval", "--model", str(CHECKPOINT), "--benchmark", "toy"]
+    done = subprocess.run([*command, "--baseline-model", str(broken)], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"--baseline-model {broken}: not a GGUF file" in done.stderr.strip().splitlines()[-1]
+
+
 def _eval_small(*arguments: str) -> dict:
     command = [
         *(sys.executable, "-m", "memento.cli", "eval", "--model", str(CHECKPOINT), "--benchmark", "toy"),

@@ -37,7 +37,8 @@ def test_the_mementos_are_the_sum_tasks_and_do_not_determine_the_key():
     for problem, trace in task.examples(3000, seed=9):
         keys_by_mementos[tuple(b.memento for b in trace.blocks)].add(task.key(problem))
     shared = [keys for keys in keys_by_mementos.values() if len(keys) > 1]
-    assert len(shared) > 100 and max(len(keys) for keys in shared) >= 5
+    assert len(keys_by_mementos) >= 50 and len(shared) > 0.9 * len(keys_by_mementos)
+    assert max(len(keys) for keys in shared) >= 5
 
 
 def test_prefill_stops_right_after_block_1s_key():

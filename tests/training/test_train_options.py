@@ -120,6 +120,27 @@ def test_bf16_weights_load_train_and_save_in_bf16(tmp_path):
         assert weights.get_tensor("model.embed_tokens.weight").dtype == torch.bfloat16
 
 
+def test_bf16_autocast_yes_on_cpu_trains_in_bf16_or_says_why_not(tmp_path):
+    """--bf16 yes on a CPU: autocast over fp32 weights where the CPU has native bf16, else one clear error."""
+    base = _base(tmp_path / "base", tied=True)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine: bf16 there is the GPU's, not the CPU's")
+    options = TrainOptions(bf16="yes", dtype="fp32", epochs=1, **FAST)
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(ValueError, match="native bf16"):
+            train(base, [_data(tmp_path)], tmp_path / "out", stage="full", options=options)
+        return
+    arguments = _arguments(tmp_path / "args", options, memento=False, evaluate=False, weights=torch.float32)
+    assert arguments.bf16 and arguments.use_cpu
+    train(base, [_data(tmp_path)], tmp_path / "out", stage="both", options=options)  # dense memento mask too
+    log = _log(tmp_path / "out")
+    assert log["weights_dtype"] == "float32"
+    losses = [entry["loss"] for entry in log["log_history"] if "loss" in entry]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    # 'auto' keeps CPU runs in fp32
+    assert not _arguments(tmp_path / "a", TrainOptions(), memento=False, evaluate=False, weights=torch.float32).bf16
+
+
 def test_fp16_needs_adapters():
     with pytest.raises(ValueError, match="fp16 weights train only with adapters"):
         TrainOptions(dtype="fp16")

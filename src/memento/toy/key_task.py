@@ -48,7 +48,7 @@ KEY_LABEL = LABELS[-1]
 class KeyTask(ToyTask):
     """The sum task plus a key digit no memento states. A problem is ``[*numbers, key]``."""
 
-    steps: int = 9
+    steps: int = 6
 
     def __post_init__(self) -> None:
         super().__post_init__()

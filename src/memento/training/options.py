@@ -46,7 +46,10 @@ class TrainOptions:
         default="truncate", metadata=_help("longer conversations: truncate after the last whole memento, or drop")
     )
     bf16: Literal["auto", "yes", "no"] = field(
-        default="auto", metadata=_help("bf16 autocast over fp32 weights: auto (when supported), yes, no")
+        default="auto",
+        metadata=_help(
+            "bf16 autocast over fp32 weights: auto (on a bf16 GPU), yes (a bf16 GPU, or a CPU with native bf16), no"
+        ),
     )
     dtype: WeightDtype = field(
         default="auto",

@@ -98,10 +98,18 @@ def resolve_weight_dtype(option: str) -> torch.dtype:
 
 
 def _bf16(option: str) -> bool:
-    supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    """Whether to train under bf16 autocast. 'auto' is yes on a bf16-capable GPU only (CPU runs stay
+    fp32, bit-comparable across machines); 'yes' also runs on a CPU with native bf16 (AVX512-BF16 or
+    AMX), where forward + backward of SmolLM2-135M measured 2.4x faster than fp32 (one Zen 4 core)."""
+    if torch.cuda.is_available():
+        supported = torch.cuda.is_bf16_supported()
+        where = "this GPU does not support bf16"
+    else:
+        supported = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        where = "this machine has no GPU and its CPU has no native bf16 (AVX512-BF16 or AMX)"
     if option == "yes" and not supported:
-        raise ValueError("bf16 requested but this machine has no bf16-capable GPU")
-    return supported if option == "auto" else option == "yes"
+        raise ValueError(f"bf16 requested but {where}; use --bf16 no")
+    return option == "yes" or (option == "auto" and supported and torch.cuda.is_available())
 
 
 def _arguments(output_dir: Path, options: TrainOptions, *, memento: bool, evaluate: bool, weights: torch.dtype):
