@@ -100,7 +100,7 @@ def resolve_weight_dtype(option: str) -> torch.dtype:
 def _bf16(option: str) -> bool:
     """Whether to train under bf16 autocast. 'auto' is yes on a bf16-capable GPU only (CPU runs stay
     fp32, bit-comparable across machines); 'yes' also runs on a CPU with native bf16 (AVX512-BF16 or
-    AMX), where forward + backward of SmolLM2-135M measured 2.4x faster than fp32 (one Zen 4 core)."""
+    AMX), where a training step of SmolLM2-135M measured 2.2x faster than fp32 (bench/train_precision.py)."""
     if torch.cuda.is_available():
         supported = torch.cuda.is_bf16_supported()
         where = "this GPU does not support bf16"
