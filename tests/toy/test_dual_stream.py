@@ -11,7 +11,14 @@ from memento.format import SpecialIds, render_chat
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
 from memento.toy import CHECKPOINT
-from memento.toy.dual_stream import first_memento, memento_states, probe_accuracy, reference_states, solve
+from memento.toy.dual_stream import (
+    first_memento,
+    key_probabilities,
+    memento_states,
+    probe_accuracy,
+    reference_states,
+    solve,
+)
 from memento.toy.key_task import KEYS, KeyTask
 
 EVICT = MementoConfig(mask_delimiters=False, keep_last_n_blocks=0)
@@ -92,3 +99,21 @@ def test_solve_continues_from_the_forced_key(toy):
         assert len(tokenizer.encode(outcome.text, add_special_tokens=False)) == 30
         assert "sum mod" not in outcome.text and not outcome.correct
         assert not outcome.key_recalled and not outcome.last_note_carried
+
+
+def test_key_probabilities_read_the_next_token_distribution_at_every_note(toy):
+    """One row per problem, one column per ``z:`` note (each block's, then the answer's), each the
+    probability the evicting cache's own logits give the right key there."""
+    model, tokenizer = toy
+    task = KeyTask()
+    problems = [p for p, _ in task.examples(3, seed=11)]
+    probabilities = key_probabilities(model, tokenizer, task, problems, EVICT)
+    blocks = len(task.trace(problems[0]).blocks)
+    assert probabilities.shape == (3, blocks + 1)
+    ids = _ids(tokenizer, task, problems[0])
+    logits = MementoGenerator(model, tokenizer, EVICT).score(ids, chunk_size=8)
+    key_positions = [i for i, token in enumerate(tokenizer.convert_ids_to_tokens(ids)) if token == ":" and i > 0]
+    key_positions = [i + 1 for i in key_positions if tokenizer.convert_ids_to_tokens(ids[i - 1]) == "z"]
+    key = tokenizer.convert_tokens_to_ids(str(task.key(problems[0])))
+    expected = torch.stack([logits[i - 1].softmax(dim=-1)[key] for i in key_positions])
+    torch.testing.assert_close(probabilities[0], expected, atol=1e-4, rtol=1e-4)

@@ -119,6 +119,25 @@ def memento_states(
     return features.float().cpu(), output.logits[0].float().cpu()
 
 
+def key_probabilities(
+    model: Any, tokenizer: Any, task: KeyTask, problems: Sequence[list[int]], config: MementoConfig
+) -> torch.Tensor:
+    """Teacher-forced probability of the right key at each ``z:`` note of the reference trace under `config`.
+
+    Returns [problems, notes]: block 1's note (random: 1/KEYS at best), each later block's, the answer's.
+    """
+    special_ids = SpecialIds.from_tokenizer(tokenizer, config)
+    rows = []
+    for problem in problems:
+        ids = tokenizer.encode(render_chat(task.trace(problem)), add_special_tokens=False)
+        logits = memento_states(model, ids, special_ids, config)[1]
+        key_id = tokenizer.convert_tokens_to_ids(str(task.key(problem)))
+        note = tokenizer.encode(f" {KEY_LABEL}:", add_special_tokens=False)[-2:]  # the label and the colon
+        positions = [i for i in range(2, len(ids)) if ids[i - 2 : i] == note]
+        rows.append(torch.stack([logits[i - 1].softmax(dim=-1)[key_id] for i in positions]))
+    return torch.stack(rows)
+
+
 def reference_states(
     model: Any, tokenizer: Any, task: KeyTask, problems: Sequence[list[int]], config: MementoConfig
 ) -> torch.Tensor:

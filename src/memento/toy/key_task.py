@@ -46,7 +46,10 @@ KEY_LABEL = LABELS[-1]
 
 @dataclass(frozen=True)
 class KeyTask(ToyTask):
-    """The sum task plus a key digit no memento states. A problem is ``[*numbers, key]``."""
+    """The sum task plus a key digit no memento states. A problem is ``[*numbers, key]``.
+
+    Six steps make two blocks: block 2's note and the answer's are each one eviction away from block 1.
+    """
 
     steps: int = 6
 
