@@ -21,6 +21,7 @@ from contextlib import nullcontext
 
 import torch
 
+from memento.training.trainer import native_bf16
 from provenance import describe
 
 MODES = ("fp32", "autocast", "bf16")
@@ -78,11 +79,7 @@ def main() -> None:
     if min(args.batch, args.length, args.steps, args.repeats, args.threads) < 1:
         parser.error("--batch, --length, --steps, --repeats and --threads must be >= 1")
     torch.set_num_threads(args.threads)
-    native = (
-        torch.cuda.is_bf16_supported()
-        if args.device.startswith("cuda")
-        else torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    )
+    native = native_bf16(args.device)
     model_dir = args.model or _default_model()
     print(describe(args.device))
     print(

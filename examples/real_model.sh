@@ -26,7 +26,7 @@ TEMPERATURE=${TEMPERATURE:-0.6}      # the paper's sampling (top-p 0.95, top-k 2
 SEED=${SEED:-0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # bf16 autocast over fp32 weights where the CPU has native bf16 (AVX512-BF16/AMX): 2.2x faster steps there
-BF16=${BF16:-$("$BIN/python" -c "import torch; print('yes' if torch.ops.mkldnn._is_mkldnn_bf16_supported() else 'no')")}
+BF16=${BF16:-$("$BIN/python" -c "from memento.training.trainer import native_bf16; print('yes' if native_bf16() else 'no')")}
 # SmolLM2's chat template adds this system turn when a conversation has none: train with it too
 SYSTEM_PROMPT="You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 

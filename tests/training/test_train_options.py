@@ -24,6 +24,7 @@ from memento.training.trainer import (
     MementoTrainer,
     _arguments,
     memento_attention_mask,
+    native_bf16,
     resolve_attention,
 )
 from tests.conftest import build_tokenizer
@@ -126,7 +127,7 @@ def test_bf16_autocast_yes_on_cpu_trains_in_bf16_or_says_why_not(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU machine: bf16 there is the GPU's, not the CPU's")
     options = TrainOptions(bf16="yes", dtype="fp32", epochs=1, **FAST)
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not native_bf16("cpu"):
         with pytest.raises(ValueError, match="native bf16"):
             train(base, [_data(tmp_path)], tmp_path / "out", stage="full", options=options)
         return

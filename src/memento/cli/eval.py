@@ -66,20 +66,6 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
         print_summary(summary)
 
 
-def _checkpoint(value: str, flag: str) -> str:
-    """A checkpoint directory as given, or for a .gguf file its cached conversion (made on first use)."""
-    from memento.inference.loading import resolve_checkpoint
-
-    path = Path(value)
-    if path.is_file() and path.suffix.lower() == ".gguf":
-        try:
-            path = resolve_checkpoint(path)
-        except (OSError, ValueError) as error:
-            raise UsageError(f"{flag} {error}") from None
-    paths.checkpoint_directory(path, flag)
-    return str(path)
-
-
 def run(args: argparse.Namespace) -> int:
     """Check the paths, run (or resume) the evaluation, print the table or the JSON summary."""
     from memento.eval.backends import BackendError
@@ -91,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
     eval_options = options.from_args(EvalOptions, args)
     if eval_options.backend in ("hf", "vllm"):
-        eval_options.model = _checkpoint(eval_options.model, "--model")
+        eval_options.model = str(paths.model_checkpoint(Path(eval_options.model), "--model"))
         if eval_options.baseline_model is not None:
-            eval_options.baseline_model = _checkpoint(eval_options.baseline_model, "--baseline-model")
+            baseline = paths.model_checkpoint(Path(eval_options.baseline_model), "--baseline-model")
+            eval_options.baseline_model = str(baseline)
     for flag, value in (("--prompt-template", eval_options.prompt_template),):
         if value is not None:
             paths.existing_file(Path(value), flag)

@@ -48,6 +48,19 @@ def checkpoint_directory(path: Path, flag: str) -> Path:
     return path
 
 
+def model_checkpoint(path: Path, flag: str) -> Path:
+    """A model as users have it: a checkpoint directory (a corrupt weights file named before any work), or
+    a .gguf file (or a directory holding exactly one) converted once to its cached checkpoint."""
+    from memento.inference.loading import resolve_checkpoint
+
+    if (path / "config.json").is_file():
+        checkpoint_directory(path, flag)
+    try:
+        return resolve_checkpoint(path)
+    except (FileNotFoundError, UsageError) as error:
+        raise UsageError(f"{flag} {error}") from None
+
+
 def tokenizer_directory(path: Path, flag: str) -> Path:
     """`path` must be a directory holding a saved Hugging Face tokenizer."""
     existing_directory(path, flag)

@@ -43,8 +43,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
-    from memento.errors import UsageError
-    from memento.inference.loading import resolve_checkpoint
     from memento.training import DataSelection, TrainOptions, train
 
     train_options = options.from_args(TrainOptions, args)
@@ -53,12 +51,7 @@ def run(args: argparse.Namespace) -> int:
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
-    if (args.model / "config.json").is_file():
-        paths.checkpoint_directory(args.model, "--model")  # names a corrupt weights file before any work
-    try:
-        model = resolve_checkpoint(args.model)  # a .gguf is converted once (cached)
-    except (FileNotFoundError, UsageError) as error:
-        raise UsageError(f"--model {error}") from None
+    model = paths.model_checkpoint(args.model, "--model")  # a .gguf is converted once (cached)
     final = train(
         model,
         args.data,

@@ -127,12 +127,12 @@ def key_probabilities(
     Returns [problems, notes]: block 1's note (random: 1/KEYS at best), each later block's, the answer's.
     """
     special_ids = SpecialIds.from_tokenizer(tokenizer, config)
+    note = tokenizer.encode(f" {KEY_LABEL}:", add_special_tokens=False)[-2:]  # the label and the colon
     rows = []
     for problem in problems:
         ids = tokenizer.encode(render_chat(task.trace(problem)), add_special_tokens=False)
         logits = memento_states(model, ids, special_ids, config)[1]
         key_id = tokenizer.convert_tokens_to_ids(str(task.key(problem)))
-        note = tokenizer.encode(f" {KEY_LABEL}:", add_special_tokens=False)[-2:]  # the label and the colon
         positions = [i for i in range(2, len(ids)) if ids[i - 2 : i] == note]
         rows.append(torch.stack([logits[i - 1].softmax(dim=-1)[key_id] for i in positions]))
     return torch.stack(rows)

@@ -97,19 +97,24 @@ def resolve_weight_dtype(option: str) -> torch.dtype:
     return _WEIGHT_DTYPES[option]
 
 
+def native_bf16(device: str | torch.device | None = None) -> bool:
+    """Whether `device` (default: where training runs, the GPU when there is one) computes bf16 natively:
+    a bf16-capable GPU, or a CPU with AVX512-BF16 or AMX."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def _bf16(option: str) -> bool:
     """Whether to train under bf16 autocast. 'auto' is yes on a bf16-capable GPU only (CPU runs stay
     fp32, bit-comparable across machines); 'yes' also runs on a CPU with native bf16 (AVX512-BF16 or
     AMX), where a training step of SmolLM2-135M measured 2.2x faster than fp32 (bench/train_precision.py)."""
-    if torch.cuda.is_available():
-        supported = torch.cuda.is_bf16_supported()
-        where = "this GPU does not support bf16"
-    else:
-        supported = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        where = "this machine has no GPU and its CPU has no native bf16 (AVX512-BF16 or AMX)"
-    if option == "yes" and not supported:
-        raise ValueError(f"bf16 requested but {where}; use --bf16 no")
-    return option == "yes" or (option == "auto" and supported and torch.cuda.is_available())
+    on_gpu = torch.cuda.is_available()
+    if option == "yes" and not native_bf16():
+        cpu = "this machine has no GPU and its CPU has no native bf16 (AVX512-BF16 or AMX)"
+        raise ValueError(f"bf16 requested but {'this GPU does not support bf16' if on_gpu else cpu}; use --bf16 no")
+    return option == "yes" or (option == "auto" and on_gpu and native_bf16())
 
 
 def _arguments(output_dir: Path, options: TrainOptions, *, memento: bool, evaluate: bool, weights: torch.dtype):
