@@ -10,7 +10,7 @@ Two measurements on held-out problems:
 
 * accuracy: greedy generation with the key forced (the assistant turn prefilled through block 1's
   reference scratch work and ``z:K``), with eviction (memento), in restart mode and without
-  eviction; pass@1 +- standard error over problems (`memento.eval.metrics.pass_at_1`), how often
+  eviction; pass@1 +- standard error over problems (`memento.eval.grading.metrics.pass_at_1`), how often
   the answer restates the forced key, and how often it restates the note the model wrote at the
   end of its own last block (evicted before the answer: with eviction only that block's KV carries
   it), against the same agreement with the next problem's last note (its chance level, since the
@@ -64,8 +64,8 @@ from pathlib import Path
 
 import torch
 
-from memento.eval.metrics import pass_at_1
-from memento.eval.modes import builtin_mode
+from memento.eval.grading.metrics import pass_at_1
+from memento.eval.run.modes import builtin_mode
 from memento.inference.loading import load_model_and_tokenizer
 from memento.toy import HELD_OUT_SEED
 from memento.toy.dual_stream import key_probabilities, probe_accuracy, reference_states, solve

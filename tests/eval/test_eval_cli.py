@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from memento.cli import main
-from memento.eval.modes import resolve_modes
-from memento.eval.options import EvalOptions
-from memento.eval.runner import run_manifest
-from memento.eval.sources import load_benchmark
-from memento.eval.store import check_manifest
+from memento.eval.benchmarks.sources import load_benchmark
+from memento.eval.run.modes import resolve_modes
+from memento.eval.run.options import EvalOptions
+from memento.eval.run.runner import run_manifest
+from memento.eval.run.store import check_manifest
 from memento.toy import CHECKPOINT
 
 MODEL = ["eval", "--model", str(CHECKPOINT)]

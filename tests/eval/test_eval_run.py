@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memento.eval.sampling import sample_seed
+from memento.eval.run.sampling import sample_seed
 from memento.toy import CHECKPOINT
 
 pytestmark = pytest.mark.slow
@@ -176,7 +176,7 @@ def test_a_baseline_model_runs_plainly_in_the_same_table(tmp_path):
 def test_a_gguf_baseline_model_is_converted_once_and_run_in_the_same_table(tmp_path, smollm2_checkpoint):
     """--baseline-model FILE.gguf (the real SmolLM2-135M-Instruct): run from its cached conversion, with its
     own tokenizer and KV geometry (30 layers x 3 KV heads x 64 dims); a broken .gguf gets one line."""
-    from memento.eval.replay import resolve_geometry
+    from memento.eval.run.replay import resolve_geometry
     from tests.real_models import smollm2_gguf
 
     summary = _eval_small(

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from memento.eval.options import EvalOptions
-from memento.eval.runner import run_eval
+from memento.eval.evaluate import run_eval
+from memento.eval.run.options import EvalOptions
 from memento.toy import CHECKPOINT
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

@@ -110,7 +110,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, flags, file_text, me
 
 
 def test_a_benchmark_by_name_is_memento_evals(capsys):
-    from memento.eval.sources import load_benchmark
+    from memento.eval.benchmarks.sources import load_benchmark
 
     expected = load_benchmark("toy", 2).problems
     asked: list[str] = []

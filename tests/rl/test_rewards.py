@@ -7,7 +7,7 @@ import time
 import pytest
 
 from memento.eval import Problem, load_benchmark
-from memento.eval.sandbox import SandboxLimits
+from memento.eval.grading.sandbox import SandboxLimits
 from memento.rl.data import PROBLEM_ID
 from memento.rl.rewards import (
     COMPLETION_TEXT,

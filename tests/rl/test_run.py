@@ -133,7 +133,7 @@ def test_memento_config_from_json_text_or_file(tmp_path):
 
 
 def test_rl_and_eval_read_a_config_argument_alike(tmp_path):
-    from memento.eval.modes import builtin_mode, extra_mode
+    from memento.eval.run.modes import builtin_mode, extra_mode
     from memento.rl.run import resolve_memento_config
 
     text = '{"enable": true, "keep_last_n_blocks": 1}'

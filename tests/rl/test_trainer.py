@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from memento.config import MementoConfig
 from memento.eval import Problem, build_prompt
-from memento.eval.sandbox import SandboxLimits
+from memento.eval.grading.sandbox import SandboxLimits
 from memento.format import IM_END, SpecialIds, render_assistant
 from memento.inference import MementoGenerator
 from memento.rl import token_logprobs

@@ -18,8 +18,8 @@ HELP = "evaluate a memento model on a benchmark: accuracy and KV per mode, side 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento eval` (from `EvalOptions`) and its `grade` subcommand (`GradeOptions`)."""
-    from memento.eval.backends.prompted import PROMPTED_FLAGS
-    from memento.eval.options import EvalOptions, GradeOptions
+    from memento.eval.run.backends.prompted import PROMPTED_FLAGS
+    from memento.eval.run.options import EvalOptions, GradeOptions
     from memento.prompted.config import PromptedConfig
 
     parser.description = (
@@ -58,7 +58,7 @@ def _add_output_flags(parser: argparse.ArgumentParser, *, progress: bool = True)
 
 
 def _show(summary: dict[str, Any], as_json: bool) -> None:
-    from memento.eval.report import print_summary
+    from memento.eval.report.console import print_summary
 
     if as_json:
         print(json.dumps(summary), flush=True)
@@ -68,11 +68,11 @@ def _show(summary: dict[str, Any], as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the paths, run (or resume) the evaluation, print the table or the JSON summary."""
-    from memento.eval.backends import BackendError
-    from memento.eval.backends.prompted import PROMPTED_FLAGS, endpoint_settings
-    from memento.eval.options import EvalOptions
-    from memento.eval.runner import run_eval
-    from memento.eval.sources import BenchmarkUnavailable
+    from memento.eval.benchmarks.sources import BenchmarkUnavailable
+    from memento.eval.evaluate import run_eval
+    from memento.eval.run.backends import BackendError
+    from memento.eval.run.backends.prompted import PROMPTED_FLAGS, endpoint_settings
+    from memento.eval.run.options import EvalOptions
     from memento.prompted.config import PromptedConfig
 
     eval_options = options.from_args(EvalOptions, args)
@@ -107,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_grade(args: argparse.Namespace) -> int:
     """Grade the responses file and print the table or the JSON summary; write files with --output."""
-    from memento.eval.options import GradeOptions
-    from memento.eval.responses import grade_responses
-    from memento.eval.runner import write_outputs
-    from memento.eval.sources import BenchmarkUnavailable
+    from memento.eval.benchmarks.sources import BenchmarkUnavailable
+    from memento.eval.evaluate import grade_responses
+    from memento.eval.report.outputs import write_outputs
+    from memento.eval.run.options import GradeOptions
 
     grade_options = options.from_args(GradeOptions, args)
     paths.existing_file(Path(grade_options.responses), "--responses")

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
     paths.output_directory(Path(rl_options.output), "--output")
 
-    from memento.eval.sources import BenchmarkUnavailable
+    from memento.eval.benchmarks.sources import BenchmarkUnavailable
     from memento.rl.data import load_problems
     from memento.rl.rewards import check_grader
     from memento.rl.run import resolve_memento_config, run_rl

@@ -1,13 +1,20 @@
 """Evaluation: benchmarks, prompts, graders, a code sandbox and the paper's metrics.
 
-Modules (one concept each): `problems` (Problem, Benchmark), `sources` (load_benchmark),
-`rows` / `tables` (reading native and local schemas), `prompts`, `answers` (extraction),
-`equivalence` / `verify_pool` (math-verify under a deadline), `graders`, `sandbox` /
-`code_tests` (running code solutions), `metrics`; the run: `options` (EvalOptions, GradeOptions),
-`sampling` (the paper's defaults, per-sample seeds), `modes`, `backends` (hf, vllm, openai),
-`replay` (the offline KV replay), `store` (resumable samples.jsonl), `records`, `summary`,
-`report` / `plots`, `runner` (`run_eval`) and `responses` (`grade_responses`, `memento eval grade`).
+Four groups, each importing only the groups before it (benchmarks < grading < run < report):
 
+* `benchmarks` — what is asked: `problems` (Problem, Benchmark), `sources` (load_benchmark), `rows` /
+  `tables` (native and local schemas), `prompts`.
+* `grading` — how an answer is judged: `answers` (extraction), `equivalence` / `verify_pool`
+  (math-verify under a deadline), `graders`, `sandbox` / `sandbox_guard` / `code_tests` /
+  `case_runner` (running code solutions), `metrics` (pass@k, maj@k, format adherence).
+* `run` — producing samples: `options` (EvalOptions, GradeOptions), `sampling` (the paper's defaults,
+  per-sample seeds), `modes`, `backends` (hf, vllm, openai, prompted), `replay` (the offline KV
+  replay), `store` (resumable samples.jsonl), `records`, `runner` / `prompted_run` (generate a run),
+  `responses` (grade a responses file into records).
+* `report` — what a person reads: `summary`, `outputs` (summary.json and plots of a run), `plots`,
+  `console` (the printed table).
+
+`evaluate` ties them together: `run_eval` (`memento eval`) and `grade_responses` (`memento eval grade`).
 The public names below load their module on first use, so ``import memento.eval`` stays light.
 """
 
@@ -17,44 +24,44 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Benchmark": "problems",
-    "Problem": "problems",
-    "TestCase": "problems",
-    "BenchmarkUnavailable": "sources",
-    "BENCHMARK_NAMES": "sources",
-    "load_benchmark": "sources",
-    "BenchmarkFormatError": "rows",
-    "PromptTemplate": "prompts",
-    "build_prompt": "prompts",
-    "chat_messages": "prompts",
-    "load_template": "prompts",
-    "Grade": "graders",
-    "answer_classes": "graders",
-    "grade": "graders",
-    "grade_choice": "graders",
-    "grade_code": "graders",
-    "grade_many": "graders",
-    "grade_math": "graders",
-    "math_equivalent": "graders",
-    "Program": "sandbox",
-    "SandboxLimits": "sandbox",
-    "SandboxResult": "sandbox",
-    "run_many": "sandbox",
-    "run_program": "sandbox",
-    "accuracy_summary": "metrics",
-    "maj_at_k": "metrics",
-    "mean_pass_at_k": "metrics",
-    "pass_at_1": "metrics",
-    "pass_at_k": "metrics",
-    "response_summary": "metrics",
-    "well_formed": "metrics",
-    "EvalOptions": "options",
-    "GradeOptions": "options",
-    "sample_seed": "sampling",
-    "Mode": "modes",
-    "summarize": "summary",
-    "run_eval": "runner",
-    "grade_responses": "responses",
+    "Benchmark": "benchmarks.problems",
+    "Problem": "benchmarks.problems",
+    "TestCase": "benchmarks.problems",
+    "BenchmarkUnavailable": "benchmarks.sources",
+    "BENCHMARK_NAMES": "benchmarks.sources",
+    "load_benchmark": "benchmarks.sources",
+    "BenchmarkFormatError": "benchmarks.rows",
+    "PromptTemplate": "benchmarks.prompts",
+    "build_prompt": "benchmarks.prompts",
+    "chat_messages": "benchmarks.prompts",
+    "load_template": "benchmarks.prompts",
+    "Grade": "grading.graders",
+    "answer_classes": "grading.graders",
+    "grade": "grading.graders",
+    "grade_choice": "grading.graders",
+    "grade_code": "grading.graders",
+    "grade_many": "grading.graders",
+    "grade_math": "grading.graders",
+    "math_equivalent": "grading.graders",
+    "Program": "grading.sandbox",
+    "SandboxLimits": "grading.sandbox",
+    "SandboxResult": "grading.sandbox",
+    "run_many": "grading.sandbox",
+    "run_program": "grading.sandbox",
+    "accuracy_summary": "grading.metrics",
+    "maj_at_k": "grading.metrics",
+    "mean_pass_at_k": "grading.metrics",
+    "pass_at_1": "grading.metrics",
+    "pass_at_k": "grading.metrics",
+    "response_summary": "grading.metrics",
+    "well_formed": "grading.metrics",
+    "EvalOptions": "run.options",
+    "GradeOptions": "run.options",
+    "sample_seed": "run.sampling",
+    "Mode": "run.modes",
+    "summarize": "report.summary",
+    "run_eval": "evaluate",
+    "grade_responses": "evaluate",
 }
 
 __all__ = [
@@ -99,7 +106,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from memento.eval.graders import (
+    from memento.eval.benchmarks.problems import Benchmark, Problem, TestCase
+    from memento.eval.benchmarks.prompts import PromptTemplate, build_prompt, chat_messages, load_template
+    from memento.eval.benchmarks.rows import BenchmarkFormatError
+    from memento.eval.benchmarks.sources import BENCHMARK_NAMES, BenchmarkUnavailable, load_benchmark
+    from memento.eval.evaluate import grade_responses, run_eval
+    from memento.eval.grading.graders import (
         Grade,
         answer_classes,
         grade,
@@ -109,7 +121,7 @@ if TYPE_CHECKING:
         grade_math,
         math_equivalent,
     )
-    from memento.eval.metrics import (
+    from memento.eval.grading.metrics import (
         accuracy_summary,
         maj_at_k,
         mean_pass_at_k,
@@ -118,17 +130,11 @@ if TYPE_CHECKING:
         response_summary,
         well_formed,
     )
-    from memento.eval.modes import Mode
-    from memento.eval.options import EvalOptions, GradeOptions
-    from memento.eval.problems import Benchmark, Problem, TestCase
-    from memento.eval.prompts import PromptTemplate, build_prompt, chat_messages, load_template
-    from memento.eval.responses import grade_responses
-    from memento.eval.rows import BenchmarkFormatError
-    from memento.eval.runner import run_eval
-    from memento.eval.sampling import sample_seed
-    from memento.eval.sandbox import Program, SandboxLimits, SandboxResult, run_many, run_program
-    from memento.eval.sources import BENCHMARK_NAMES, BenchmarkUnavailable, load_benchmark
-    from memento.eval.summary import summarize
+    from memento.eval.grading.sandbox import Program, SandboxLimits, SandboxResult, run_many, run_program
+    from memento.eval.report.summary import summarize
+    from memento.eval.run.modes import Mode
+    from memento.eval.run.options import EvalOptions, GradeOptions
+    from memento.eval.run.sampling import sample_seed
 
 
 def __getattr__(name: str) -> Any:

@@ -59,11 +59,11 @@ def read_problem_file(path: str | Path) -> list[Problem]:
 
 
 def load_benchmark(name: str, limit: int | None = None) -> list[Problem]:
-    """A benchmark's problems through `memento.eval.sources.load_benchmark` (a name such as ``math500``,
+    """A benchmark's problems through `memento.eval.benchmarks.sources.load_benchmark` (a name such as ``math500``,
     or a JSONL/JSON/parquet file), first `limit` of them; a multiple-choice problem's text lists its choices."""
-    from memento.eval.prompts import format_choices
-    from memento.eval.sources import BenchmarkUnavailable
-    from memento.eval.sources import load_benchmark as load_eval_benchmark
+    from memento.eval.benchmarks.prompts import format_choices
+    from memento.eval.benchmarks.sources import BenchmarkUnavailable
+    from memento.eval.benchmarks.sources import load_benchmark as load_eval_benchmark
 
     try:
         benchmark = load_eval_benchmark(name, limit)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from memento.eval.problems import Benchmark, Problem
-from memento.eval.prompts import build_prompt
-from memento.eval.sources import load_benchmark
+from memento.eval.benchmarks.problems import Benchmark, Problem
+from memento.eval.benchmarks.prompts import build_prompt
+from memento.eval.benchmarks.sources import load_benchmark
 from memento.toy.task import ToyTask
 
 RL_SEED = 2_000_003

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memento.eval.graders import grade_choice, grade_code, grade_many, grade_math
-from memento.eval.problems import LETTERS, Problem
-from memento.eval.sandbox import SandboxLimits
+from memento.eval.benchmarks.problems import LETTERS, Problem
+from memento.eval.grading.graders import grade_choice, grade_code, grade_many, grade_math
+from memento.eval.grading.sandbox import SandboxLimits
 from memento.format import IM_END, TraceFormatError, parse_text
 from memento.rl.data import PROBLEM_ID
 from memento.toy.task import parse_answer

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from memento.config import MementoConfig, default_mask_delimiters
-from memento.eval.modes import builtin_mode, parse_memento_config
-from memento.eval.problems import Problem
-from memento.eval.sandbox import SandboxLimits
+from memento.eval.benchmarks.problems import Problem
+from memento.eval.grading.sandbox import SandboxLimits
+from memento.eval.run.modes import builtin_mode, parse_memento_config
 from memento.inference.sampling import SamplingOptions
 from memento.rl.data import dataset_rows, load_problems
 from memento.rl.options import RLOptions

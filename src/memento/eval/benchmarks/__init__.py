@@ -1,0 +1,1 @@
+"""What is asked: problems, benchmark sources and schemas, prompts."""

@@ -1,0 +1,1 @@
+"""How an answer is judged: extraction, math equivalence, the code sandbox, the paper's metrics."""

@@ -1,0 +1,1 @@
+"""What a person reads: the summary, summary.json and plots, the printed table."""

@@ -1,0 +1,1 @@
+"""Producing samples: options, modes, backends, the KV replay, the resumable store, records."""

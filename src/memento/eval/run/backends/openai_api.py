@@ -1,0 +1,91 @@
+"""The `openai` backend: any OpenAI-compatible chat endpoint, `memento serve` included.
+
+Memento modes send their config as ``extra_body={"vllm_xargs": {"block_masking_config": JSON}}``
+(the plugin's per-request override); a plain mode (the baseline) sends none. vLLM's extras ask for
+the special tokens in the text (``skip_special_tokens: false``), top-k, and the token ids
+(``return_token_ids``); an endpoint that does not return ids gets its text tokenized for the KV replay.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from memento.config import MementoConfig
+from memento.eval.benchmarks.prompts import chat_messages
+from memento.eval.run.backends.base import BackendError, Sample, split_time
+from memento.inference.sampling import SamplingOptions
+from memento.openai_client import openai_client
+from memento.vllm.state import REQUEST_KEY, describe  # plain Python: vLLM need not be installed here
+
+
+class OpenAIBackend:
+    """Chat completions from `model` at `base_url`, `concurrency` requests in flight."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        concurrency: int = 8,
+        timeout: float = 3600.0,
+        memento: bool = True,
+    ) -> None:
+        self.client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=2)
+        self.model = model
+        self.base_url = base_url
+        self.concurrency = concurrency
+        self.memento = memento
+
+    def generate(
+        self, prompts: Sequence[str], sampling: SamplingOptions, config: MementoConfig | None, seeds: Sequence[int]
+    ) -> list[Sample]:
+        extra: dict[str, Any] = {"skip_special_tokens": False, "return_token_ids": True}
+        if sampling.top_k > 0:
+            extra["top_k"] = sampling.top_k
+        if self.memento and config is not None:
+            extra["vllm_xargs"] = {REQUEST_KEY: describe(config)}
+
+        def one(item: tuple[str, int]) -> tuple[Any, float]:
+            prompt, seed = item
+            began = time.perf_counter()
+            response = self.client.chat.completions.create(
+                model=self.model,
+                messages=chat_messages(prompt),  # type: ignore[arg-type]
+                max_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                seed=None if sampling.temperature == 0 else int(seed),
+                extra_body=extra,
+            )
+            return response, time.perf_counter() - began
+
+        start = time.perf_counter()
+        try:
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(prompts))) as pool:
+                answers = list(pool.map(one, zip(prompts, seeds, strict=True)))
+        except Exception as error:  # openai raises many types (connection, status, timeout)
+            raise BackendError(f"{self.base_url} ({self.model}): {type(error).__name__}: {error}") from None
+        share = split_time(time.perf_counter() - start, len(answers))
+        return [_sample(response, share) for response, _ in answers]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _sample(response: Any, seconds: float) -> Sample:
+    choice = response.choices[0]
+    token_ids = getattr(choice, "token_ids", None)
+    prompt_ids = getattr(response, "prompt_token_ids", None)
+    return Sample(
+        text=choice.message.content or "",
+        token_ids=list(token_ids) if token_ids is not None else None,
+        finish_reason=choice.finish_reason,
+        seconds=seconds,
+        prompt_token_ids=list(prompt_ids) if prompt_ids is not None else None,
+    )
