@@ -319,3 +319,23 @@ def test_out_of_range_slots_are_refused_before_any_write():
     with pytest.raises(ValueError, match="slot 8 is outside"):
         move_tokens([cache], torch.tensor([1, 8]), torch.tensor([0, 2]))
     assert torch.equal(cache, torch.arange(16, dtype=torch.float32).view(2, 1, 4, 2))
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_every_part_in_cpu_smoke_mode():
+    """bench/gpu_check.py (the Tier B script for a GPU machine) is not broken: its --cpu-smoke mode passes."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
+    process = subprocess.run(
+        [sys.executable, str(script), "--cpu-smoke"], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    summary = json.loads(process.stdout.strip().splitlines()[-1])
+    assert [summary[part]["ok"] for part in ("mover", "graphs", "decode", "train")] == [True] * 4
+    assert all(row["exact_vs_cpu"] and row["loop_exact"] for row in summary["mover"]["rows"])
+    assert all(row["evictions"] > 0 for row in summary["decode"]["rows"])
+    assert {row["mode"] for row in summary["train"]["rows"]} == {"full", "tiled"}
