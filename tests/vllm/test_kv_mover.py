@@ -23,7 +23,13 @@ import pytest
 import torch
 
 from memento.errors import UsageError
-from memento.vllm.kv_mover import MOVABLE_CACHE_DTYPES, check_cache_dtype, check_cache_layout, move_tokens
+from memento.vllm.kv_mover import (
+    MOVABLE_CACHE_DTYPES,
+    check_cache_dtype,
+    check_cache_layout,
+    move_tokens,
+    scratch_like,
+)
 
 pytestmark = pytest.mark.vllm
 
@@ -165,17 +171,17 @@ def _case_move(
     return storage(caches[0]).clone(), storage(expected[0]).clone(), int((storage(caches[0]) != noise).sum())
 
 
-def _case_layout_check(split_scales: bool, cache_dtype: str) -> str:
-    """'' when `check_cache_layout` accepts the Triton write into an LBHNC cache, else its one-line message.
+def _case_layout_check(split_scales: bool, cache_dtype: str, layout: str) -> str:
+    """'' when `check_cache_layout` accepts the Triton write into a scratch cache like `layout`'s, else its message.
 
     split_scales: the cache write keeps each page's per-token-head scales apart from the tokens
     (page = [every (head, slot)'s K|V data, then every (head, slot)'s K|V scales], like NVFP4's split
     scales) while the logical view still claims them inline.
     """
     write = _writer(cache_dtype, torch.bfloat16)
-    caches = _layer_caches("LBHNC", cache_dtype, torch.bfloat16, 16, None)
-    cache = caches[0]
-    inline = _layer_caches("LBHNC", cache_dtype, torch.bfloat16, 16, None)[0]  # where the real op writes
+    live = _layer_caches(layout, cache_dtype, torch.bfloat16, 16, None)[1]  # a layer of a multi-layer buffer
+    cache = scratch_like(live)
+    inline = scratch_like(live)  # where the real op writes, for the split layout
 
     def write_tokens(key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor) -> None:
         if not split_scales:
@@ -189,7 +195,7 @@ def _case_layout_check(split_scales: bool, cache_dtype: str) -> str:
         data_size = content - 2 * scale
         for slot in slots.tolist():
             block, offset = divmod(slot, block_size)
-            page = pages[block].view(-1)  # LBHNC: one contiguous [heads, block_size, C] page
+            page = pages[block].view(-1)  # the LBHNC scratch: one contiguous [heads, block_size, C] page
             for head in range(heads):
                 token = token_bytes[block, head, offset]
                 cell = head * block_size + offset
@@ -273,14 +279,17 @@ def _kernel_view_shape() -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 @interpreted
-@pytest.mark.parametrize("cache_dtype", ["auto", "fp8", "int8_per_token_head"])
-def test_layout_check_accepts_vllm_triton_caches(interpreter, cache_dtype):
-    assert interpreter(_case_layout_check, False, cache_dtype) == ""
+@pytest.mark.parametrize(
+    ("cache_dtype", "layout"),
+    [("auto", "LBHNC"), ("auto", "BLNHC"), ("fp8", "LBNHC"), ("int8_per_token_head", "LBNHC")],
+)
+def test_layout_check_accepts_vllm_triton_caches(interpreter, cache_dtype, layout):
+    assert interpreter(_case_layout_check, False, cache_dtype, layout) == ""
 
 
 @interpreted
 def test_layout_check_refuses_split_scale_pages_in_one_line(interpreter):
-    message = interpreter(_case_layout_check, True, "int8_per_token_head")
+    message = interpreter(_case_layout_check, True, "int8_per_token_head", "LBHNC")
     assert message.startswith("KV cache layout not understood")
     assert message.endswith("memento cannot move tokens in this cache")
     assert "\n" not in message
@@ -291,9 +300,11 @@ def test_layout_check_refuses_split_scale_pages_in_one_line(interpreter):
 
 def test_overlapping_moves_read_every_source_before_writing():
     cache = torch.arange(2 * 1 * 4 * 2, dtype=torch.float32).view(2, 1, 4, 2)  # slot s holds (2s, 2s+1)
-    move_tokens([cache], torch.tensor([1, 2, 3, 4]), torch.tensor([0, 1, 2, 3]))  # a chain: each dst is a src
-    assert cache[0, 0].flatten().tolist() == [2, 3, 4, 5, 6, 7, 8, 9]
-    assert cache[1, 0, 0].tolist() == [8, 9]  # the last source keeps its token
+    # a chain upwards: moved one by one in order, slot 0's token would be copied into every slot 1..4
+    move_tokens([cache], torch.tensor([0, 1, 2, 3]), torch.tensor([1, 2, 3, 4]))
+    assert cache[0, 0].flatten().tolist() == [0, 1, 0, 1, 2, 3, 4, 5]
+    assert cache[1, 0, 0].tolist() == [6, 7]
+    assert cache[1, 0, 1].tolist() == [10, 11]  # untouched
 
 
 @pytest.mark.parametrize("cache_dtype", ["nvfp4", "nvfp4_4over6", "turboquant_k8v4", "fp8_ds_mla"])
@@ -339,3 +350,28 @@ def test_gpu_check_runs_every_part_in_cpu_smoke_mode():
     assert all(row["exact_vs_cpu"] and row["loop_exact"] for row in summary["mover"]["rows"])
     assert all(row["evictions"] > 0 for row in summary["decode"]["rows"])
     assert {row["mode"] for row in summary["train"]["rows"]} == {"full", "tiled"}
+
+
+def _logical_write(cache: torch.Tensor, swap: bool = False):
+    """A plain torch cache write through the logical view (K then V; `swap`: V then K)."""
+    head_size = cache.shape[3] // 2
+
+    def write(key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor) -> None:
+        first, second = (value, key) if swap else (key, value)
+        block, offset = slots // cache.shape[2], slots % cache.shape[2]
+        cache[block, :, offset, :head_size] = first.to(cache.dtype)
+        cache[block, :, offset, head_size:] = second.to(cache.dtype)
+
+    return write
+
+
+def test_layout_check_names_what_it_could_not_read_back():
+    nhd = torch.zeros(4, 16, 2, 64, dtype=torch.bfloat16).permute(0, 2, 1, 3)  # [B, H, N, C] over NHD pages
+    cache = scratch_like(nhd)
+    assert cache.shape == nhd.shape
+    assert sorted(range(4), key=cache.stride, reverse=True) == sorted(range(4), key=nhd.stride, reverse=True)
+    check_cache_layout(cache, _logical_write(cache), 32)  # the logical layout passes
+    with pytest.raises(UsageError, match=r"K written by the backend does not read back at \[\.\.\., 0:32\]"):
+        check_cache_layout(cache, _logical_write(cache, swap=True), 32)
+    with pytest.raises(UsageError, match="the backend wrote nothing at slot 45 head 0"):
+        check_cache_layout(cache, lambda key, value, slots: None, 32)

@@ -116,6 +116,15 @@ def move_tokens(kv_caches: Sequence[torch.Tensor], src_slots: torch.Tensor, dst_
         data[dst_block, :, dst_offset] = data[src_block, :, src_offset]  # the gather materialises first
 
 
+def scratch_like(kv_cache: torch.Tensor, num_blocks: int = 4) -> torch.Tensor:
+    """A zeroed [num_blocks, H, N, C] cache in its own storage, with `kv_cache`'s dtype, device and physical
+    axis order (HND vs NHD pages): what `check_cache_layout` probes instead of the live cache."""
+    order = sorted(range(4), key=lambda dim: (-kv_cache.stride(dim), dim))  # outermost physical axis first
+    shape = (num_blocks, *kv_cache.shape[1:])
+    physical = torch.zeros([shape[dim] for dim in order], dtype=kv_cache.dtype, device=kv_cache.device)
+    return physical.permute([order.index(dim) for dim in range(4)])
+
+
 def _storage_bytes(kv_cache: torch.Tensor) -> torch.Tensor:
     """Every byte of the storage under `kv_cache` (a uint8 tensor aliasing it)."""
     raw = torch.empty(0, dtype=torch.uint8, device=kv_cache.device)
@@ -144,10 +153,13 @@ def check_cache_layout(
 ) -> None:
     """Start-up self-check: the backend's own cache write and this module's moves agree on `kv_cache`.
 
-    kv_cache: a scratch cache (contents destroyed) of the layer's logical [num_blocks, num_kv_heads,
-    block_size, C] view, at least 2 blocks. write_tokens(key, value, slot_mapping) writes key, value
+    kv_cache: a scratch cache in its own storage (all of it is zeroed and compared), e.g.
+    `scratch_like(live_cache)`, of the logical [num_blocks, num_kv_heads, block_size, C] view with at
+    least 2 blocks. write_tokens(key, value, slot_mapping) writes key, value
     ([n, num_kv_heads, head_size] float32, values exact in every KV dtype: cast them to the model dtype)
-    at slots slot_mapping ([n] int64, on the cache's device) into kv_cache with the backend's cache write.
+    at slots slot_mapping ([n] int64, on the cache's device) into kv_cache with the backend's cache write
+    (from an impl bound to no other cache: vLLM's Triton per-token-head impl binds its inline-scale
+    views to the first cache it writes).
     Probe tokens are written, moved with `move_tokens` and compared byte for byte with the same tokens
     written straight at the targets; for fp32/fp16/bf16 caches K and V must also read back in place.
     Raises UsageError (one line naming the mismatch) when the layout is not one this module can move.
