@@ -66,8 +66,8 @@ def layer_views(layers: int, blocks: int, heads: int, block_size: int, head_dim:
     """Per-layer [blocks, heads, block_size, 2*head_dim] views of one byte buffer, LBHNC or LBNHC order."""
     element = torch.empty((), dtype=dtype).element_size()
     content = 2 * head_dim
-    raw = torch.randint(0, 120, (layers * blocks * heads * block_size * content * element,), dtype=torch.uint8)
-    raw = raw.to(device)
+    size = layers * blocks * heads * block_size * content * element
+    raw = torch.randint(0, 120, (size,), dtype=torch.uint8, device=device)  # < 0x78: no fp8 NaN bytes
     if nhd:  # physical [L, B, N, H, C]
         strides = (heads * block_size * content, content, heads * content, 1)
     else:  # physical [L, B, H, N, C]

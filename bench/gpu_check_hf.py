@@ -55,7 +55,7 @@ def _model(geometry: dict, device: torch.device, dtype: torch.dtype, implementat
     config = Qwen3Config(**geometry, max_position_embeddings=40960)
     with torch.device(device):  # initialised on the device: a 0.6B random init on the host takes long
         model = AutoModelForCausalLM.from_config(config, attn_implementation=implementation, dtype=dtype)
-    return model
+    return model.to(device)
 
 
 def _script(vocab: int, length: int, block: int, memento: int, prompt: int) -> tuple[list[int], SpecialIds]:
