@@ -18,8 +18,11 @@ JSON summary line.
            tiled `memento.training.sparse_attention`) vs full causal at 8K and 32K tokens: step time
            and peak memory (gpu_check_hf.py).
 
-    python bench/gpu_check.py                 # on the GPU (about 5 minutes on an H200; budget 8)
+    PYTHONPATH=src python bench/gpu_check.py          # on the GPU; exit 0 when every part passed
     .venv/bin/python bench/gpu_check.py --cpu-smoke   # tiny sizes on CPU: the script is not broken
+
+Budgets (mover 90 s, decode 150 s, train 170 s; the item running at a deadline finishes) keep a GPU run
+under 8 minutes. Not yet run on a GPU: CPU smoke mode only.
 """
 
 from __future__ import annotations
