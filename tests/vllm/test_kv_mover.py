@@ -228,6 +228,20 @@ def test_moves_equal_vllm_writes_in_every_layout(interpreter, layout):
 
 
 @interpreted
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_moves_equal_vllm_writes(interpreter, seed):
+    """Random distinct targets, random distinct sources drawn from the same slots (moves overlap at random)."""
+    generator = torch.Generator().manual_seed(seed)
+    slots = torch.randperm(64, generator=generator)[:40].tolist()
+    targets = torch.randperm(64, generator=generator)[:40].tolist()
+    layout = ["LBNHC", "BLHNC", "BHLNC"][seed]
+    moves = list(zip(slots, targets, strict=True))
+    moved, expected, written = interpreter(_case_move, layout, "auto", torch.float16, None, 16, None, moves, seed)
+    assert written > 0
+    assert torch.equal(moved, expected)
+
+
+@interpreted
 @pytest.mark.parametrize(
     ("cache_dtype", "model_dtype", "view_dtype"),
     [
