@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `memento data build` and `memento data stats`."""
     from memento.data.build import BuildOptions
 
-    commands = parser.add_subparsers(dest="data_command", required=True, metavar="{build,stats}")
+    commands = parser.add_subparsers(dest="data_command", required=True, metavar="{build,stats,export}")
     build = commands.add_parser(
         "build",
         help="split -> score -> segment -> compress (+judge), resumable",
@@ -51,6 +51,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     stats.add_argument("directory", type=Path)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=run_stats)
+    export = commands.add_parser(
+        "export",
+        help="write a built data set in the released OpenMementos schema (parquet)",
+        description="Write the records of a `memento data build` folder as OpenMementos rows (problem, response, "
+        "domain, source, difficulty; --config full adds sentences, blocks, block_summaries) to a .parquet file "
+        "that datasets.load_dataset('parquet', ...) and `memento train --data` read.",
+    )
+    export.add_argument("directory", type=Path, help="a `memento data build` output folder")
+    export.add_argument("--format", choices=["openmementos"], default="openmementos")
+    export.add_argument("--output", type=Path, required=True, help="the .parquet file to write")
+    export.add_argument("--config", choices=["full", "default"], default="full", help="OpenMementos config")
+    export.add_argument("--source", default="memento-data-build", help="the rows' `source` where a record names none")
+    export.set_defaults(run=run_export)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -112,4 +125,16 @@ def run_stats(args: argparse.Namespace) -> int:
 
     stats = dataset_stats(paths.existing_directory(args.directory, "directory"))
     print(json.dumps(stats) if args.json else "\n".join(format_stats(stats)))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the folder's records as OpenMementos rows and say how many, where."""
+    from memento.data.build import RECORDS
+    from memento.data.export import export_openmementos
+
+    directory = paths.existing_directory(args.directory, "directory", holding=RECORDS)
+    output = paths.output_file(args.output, "--output", suffixes=("parquet",))
+    count = export_openmementos(directory, output, config=args.config, source=args.source)
+    print(f"{count} rows in OpenMementos' {args.config!r} schema -> {output}")
     return 0
