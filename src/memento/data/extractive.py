@@ -3,15 +3,16 @@
 A memento must keep results, equations, decisions and the state the reasoning continues from, and
 drop narration. Offline that means choosing pieces of the block itself:
 
-1. units: each sentence with its filler stripped ("Okay, so", "Hmm", "Let me see", ...), and the
-   equations inside it ("48/2 = 24", an inline ``\\( ... \\)`` / ``$...$`` with a relation) as
-   shorter alternatives;
+1. units: each sentence with its filler stripped ("Okay, so", "Hmm", "Let me see", ...), and as
+   shorter alternatives its clauses that carry a value, the equations inside it ("48/2 = 24", an
+   inline ``\\( ... \\)`` / ``$...$`` with a relation), and those with a chain ``a = b = c`` cut to
+   ``a = c``;
 2. a score per sentence: a result (a relation with a value, ``\\boxed``, "the answer", "therefore"),
    a decision ("fails", "instead", "must", "correct", ...), numbers, and position (the block's
    last sentences hold the state the next block starts from);
-3. best first, each sentence enters whole when it fits the budget, else as its equations; until the
+3. best first, each sentence enters in its longest form that fits the budget; until the
    memento reaches the target (the middle of [`min_ratio`, `max_ratio`] of the block's characters),
-   never past `max_ratio` (a single unit longer than that is cut at a word).
+   never past `max_ratio` (when no form of any sentence fits, the best one's end is kept).
 
 The chosen pieces keep the block's order, joined by "; ".
 """
@@ -39,17 +40,27 @@ _DECISION = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d")
-_INLINE_MATH = re.compile(r"\\\((.+?)\\\)|\$\$(.+?)\$\$|\\\[(.+?)\\\]|(?<![\\$])\$([^$\n]+?)\$", re.DOTALL)
+_INLINE_MATH = re.compile(
+    r"\\\((.+?)\\\)|\$\$(.+?)\$\$|\\\[(.+?)\\\]|(?<![\\$])\$(\S[^$\n]*?(?<=\S))\$(?!\d)", re.DOTALL
+)
+"""Inline math; a `$..$` around spaces or before a digit is money ("$1000*7 = $7000"), not math."""
 _MATH_TOKEN = r"(?:\$?\d[\d,.]*%?|\b[a-zA-Z]\b|\\[a-zA-Z]+|[()\[\]{}+\-*/^×÷·_']|[ \t])"
-_PLAIN_EQUATION = re.compile(rf"(?<![\w\\]){_MATH_TOKEN}*[\w)\]}}]{_MATH_TOKEN}*(?:=|≈|≤|≥|<|>){_MATH_TOKEN}+")
+# starts at a number, a one-letter variable (not "a" or "I") or a bracket; a unit may follow a number ("3 years * 12")
+_PLAIN_EQUATION = re.compile(
+    rf"(?<![\w\\'])(?:\$?\d|\b(?![aAI]\b)[a-zA-Z]\b|[(\\])(?:{_MATH_TOKEN}|(?<=\d )[a-zA-Z]+|(?<=/)[a-zA-Z]+)*?"
+    rf"(?:=|≈|≤|≥|<|>){_MATH_TOKEN}+"
+)
 _RELATION = re.compile(r"=|≈|≤|≥|\\le|\\ge|<|>|\\neq")
+_CLAUSE_END = re.compile(r"[,;:]\s+|\s+(?=(?:so|and|which|giving|then|but)\b)")
+_CLAUSE_FILLER = re.compile(
+    r"^(?:so|and|which|giving|then|but)\b\s*(?:(?:that's|that is|it's|we get|we have)\s+)?", re.I
+)
 
 
 @dataclass(frozen=True)
 class _Unit:
     index: int  # the sentence's place in the block
-    full: str  # the sentence, filler stripped
-    equations: str  # its equations alone ("" when it has none)
+    forms: tuple[str, ...]  # longest first: the sentence (filler stripped), its clauses with values, its equations
     score: float
 
 
@@ -60,16 +71,43 @@ def _strip_filler(sentence: str) -> str:
     return stripped if len(stripped) >= 3 else text
 
 
+def _collapse(equation: str) -> str:
+    """A chain ``a = b = ... = z`` as its two ends ``a = z`` (inline math delimiters kept)."""
+    parts = _RELATION.split(equation)
+    if len(parts) < 3:
+        return equation
+    relations = _RELATION.findall(equation)
+    head, tail = parts[0], parts[-1]
+    return f"{head.rstrip()} {relations[-1]} {tail.lstrip()}" if head.strip() else equation
+
+
+def _clauses(sentence: str) -> str:
+    """The sentence's clauses that carry a value or a relation, their connectives dropped."""
+    kept = [_CLAUSE_FILLER.sub("", c.strip()) for c in _CLAUSE_END.split(sentence)]
+    return ", ".join(c.rstrip(" .") for c in kept if c and (_NUMBER.search(c) or _RELATION.search(c)))
+
+
+def _forms(sentence: str) -> tuple[str, ...]:
+    """Ways to keep a sentence, longest first, each at most as long as the one before."""
+    equations = _equations(sentence)
+    collapsed = ", ".join(_collapse(e) for e in equations.split(", ")) if equations else ""
+    forms: list[str] = []
+    for form in (_strip_filler(sentence), _clauses(sentence), equations, collapsed):
+        if form and form not in forms and (not forms or len(form) < len(forms[-1])):
+            forms.append(form)
+    return tuple(forms)
+
+
 def _equations(sentence: str) -> str:
     """The relations written in `sentence`, as they are written, joined by ", "."""
     found = []
     for match in _INLINE_MATH.finditer(sentence):
         inner = next(group for group in match.groups() if group is not None)
-        if _RELATION.search(inner) or _NUMBER.search(inner):
+        if _RELATION.search(inner):
             found.append(match.group(0).strip())
     rest = _INLINE_MATH.sub(" ", sentence)
     for match in _PLAIN_EQUATION.finditer(rest):
-        equation = " ".join(match.group(0).split()).strip(" ,;:")
+        equation = " ".join(match.group(0).split()).strip(" ,;:").rstrip(".")
         sides = _RELATION.split(equation)
         if len(equation) >= 3 and all(side.strip() for side in sides) and _NUMBER.search(equation):
             found.append(equation)
@@ -93,11 +131,12 @@ def _score(sentence: str, index: int, count: int) -> float:
 
 
 def _cut(text: str, limit: int) -> str:
-    """`text` within `limit` characters, cut at a word (with an ellipsis) when it is longer."""
+    """`text` within `limit` characters: its end (where a result is written) from a word on, after an ellipsis."""
     if len(text) <= limit:
         return text
-    cut = text[: max(limit - 1, 1)].rsplit(" ", 1)[0].rstrip(" ,;:")
-    return (cut or text[: max(limit - 1, 1)]) + "…"
+    tail = text[-max(limit - 1, 1) :]
+    cut = tail.split(" ", 1)[1] if " " in tail[:-1] else tail
+    return "…" + cut.lstrip(" ,;:")
 
 
 def compress_extractive(block: str, *, ratios: tuple[float, float] = (0.15, 0.25)) -> str:
@@ -112,7 +151,7 @@ def compress_extractive(block: str, *, ratios: tuple[float, float] = (0.15, 0.25
         return block.strip()
     size = len(block.strip())
     limit, target = max(int(size * high), 1), size * (low + high) / 2
-    units = [_Unit(i, _strip_filler(s), _equations(s), _score(s, i, len(sentences))) for i, s in enumerate(sentences)]
+    units = [_Unit(i, _forms(s), _score(s, i, len(sentences))) for i, s in enumerate(sentences)]
     chosen: dict[int, str] = {}
     separator = len("; ")
 
@@ -123,11 +162,11 @@ def compress_extractive(block: str, *, ratios: tuple[float, float] = (0.15, 0.25
         if length() >= target:
             break
         room = limit - length() - (separator if chosen else 0)
-        for text in (unit.full, unit.equations):
-            if text and len(text) <= room:
+        for text in unit.forms:
+            if len(text) <= room:
                 chosen[unit.index] = text
                 break
     if not chosen:  # not even one unit fits: the best one's shortest form, cut at a word
         best = max(units, key=lambda u: (u.score, u.index))
-        chosen[best.index] = _cut(best.equations or best.full, limit)
+        chosen[best.index] = _cut(best.forms[-1], limit)
     return "; ".join(chosen[index] for index in sorted(chosen))
