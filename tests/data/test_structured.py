@@ -99,3 +99,14 @@ def test_schemas_check_what_they_ask_for():
         (9.0, ""),
         (4.0, "f"),
     ]
+
+
+def test_an_answer_cut_by_the_token_cap_says_so():
+    cut = {"content": '{"mementos": ["x = 1 and then', "finish_reason": "length"}
+    with FakeOpenAI(responder=lambda body: cut) as server:
+        client = LLMClient(server.base_url, "m", api_key="k", max_attempts=2, backoff=0.01, max_tokens=8)
+        with pytest.raises(LLMFailure, match=r"hit the token cap: raise --max-tokens"):
+            client.ask_json("You write mementos", "Block 1:\nx", schemas.mementos(1), Usage())
+    assert [body["max_tokens"] for body in server.bodies] == [8, 8]
+    with pytest.raises(ValueError, match="max_tokens must be >= 1"):
+        LLMClient(server.base_url, "m", max_tokens=0)

@@ -11,7 +11,7 @@ drop narration. Offline that means choosing pieces of the block itself:
    a decision ("fails", "instead", "must", "correct", ...), numbers, and position (the block's
    last sentences hold the state the next block starts from);
 3. best first, each sentence enters in its longest form that fits the budget; until the
-   memento reaches the target (the middle of [`min_ratio`, `max_ratio`] of the block's characters),
+   memento reaches the target (a quarter into [`min_ratio`, `max_ratio`] of the block's characters),
    never past `max_ratio` (when no form of any sentence fits, the best one's end is kept).
 
 The chosen pieces keep the block's order, joined by "; ".
@@ -150,7 +150,8 @@ def compress_extractive(block: str, *, ratios: tuple[float, float] = (0.15, 0.25
     if not sentences:
         return block.strip()
     size = len(block.strip())
-    limit, target = max(int(size * high), 1), size * (low + high) / 2
+    # the target sits a quarter into the range: the piece that crosses it lands inside, about mid-range
+    limit, target = max(int(size * high), 1), size * (low + (high - low) / 4)
     units = [_Unit(i, _forms(s), _score(s, i, len(sentences))) for i, s in enumerate(sentences)]
     chosen: dict[int, str] = {}
     separator = len("; ")

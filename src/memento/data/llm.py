@@ -174,7 +174,12 @@ class LLMClient:
             try:
                 response = self._complete(system, user, schema, usage)
                 content = response.choices[0].message.content or ""
-                return parse(parse_json_object(content))
+                try:
+                    return parse(parse_json_object(content))
+                except MalformedAnswer as error:
+                    if response.choices[0].finish_reason == "length":
+                        raise MalformedAnswer(f"{error} (the answer hit the token cap: raise --max-tokens)") from None
+                    raise
             except RETRYABLE as error:
                 usage.calls += 1
                 last_error = f"{type(error).__name__}: {error}"
