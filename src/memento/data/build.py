@@ -143,12 +143,8 @@ def process_trace(
     rewritten: list[int] = []
     if client is None:
         ratios = (options.offline_min_ratio, options.offline_max_ratio)
-        mementos, judge_scores, feedback, rounds = (
-            [compress_extractive(b, ratios=ratios) for b in blocks],
-            None,
-            None,
-            0,
-        )
+        mementos = [compress_extractive(b, ratios=ratios) for b in blocks]
+        judge_scores, feedback, rounds = None, None, 0
     else:
         compression = compress_with_llm(
             problem,

@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from memento.data.build import RECORDS
 from memento.format import read_jsonl
 from memento.kv import memento_to_block_ratio
 
-RECORDS = "records.jsonl"
 PAPER_CHARS_MEDIAN = {"math": 0.16, "code": 0.18, "science": 0.23}
 """The paper's median memento/block character ratio per domain."""
 PAPER_TOKENS_PER_BLOCK, PAPER_TOKENS_PER_MEMENTO = 1150, 194
