@@ -74,7 +74,12 @@ def test_stats_report_compression_judge_scores_rewrites_and_flag_long_mementos(t
     assert main(["data", "stats", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"FLAGGED: 1 mementos longer than their block, in 1 records: {records[1]['task_id']} (blocks 0)" in printed
-    assert "memento/block chars per block:" in printed and "math: median" in printed and "(paper 0.16:" in printed
+    assert (
+        "memento/block chars per block:" in printed
+        and "memento/block tokens per block:" in printed
+        and "math: median" in printed
+        and "(paper 0.16:" in printed
+    )
     assert "judge scores (" in printed and f"histogram {{9: {blocks}}}" in printed
 
 

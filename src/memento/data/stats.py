@@ -118,6 +118,12 @@ def format_stats(stats: dict[str, Any]) -> list[str]:
             f"memento/block tokens over all blocks: {stats['memento_to_block_tokens']:.2f} "
             f"(paper ~{PAPER_TOKENS_PER_MEMENTO / PAPER_TOKENS_PER_BLOCK:.2f}, the inverse of its '~6x')"
         )
+    per_block = stats["memento_to_block_tokens_per_block"]
+    if per_block is not None:
+        lines.append(
+            f"memento/block tokens per block: p10 {per_block['p10']:.2f}, median {per_block['p50']:.2f}, "
+            f"p90 {per_block['p90']:.2f}"
+        )
     ratio = stats["memento_to_block_chars"]
     if ratio is not None:
         lines.append(
