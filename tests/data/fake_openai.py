@@ -4,9 +4,10 @@ It stands in for the remote frontier LLM the data pipeline calls (the one thing 
 exist here), and, given a `responder`, for any chat model (prompted mode's scripted model, or a
 real transformers model). Faults: queue names in `faults` ("500", "429", "timeout", "malformed",
 "drop": the connection closes mid-response) to fail the next requests in order; any request
-mentioning FAIL_ALWAYS gets a 500. `bodies` keeps every request body received. A request mentioning
-`hold` waits until `release` is set (at most `hold_timeout` s): a run can be stopped at a known
-point. `boundary_score(boundary, next_sentence, request_number)` overrides the scorer; every
+mentioning FAIL_ALWAYS gets a 500; with `refuse_schema`, any request carrying a ``response_format``
+gets a 400, as an endpoint without structured output answers. `bodies` keeps every request body
+received. A request mentioning `hold` waits until `release` is set (at most `hold_timeout` s): a run
+can be stopped at a known point. `boundary_score(boundary, next_sentence, request_number)` overrides the scorer; every
 boundary score sent is logged in `answered` as (boundary, score).
 
 A responder takes the request body and returns the reply's text, or a dict with `content`,
@@ -40,7 +41,9 @@ class FakeOpenAI:
         boundary_score: Callable[[int, str, int], float] | None = None,
         responder: Responder | None = None,
         port: int = 0,
+        refuse_schema: bool = False,
     ) -> None:
+        self.refuse_schema = refuse_schema
         self.faults: list[str] = []
         self.requests: list[str] = []  # kind of every request received
         self.bodies: list[dict[str, Any]] = []  # every request body received, in order
@@ -143,6 +146,9 @@ class FakeOpenAI:
                     fake.release.wait(fake.hold_timeout)
                 if fault == "timeout":
                     time.sleep(fake.timeout_sleep)
+                if fake.refuse_schema and "response_format" in request:
+                    message = "response_format json_schema is not supported by this server"
+                    return self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
                 if "FAIL_ALWAYS" in user or fault == "500":
                     return self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
                 if fault == "429":

@@ -1,4 +1,4 @@
-"""`memento data build` / `memento data stats`: memento training data from chains of thought."""
+"""`memento data build` / `stats` / `export`: memento training data from chains of thought."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add `memento data build` and `memento data stats`."""
     from memento.data.build import BuildOptions
 
-    commands = parser.add_subparsers(dest="data_command", required=True, metavar="{build,stats}")
+    commands = parser.add_subparsers(dest="data_command", required=True, metavar="{build,stats,export}")
     build = commands.add_parser(
         "build",
         help="split -> score -> segment -> compress (+judge), resumable",
@@ -39,27 +39,51 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
     build.add_argument("--max-attempts", type=int, default=5, help="tries per LLM call")
     build.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)")
+    build.add_argument(
+        "--structured-output",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="send each answer's JSON schema as response_format (auto: until the endpoint refuses it)",
+    )
+    build.add_argument("--max-tokens", type=int, default=None, help="cap on each LLM answer's tokens")
     build.set_defaults(run=run_build)
     stats = commands.add_parser("stats", help="blocks, tokens and compression of a built data set")
     stats.add_argument("directory", type=Path)
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(run=run_stats)
+    export = commands.add_parser(
+        "export",
+        help="write a built data set in the released OpenMementos schema (parquet)",
+        description="Write the records of a `memento data build` folder as OpenMementos rows (problem, response, "
+        "domain, source, difficulty; --config full adds sentences, blocks, block_summaries) to a .parquet file "
+        "that datasets.load_dataset('parquet', ...) and `memento train --data` read.",
+    )
+    export.add_argument("directory", type=Path, help="a `memento data build` output folder")
+    export.add_argument("--format", choices=["openmementos"], default="openmementos")
+    export.add_argument("--output", type=Path, required=True, help="the .parquet file to write")
+    export.add_argument("--config", choices=["full", "default"], default="full", help="OpenMementos config")
+    export.add_argument("--source", default="memento-data-build", help="the rows' `source` where a record names none")
+    export.set_defaults(run=run_export)
 
 
 def run_build(args: argparse.Namespace) -> int:
     """Run (or resume) the pipeline and print what it did; exit code 1 while any trace has no record."""
     from memento.counting import load_tokenizer
-    from memento.data.build import BuildOptions, build
-    from memento.data.llm import LLMClient
+    from memento.data.build import RECORDS, BuildOptions, build
+    from memento.data.llm import LLMClient, StructuredOutput
     from memento.data.split import approximate_tokens
+    from memento.data.stats import dataset_stats, format_stats
     from memento.errors import UsageError
 
     build_options = options.from_args(BuildOptions, args)
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit: expected a number of traces >= 1, got {args.limit}")
     paths.existing_file(args.input, "--input")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise UsageError(f"--max-tokens: expected a number of tokens >= 1, got {args.max_tokens}")
     paths.output_directory(args.output_dir, "--output-dir")
     client = judge = None
+    structured = StructuredOutput(args.structured_output)
     if not args.offline:
         if not args.model:
             raise UsageError("--base-url needs --model")
@@ -68,6 +92,8 @@ def run_build(args: argparse.Namespace) -> int:
             "timeout": args.timeout,
             "max_attempts": args.max_attempts,
             "backoff": args.backoff,
+            "max_tokens": args.max_tokens,
+            "structured": structured,  # one state for both: a refusal is found (and said) once
         }
         client = LLMClient(args.base_url, args.model, **settings)
         judge = None if args.no_judge else LLMClient(args.base_url, args.judge_model or args.model, **settings)
@@ -86,32 +112,29 @@ def run_build(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty(),
     )
     print(summary.report(args.output_dir))
+    if client is not None:
+        print(f"structured output: {structured.describe()}")
+    if summary.processed and (args.output_dir / RECORDS).exists():
+        print("\n".join(format_stats(dataset_stats(args.output_dir))))
     return summary.exit_code
 
 
 def run_stats(args: argparse.Namespace) -> int:
     """Print (or `--json`) the statistics of a built data set."""
-    from memento.data.build import dataset_stats
+    from memento.data.stats import dataset_stats, format_stats
 
     stats = dataset_stats(paths.existing_directory(args.directory, "directory"))
-    if args.json:
-        print(json.dumps(stats))
-        return 0
-    ratio = stats["memento_to_block_chars"]
-    print(f"traces {stats['traces']}, blocks per trace {stats['blocks_per_trace']:.1f}")
-    print(
-        f"tokens per block {stats['tokens_per_block']:.0f} (paper ~1,150), per memento "
-        f"{stats['tokens_per_memento']:.0f} (paper ~194)"
-    )
-    if stats["memento_to_block_tokens"] is not None:
-        tokens_ratio = stats["memento_to_block_tokens"]
-        print(f"memento/block tokens over all blocks: {tokens_ratio:.2f} (paper ~0.17, the inverse of its '~6x')")
-    print(
-        f"memento/block chars: p10 {ratio['p10']:.2f}, median {ratio['p50']:.2f}, p90 {ratio['p90']:.2f} "
-        "(paper medians: math 0.16, code 0.18, science 0.23)"
-    )
-    for domain, median in stats["memento_to_block_chars_median_by_domain"].items():
-        print(f"  {domain}: median {median:.2f}")
-    if stats["judge_score_mean"] is not None:
-        print(f"judge score mean {stats['judge_score_mean']:.1f}/10")
+    print(json.dumps(stats) if args.json else "\n".join(format_stats(stats)))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the folder's records as OpenMementos rows and say how many, where."""
+    from memento.data.build import RECORDS
+    from memento.data.export import export_openmementos
+
+    directory = paths.existing_directory(args.directory, "directory", holding=RECORDS)
+    output = paths.output_file(args.output, "--output", suffixes=("parquet",))
+    count = export_openmementos(directory, output, config=args.config, source=args.source)
+    print(f"{count} rows in OpenMementos' {args.config!r} schema -> {output}")
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,7 +25,6 @@ from memento.data.score import score_offline, score_with_llm
 from memento.data.segment import segment
 from memento.data.split import approximate_tokens, split_sentences
 from memento.format import Block, Trace, TraceFormatError, read_jsonl, render_assistant
-from memento.kv import memento_to_block_ratio
 
 RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.txt"
 
@@ -57,6 +55,12 @@ class BuildOptions:
     retry_failures: bool = field(
         default=True, metadata={"help": "run traces that failed in an earlier run again (--no-retry-failures: skip)"}
     )
+    offline_min_ratio: float = field(
+        default=0.15, metadata={"help": "--offline: a memento at least this fraction of its block's characters"}
+    )
+    offline_max_ratio: float = field(
+        default=0.25, metadata={"help": "--offline: a memento at most this fraction of its block's characters"}
+    )
 
     def __post_init__(self) -> None:
         for name, minimum in (
@@ -74,6 +78,11 @@ class BuildOptions:
             raise ValueError(f"max_blocks ({self.max_blocks}) must be >= min_blocks ({self.min_blocks})")
         if self.variance_penalty < 0:
             raise ValueError(f"variance_penalty: expected a number >= 0, got {self.variance_penalty!r}")
+        if not 0 < self.offline_min_ratio <= self.offline_max_ratio <= 1:
+            raise ValueError(
+                f"offline_min_ratio, offline_max_ratio: expected 0 < min <= max <= 1, "
+                f"got {self.offline_min_ratio!r} and {self.offline_max_ratio!r}"
+            )
 
     @property
     def variance_weight(self) -> float:
@@ -131,8 +140,11 @@ def process_trace(
     )
     blocks = ["".join(sentences[a : b + 1]).strip() for a, b in ranges]
     problem = str(record.get("problem", ""))
+    rewritten: list[int] = []
     if client is None:
-        mementos, judge_scores, feedback, rounds = [compress_extractive(b) for b in blocks], None, None, 0
+        ratios = (options.offline_min_ratio, options.offline_max_ratio)
+        mementos = [compress_extractive(b, ratios=ratios) for b in blocks]
+        judge_scores, feedback, rounds = None, None, 0
     else:
         compression = compress_with_llm(
             problem,
@@ -149,10 +161,12 @@ def process_trace(
             compression.feedback,
             compression.rounds,
         )
+        rewritten = compression.rewritten
     trace = Trace(problem, [Block(b, m) for b, m in zip(blocks, mementos, strict=True)], answer=answer or "")
     return {
         "task_id": record["task_id"],
         "domain": record.get("domain"),
+        **{key: record[key] for key in ("source", "difficulty") if key in record},
         "problem": problem,
         "sentences": sentences,
         "boundary_scores": scores,
@@ -162,6 +176,7 @@ def process_trace(
         "judge_scores": judge_scores,
         "judge_feedback": feedback,
         "refinement_rounds": rounds,
+        "mementos_rewritten": rewritten,
         "answer": answer or "",
         "text": render_assistant(trace),
         "block_tokens": [count_tokens(b) for b in blocks],
@@ -342,48 +357,3 @@ def build(
         failures_path=output.directory / FAILURES,
         first_failure=failures[0] if failures else None,
     )
-
-
-def dataset_stats(directory: str | Path) -> dict[str, Any]:
-    """Blocks per trace, tokens per block / memento, and compression as memento/block (`kv.memento_to_block_ratio`).
-
-    `memento_to_block_tokens` is over all blocks (the inverse of the paper's ~6x trace-level figure);
-    `memento_to_block_chars` gives per-block percentiles in characters (the paper's medians: math 0.16,
-    code 0.18, science 0.23), and `memento_to_block_chars_median_by_domain` its median per domain.
-    """
-    path = Path(directory) / RECORDS
-    if not path.exists():
-        raise FileNotFoundError(f"no {RECORDS} in {directory}")
-    records = [record for _, record in read_jsonl(path)]
-    if not records:
-        raise ValueError(f"{path} holds no records")
-    blocks = [len(r["blocks"]) for r in records]
-    block_tokens = [t for r in records for t in r["block_tokens"]]
-    memento_tokens = [t for r in records for t in r["memento_tokens"]]
-    chars_by_domain: dict[str, list[float]] = {}
-    for r in records:
-        for block, memento in zip(r["blocks"], r["mementos"], strict=True):
-            ratio = memento_to_block_ratio(len(memento), len(block))
-            if ratio is not None:
-                chars_by_domain.setdefault(str(r.get("domain")), []).append(ratio)
-    ratios = [ratio for values in chars_by_domain.values() for ratio in values]
-
-    def percentiles(values: list[float]) -> dict[str, float]:
-        ordered = sorted(values)
-        pick = lambda q: ordered[min(int(q * len(ordered)), len(ordered) - 1)]  # noqa: E731
-        return {"p10": pick(0.1), "p50": statistics.median(ordered), "p90": pick(0.9)}
-
-    return {
-        "traces": len(records),
-        "blocks_per_trace": statistics.mean(blocks),
-        "tokens_per_block": statistics.mean(block_tokens),
-        "tokens_per_memento": statistics.mean(memento_tokens),
-        "memento_to_block_tokens": memento_to_block_ratio(sum(memento_tokens), sum(block_tokens)),
-        "memento_to_block_chars": percentiles(ratios),
-        "memento_to_block_chars_median_by_domain": {d: statistics.median(v) for d, v in chars_by_domain.items()},
-        "judge_score_mean": (
-            statistics.mean(s for r in records for s in (r.get("judge_scores") or []))
-            if any(r.get("judge_scores") for r in records)
-            else None
-        ),
-    }

@@ -7,12 +7,14 @@ threshold are rewritten with that feedback, up to `max_iterations` rounds. Final
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from memento.data.llm import LLMClient, MalformedAnswer, Usage
+from memento.data import schemas
+from memento.data.extractive import compress_extractive
+from memento.data.llm import LLMClient, Usage
+
+__all__ = ["Compression", "compress_extractive", "compress_with_llm"]
 
 COMPRESS_SYSTEM = """You write mementos: terse notes that let a reader continue a chain of thought after the
 block they summarise has been deleted. For each numbered block, write one memento that keeps every
@@ -35,13 +37,17 @@ Answer with JSON only: {"grades": [{"block": 1, "score": S, "feedback": "..."}, 
 
 @dataclass
 class Compression:
-    """Mementos for a trace's blocks, with the judge's final scores and feedback (None when offline)."""
+    """Mementos for a trace's blocks, with the judge's final scores and feedback (None when offline).
+
+    `rewritten`: indices of the blocks whose final memento differs from the first draft (refinement).
+    """
 
     mementos: list[str]
     scores: list[float] | None = None
     feedback: list[str] | None = None
     rounds: int = 0
     usage: Usage = field(default_factory=Usage)
+    rewritten: list[int] = field(default_factory=list)
 
 
 def _blocks_request(problem: str, blocks: Sequence[str], mementos: Sequence[str] | None = None) -> str:
@@ -51,39 +57,6 @@ def _blocks_request(problem: str, blocks: Sequence[str], mementos: Sequence[str]
         if mementos is not None:
             parts.append(f"Memento {number}:\n{mementos[number - 1].strip()}\n")
     return "\n".join(parts)
-
-
-def _mementos_validator(count: int):
-    def validate(answer: dict[str, Any]) -> list[str]:
-        mementos = answer.get("mementos")
-        if not isinstance(mementos, list) or not all(isinstance(m, str) and m.strip() for m in mementos):
-            raise MalformedAnswer("expected 'mementos': a list of non-empty strings")
-        if len(mementos) != count:
-            raise MalformedAnswer(f"expected {count} mementos, got {len(mementos)}")
-        return [m.strip() for m in mementos]
-
-    return validate
-
-
-def _grades_validator(count: int):
-    def validate(answer: dict[str, Any]) -> list[tuple[float, str]]:
-        grades = answer.get("grades")
-        if not isinstance(grades, list):
-            raise MalformedAnswer("expected 'grades': a list")
-        by_block: dict[int, tuple[float, str]] = {}
-        for grade in grades:
-            if not isinstance(grade, dict) or not isinstance(grade.get("block"), int):
-                raise MalformedAnswer(f"bad grade {grade!r}")
-            score = grade.get("score")
-            if not isinstance(score, (int, float)) or not 0 <= score <= 10:
-                raise MalformedAnswer(f"grade score must be 0-10, got {score!r}")
-            by_block[grade["block"]] = (float(score), str(grade.get("feedback", "")))
-        missing = [b for b in range(1, count + 1) if b not in by_block]
-        if missing:
-            raise MalformedAnswer(f"no grade for blocks {missing}")
-        return [by_block[b] for b in range(1, count + 1)]
-
-    return validate
 
 
 def compress_with_llm(
@@ -101,15 +74,17 @@ def compress_with_llm(
     Calls are counted into `usage` as they happen (so a failure still leaves them counted).
     """
     usage = Usage() if usage is None else usage
+    longest = max((len(block.strip()) for block in blocks), default=1)
     mementos = compressor.ask_json(
-        COMPRESS_SYSTEM, _blocks_request(problem, blocks), _mementos_validator(len(blocks)), usage
+        COMPRESS_SYSTEM, _blocks_request(problem, blocks), schemas.mementos(len(blocks), longest), usage
     )
+    drafts = mementos
     if judge is None:
         return Compression(mementos, usage=usage)
     rounds = 0
     while True:
         grades = judge.ask_json(
-            JUDGE_SYSTEM, _blocks_request(problem, blocks, mementos), _grades_validator(len(blocks)), usage
+            JUDGE_SYSTEM, _blocks_request(problem, blocks, mementos), schemas.grades(len(blocks)), usage
         )
         weak = [i for i, (score, _) in enumerate(grades) if score < threshold]
         if not weak or rounds >= max_iterations:
@@ -120,35 +95,6 @@ def compress_with_llm(
             _blocks_request(problem, blocks, mementos)
             + f"\nRewrite every memento, improving these according to the feedback:\n{notes}"
         )
-        mementos = compressor.ask_json(COMPRESS_SYSTEM, request, _mementos_validator(len(blocks)), usage)
-    return Compression(mementos, [s for s, _ in grades], [f for _, f in grades], rounds, usage)
-
-
-# ---------------------------------------------------------------------------------------------
-# Offline extractive compressor
-
-_KEEPS = re.compile(
-    r"=|\d|\\boxed|\b(?:therefore|thus|hence|so the|answer|result|conclude|means|gives|get|works|fails|correct|"
-    r"wrong|must|cannot|impossible)\b",
-    re.IGNORECASE,
-)
-_FILLER = re.compile(
-    r"^\s*(?:Okay|Hmm+|Wait|Alright|Let me (?:think|see)|Let's see|So,? let me)[,.]?\s*", re.IGNORECASE
-)
-
-
-def compress_extractive(block: str, *, ratio: float = 0.2) -> str:
-    """An offline memento: the block's sentences with equations, numbers and conclusions, filler
-    openers stripped, trimmed to about `ratio` of the block's characters (the last such sentences
-    first, as they hold the block's results)."""
-    from memento.data.split import split_sentences
-
-    sentences = [s.strip() for s in split_sentences(block).sentences if s.strip()]
-    keep = [_FILLER.sub("", s) for s in sentences if _KEEPS.search(s)] or sentences[-1:]
-    budget = max(int(len(block) * ratio), 60)
-    chosen: list[str] = []
-    for sentence in reversed(keep):
-        if chosen and sum(map(len, chosen)) + len(sentence) > budget:
-            break
-        chosen.append(sentence if len(sentence) <= budget else sentence[: budget - 3].rstrip() + "...")
-    return " ".join(reversed(chosen))
+        mementos = compressor.ask_json(COMPRESS_SYSTEM, request, schemas.mementos(len(blocks), longest), usage)
+    rewritten = [i for i, (draft, final) in enumerate(zip(drafts, mementos, strict=True)) if draft != final]
+    return Compression(mementos, [s for s, _ in grades], [f for _, f in grades], rounds, usage, rewritten)

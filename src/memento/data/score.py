@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from typing import Any
 
-from memento.data.llm import LLMClient, MalformedAnswer, Usage
+from memento.data import schemas
+from memento.data.llm import LLMClient, Usage
 
 SCORING_SYSTEM = """You segment a chain of thought into blocks that a reader could summarise on their own.
 You are given numbered sentences. For every boundary between two consecutive sentences, rate how good a
@@ -31,27 +31,6 @@ def _scoring_request(sentences: Sequence[str], start: int) -> str:
     lines = [f"[{start + i}] {s.strip()}" for i, s in enumerate(sentences)]
     boundaries = ", ".join(str(start + i) for i in range(len(sentences) - 1))
     return "Sentences:\n" + "\n".join(lines) + f"\n\nScore the boundaries: {boundaries}."
-
-
-def _validator(expected: Sequence[int]):
-    def validate(answer: dict[str, Any]) -> dict[int, float]:
-        entries = answer.get("scores")
-        if not isinstance(entries, list):
-            raise MalformedAnswer("missing 'scores' list")
-        scores: dict[int, float] = {}
-        for entry in entries:
-            if not isinstance(entry, dict):
-                raise MalformedAnswer(f"score entry is not an object: {entry!r}")
-            boundary, score = entry.get("boundary"), entry.get("score")
-            if not isinstance(boundary, int) or not isinstance(score, (int, float)) or not 0 <= score <= 3:
-                raise MalformedAnswer(f"bad score entry {entry!r}: expected integer boundary and score 0-3")
-            scores[boundary] = float(score)
-        missing = [k for k in expected if k not in scores]
-        if missing:
-            raise MalformedAnswer(f"no score for boundaries {missing}")
-        return {k: scores[k] for k in expected}
-
-    return validate
 
 
 def windows(count: int, size: int) -> list[tuple[int, int]]:
@@ -76,7 +55,7 @@ def score_with_llm(
         for start, stop in windows(len(sentences), size):
             expected = list(range(start, stop - 1))
             answer = client.ask_json(
-                SCORING_SYSTEM, _scoring_request(sentences[start:stop], start), _validator(expected), usage
+                SCORING_SYSTEM, _scoring_request(sentences[start:stop], start), schemas.boundary_scores(expected), usage
             )
             for boundary, score in answer.items():
                 scores[boundary] = score
