@@ -21,12 +21,12 @@ This module parses text and reads the file forms; it re-exports the marker strin
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from memento import textfiles
 from memento.markers import (
     ASSISTANT_HEADER,
     ASSISTANT_ROLE,
@@ -319,19 +319,9 @@ def trace_from_record_fields(record: dict[str, Any], *, source: str | None = Non
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) for every non-blank line; bad JSON raises `TraceFormatError` naming the line."""
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TraceFormatError(
-                    f"invalid JSON at column {error.colno}: {error.msg}",
-                    expected="one JSON object per line",
-                    source=f"{path}:{number}",
-                ) from None
+    """(line number, parsed value) for every non-blank line (`memento.textfiles.read_jsonl`); a line that is not
+    UTF-8 or not JSON raises `TraceFormatError` naming the file, line and byte offset."""
+    return textfiles.read_jsonl(path, error=TraceFormatError)
 
 
 def load_traces(path: str | Path) -> list[tuple[str, Trace]]:
@@ -348,18 +338,9 @@ def load_traces(path: str | Path) -> list[tuple[str, Trace]]:
         return [
             (f"{name}:{number}", _trace_from_record(record, f"{path}:{number}")) for number, record in read_jsonl(path)
         ]
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise TraceFormatError(
-                f"invalid JSON at line {error.lineno} column {error.colno}: {error.msg}",
-                expected="a JSON object",
-                source=str(path),
-            ) from None
-        return [(name, _trace_from_record(record, str(path)))]
-    return [(name, parse_text(text, source=str(path)))]
+        return [(name, _trace_from_record(textfiles.read_json(path, error=TraceFormatError), str(path)))]
+    return [(name, parse_text(textfiles.read_text(path, error=TraceFormatError), source=str(path)))]
 
 
 def _trace_from_record(record: Any, source: str) -> Trace:

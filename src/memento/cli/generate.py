@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memento import textfiles
 from memento.cli import options, paths
 from memento.config import MementoConfig
 from memento.errors import UsageError
@@ -51,7 +52,7 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
         return [args.prompt]
     path = paths.existing_file(args.file, "--file")
     if path.suffix != ".jsonl":
-        prompts = [path.read_text(encoding="utf-8")]
+        prompts = [textfiles.read_text(path, error=UsageError)]
     else:
         prompts = []
         for number, record in read_jsonl(path):

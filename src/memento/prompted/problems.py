@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from memento.format import read_jsonl
+from memento import textfiles
 
 TEXT_KEYS = ("problem", "prompt", "question")
 """Keys a JSONL line may hold its problem under, first found wins."""
@@ -32,13 +32,13 @@ def read_problem_file(path: str | Path) -> list[Problem]:
     if not path.is_file():
         raise ProblemSourceError(f"{path}: no such file")
     if path.suffix != ".jsonl":
-        text = path.read_text(encoding="utf-8").strip()
+        text = textfiles.read_text(path, error=ProblemSourceError).strip()
         if not text:
             raise ProblemSourceError(f"{path}: empty file; expected the text of a problem")
         return [Problem(path.stem, text)]
     problems: list[Problem] = []
     seen: set[str] = set()
-    for number, record in read_jsonl(path):
+    for number, record in textfiles.read_jsonl(path, error=ProblemSourceError):
         where = f"{path}:{number}"
         if not isinstance(record, dict):
             raise ProblemSourceError(f"{where}: expected a JSON object with 'id' and 'problem'")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 
+from memento import textfiles
 from memento.format import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, THINK_END
 
 ANSWER_MARKER = THINK_END
@@ -107,7 +108,7 @@ def load_prompts(path: str | Path | None = None) -> PromptTemplates:
         return PromptTemplates(**values)  # type: ignore[arg-type]
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = textfiles.read_text(path, error=PromptFileError)
     except OSError as error:
         raise PromptFileError(f"{path}: cannot read the prompt file ({error.strerror})") from None
     override = _read_toml(text, str(path))

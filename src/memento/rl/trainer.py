@@ -18,6 +18,7 @@ Three overrides, no fork:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
 import warnings
@@ -28,8 +29,11 @@ from typing import Any
 
 import torch
 
-with warnings.catch_warnings():  # TRL warns about the installed vLLM (ours, CPU build), which it is not used with here
+# TRL imports the installed vLLM, which it is not used with here: its version warning, and the CPU build's
+# "Triton is installed, but doesn't include CPU backend" log line, would come before every `memento rl` message
+with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="TRL currently supports vLLM")
+    logging.getLogger("vllm.triton_utils.importing").setLevel(logging.ERROR)
     from trl import GRPOTrainer
 
 from memento.config import MementoConfig

@@ -84,9 +84,23 @@ def load_examples(
     `selection` filters them (domain / source / difficulty) and caps their number; see `memento.training.sources`.
     """
     paths = list(paths)
+    length = {"max_length": max_length, "overflow": overflow, "system": system}
+    return tokenize_traces(read_traces(paths, selection), tokenizer, origin=str([str(p) for p in paths]), **length)
+
+
+def tokenize_traces(
+    traces: Iterable[tuple[str, Trace]],
+    tokenizer: Any,
+    *,
+    max_length: int = 32768,
+    overflow: str = "truncate",
+    system: str | None = None,
+    origin: str = "the data",
+) -> tuple[list[TrainingExample], DatasetStats]:
+    """Tokenize named traces already read (`memento.training.sources.read_traces`); `origin` names them in errors."""
     special_ids = SpecialIds.from_tokenizer(tokenizer)
     examples, stats = [], DatasetStats()
-    for name, trace in read_traces(paths, selection):
+    for name, trace in traces:
         example, truncated = tokenize_trace(
             trace, tokenizer, special_ids, name=name, max_length=max_length, overflow=overflow, system=system
         )
@@ -98,5 +112,5 @@ def load_examples(
         examples.append(example)
     stats.examples = len(examples)
     if not examples:
-        raise ValueError(f"no training examples left from {[str(p) for p in paths]} (dropped: {stats.dropped})")
+        raise ValueError(f"no training examples left from {origin} (dropped: {stats.dropped})")
     return examples, stats

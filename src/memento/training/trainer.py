@@ -25,11 +25,11 @@ from memento.format import SpecialIds
 from memento.inference.loading import load_causal_lm, load_tokenizer
 from memento.training import adapters, sparse_attention
 from memento.training.collator import MementoCollator
-from memento.training.data import TrainingExample, load_examples
+from memento.training.data import TrainingExample, tokenize_traces
 from memento.training.masks import additive_mask, block_sparse_mask, dense_mask
 from memento.training.options import TrainOptions
 from memento.training.packing import PackedExample, pack_examples
-from memento.training.sources import DataSelection
+from memento.training.sources import DataSelection, read_traces
 from memento.training.tokens import add_memento_tokens
 
 logger = logging.getLogger("memento.training")
@@ -266,14 +266,16 @@ def train(
     weights = resolve_weight_dtype(options.dtype)
     attention = resolve_attention(options.attention)
     plain = attn_implementation or "sdpa"
+    traces = read_traces(data, selection)  # bad data is refused before the model's weights load
+    eval_traces = read_traces(eval_data) if eval_data else None
     tokenizer = load_tokenizer(model_path)
     model = load_causal_lm(model_path, dtype=weights, attn_implementation=plain)
     add_memento_tokens(model, tokenizer, seed=options.seed)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     length = {"max_length": options.max_length, "overflow": options.overflow, "system": options.system_prompt}
-    train_examples, stats = load_examples(data, tokenizer, selection=selection, **length)
-    eval_examples = load_examples(eval_data, tokenizer, **length)[0] if eval_data else None
+    train_examples, stats = tokenize_traces(traces, tokenizer, origin=str([str(p) for p in data]), **length)
+    eval_examples = tokenize_traces(eval_traces, tokenizer, **length)[0] if eval_traces is not None else None
     if eval_examples is None and options.eval_fraction:
         train_examples, eval_examples = hold_out(train_examples, options.eval_fraction, options.seed)
     logger.info(

@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from memento import textfiles
 from memento.eval.benchmarks.problems import Problem
 
 PLACEHOLDERS = ("{problem}", "{choices}", "{starter_code}")
@@ -123,7 +124,7 @@ def load_template(path: str | Path) -> PromptTemplate:
     """A template from a text file (UTF-8); one clear error when it lacks ``{problem}``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = textfiles.read_text(path, error=ValueError)
     except OSError as error:
         raise ValueError(f"{path}: cannot read the prompt template ({error.strerror})") from None
     if "{problem}" not in text:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any
 
+from memento import textfiles
 from memento.eval.benchmarks.rows import BenchmarkFormatError
 
 TABLE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
@@ -33,28 +32,11 @@ def read_rows(path: str | Path) -> list[Any]:
 
 
 def _read_jsonl(path: Path) -> list[Any]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    rows = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise BenchmarkFormatError(
-                    f"{path}:{number}: invalid JSON at column {error.colno}: {error.msg}"
-                ) from None
-    return rows
+    return [row for _, row in textfiles.read_jsonl(path, error=BenchmarkFormatError)]
 
 
 def _read_json(path: Path) -> list[Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise BenchmarkFormatError(
-            f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
-        ) from None
+    data = textfiles.read_json(path, error=BenchmarkFormatError)
     if isinstance(data, dict):
         for key in ("problems", "data", "rows"):
             if isinstance(data.get(key), list):

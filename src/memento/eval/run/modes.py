@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memento import textfiles
 from memento.config import MementoConfig
 
 BUILTIN_MODES: dict[str, dict[str, Any]] = {
@@ -88,7 +89,7 @@ def parse_memento_config(text: str, mask_delimiters: bool) -> MementoConfig:
         path = Path(text)
         if not path.is_file():
             raise ValueError(f"{path}: no such memento config file")
-        text, where = path.read_text(encoding="utf-8"), f"{path}: "
+        text, where = textfiles.read_text(path, error=ValueError), f"{path}: "
     try:
         options = json.loads(text)
     except json.JSONDecodeError as error:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memento import textfiles
 from memento.config import default_mask_delimiters
 from memento.eval.benchmarks.problems import Benchmark
 from memento.eval.benchmarks.prompts import build_prompt, load_template
@@ -45,40 +46,33 @@ def read_responses(path: str | Path, known_ids: set[str]) -> list[dict[str, Any]
     rows: list[dict[str, Any]] = []
     counters: dict[tuple[str, str], int] = defaultdict(int)
     seen: dict[tuple[str, str, int], int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ResponsesFormatError(f"{where}: invalid JSON at column {error.colno}: {error.msg}") from None
-            if not isinstance(row, dict):
-                raise ResponsesFormatError(f"{where}: expected an object with 'id' and 'response'")
-            for name in ("id", "response"):
-                if name not in row:
-                    raise ResponsesFormatError(f"{where}: missing field {name!r}")
-            if not isinstance(row["response"], str):
-                raise ResponsesFormatError(f"{where}: field 'response' should be text")
-            if row.get("kv_from") == ENDPOINT:
-                for name in ENDPOINT_REQUIRED:
-                    if isinstance(row.get(name), bool) or not isinstance(row.get(name), int):
-                        raise ResponsesFormatError(f"{where}: an endpoint-measured record needs an integer {name!r}")
-            problem_id, mode = str(row["id"]), str(row.get("mode") or DEFAULT_MODE)
-            if problem_id not in known_ids:
-                raise ResponsesFormatError(f"{where}: problem id {problem_id!r} is not in the benchmark")
-            sample = row.get("sample", counters[(mode, problem_id)])
-            if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
-                raise ResponsesFormatError(f"{where}: field 'sample' should be an integer >= 0, got {sample!r}")
-            counters[(mode, problem_id)] = max(counters[(mode, problem_id)], sample + 1)
-            key = (mode, problem_id, sample)
-            if key in seen:
-                raise ResponsesFormatError(
-                    f"{where}: mode {mode!r}, problem {problem_id!r}, sample {sample} repeats line {seen[key]}"
-                )
-            seen[key] = number
-            rows.append({**row, "id": problem_id, "mode": mode, "sample": sample})
+    for number, row in textfiles.read_jsonl(path, error=ResponsesFormatError):
+        where = f"{path}:{number}"
+        if not isinstance(row, dict):
+            raise ResponsesFormatError(f"{where}: expected an object with 'id' and 'response'")
+        for name in ("id", "response"):
+            if name not in row:
+                raise ResponsesFormatError(f"{where}: missing field {name!r}")
+        if not isinstance(row["response"], str):
+            raise ResponsesFormatError(f"{where}: field 'response' should be text")
+        if row.get("kv_from") == ENDPOINT:
+            for name in ENDPOINT_REQUIRED:
+                if isinstance(row.get(name), bool) or not isinstance(row.get(name), int):
+                    raise ResponsesFormatError(f"{where}: an endpoint-measured record needs an integer {name!r}")
+        problem_id, mode = str(row["id"]), str(row.get("mode") or DEFAULT_MODE)
+        if problem_id not in known_ids:
+            raise ResponsesFormatError(f"{where}: problem id {problem_id!r} is not in the benchmark")
+        sample = row.get("sample", counters[(mode, problem_id)])
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+            raise ResponsesFormatError(f"{where}: field 'sample' should be an integer >= 0, got {sample!r}")
+        counters[(mode, problem_id)] = max(counters[(mode, problem_id)], sample + 1)
+        key = (mode, problem_id, sample)
+        if key in seen:
+            raise ResponsesFormatError(
+                f"{where}: mode {mode!r}, problem {problem_id!r}, sample {sample} repeats line {seen[key]}"
+            )
+        seen[key] = number
+        rows.append({**row, "id": problem_id, "mode": mode, "sample": sample})
     if not rows:
         raise ResponsesFormatError(f"{path}: no responses in the file")
     return rows
