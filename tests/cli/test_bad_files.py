@@ -138,3 +138,28 @@ def test_train_reads_its_data_before_it_loads_the_model(capsys, tmp_path):
     argv = ["train", "--model", str(model), "--data", str(good), "--eval-data", str(eval_data)]
     one_line(capsys, [*argv, "--output", str(tmp_path / "out")], f"{eval_data}:1: offset 8: text outside any block")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["eval", "--model", str(CHECKPOINT), "--benchmark", "{dir}"], "--benchmark: {dir}: is a directory"),
+        (
+            ["eval", "--model", str(CHECKPOINT), "--benchmark", "{dir}.jsonl"],
+            "--benchmark: {dir}.jsonl: is a directory",
+        ),
+        (["eval", "grade", "--benchmark", "{dir}", "--responses", "{file}"], "--benchmark: {dir}: is a directory"),
+        (["prompted", *ENDPOINT, "--file", "{dir}"], "--file {dir}: is a directory"),
+        (["prompted", *ENDPOINT, "--benchmark", "{dir}.jsonl"], "--benchmark: {dir}.jsonl: is a directory"),
+        (["prompted", *ENDPOINT, "--prompt", "1+1?", "--output", "{dir}"], "--output {dir}: is a directory"),
+    ],
+)
+def test_a_directory_where_a_file_is_expected_is_named_with_its_flag(capsys, tmp_path, argv, expected):
+    folder = tmp_path / "problems"
+    for directory in (folder, tmp_path / "problems.jsonl"):
+        directory.mkdir()
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text(json.dumps({"id": "toy-0", "response": "5"}) + "\n")
+    values = {"dir": str(folder), "file": str(responses)}
+    one_line(capsys, [a.format(**values) for a in argv], expected.format(**values))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["problems", "problems.jsonl", "responses.jsonl"]

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_eval(eval_options, progress=progress, prompted=prompted)
     except BenchmarkUnavailable as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(f"--benchmark: {error}") from None
     except BackendError as error:
         print(f"memento eval: error: {error} (finished samples are kept; re-run to resume)", file=sys.stderr)
         return 1
@@ -123,7 +123,7 @@ def run_grade(args: argparse.Namespace) -> int:
     try:
         summary, records = grade_responses(grade_options)
     except BenchmarkUnavailable as error:
-        raise UsageError(str(error)) from None
+        raise UsageError(f"--benchmark: {error}") from None
     if grade_options.output is not None:
         write_outputs(summary, records, Path(grade_options.output))
     _show(summary, args.json)

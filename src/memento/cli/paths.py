@@ -98,6 +98,14 @@ def output_file(path: Path, flag: str, *, suffixes: tuple[str, ...] = ()) -> Pat
     return path
 
 
+def appendable_file(path: Path, flag: str) -> Path:
+    """A file to append to, created with its directories if need be: not a directory, no regular file on the way."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory, expected a file name")
+    output_directory(path.parent, flag)
+    return path
+
+
 def image_file(path: Path, flag: str) -> Path:
     """A plot path: `output_file` with the suffixes matplotlib can write."""
     from matplotlib.backend_bases import FigureCanvasBase

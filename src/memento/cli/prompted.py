@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from memento.cli import options
+from memento.cli import options, paths
 
 NAME = "prompted"
 HELP = "memento for any chat endpoint: blocks closed by mementos, each block dropped by the client"
@@ -27,4 +27,9 @@ def run(args: argparse.Namespace) -> int:
     from memento.prompted.config import PromptedOptions
     from memento.prompted.runner import run_prompted
 
-    return run_prompted(options.from_args(PromptedOptions, args))
+    prompted = options.from_args(PromptedOptions, args)
+    if prompted.file is not None:
+        paths.existing_file(prompted.file, "--file")
+    if prompted.output is not None:
+        paths.appendable_file(prompted.output, "--output")
+    return run_prompted(prompted)

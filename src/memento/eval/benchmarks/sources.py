@@ -160,6 +160,10 @@ def load_benchmark(
     key = str(name_or_path)
     if key not in BENCHMARK_NAMES:
         path = Path(name_or_path)
+        if path.is_dir():
+            raise BenchmarkUnavailable(
+                f"{path}: is a directory, expected a benchmark name or a JSONL/JSON/parquet file"
+            )
         if path.is_file():
             return _load_file(path, limit, choice_seed)
         if path.suffix or "/" in key or path.name.endswith(TABLE_SUFFIXES):
