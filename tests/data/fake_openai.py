@@ -3,12 +3,13 @@
 It stands in for the remote frontier LLM the data pipeline calls (the one thing that cannot
 exist here), and, given a `responder`, for any chat model (prompted mode's scripted model, or a
 real transformers model). Faults: queue names in `faults` ("500", "429", "timeout", "malformed",
-"drop": the connection closes mid-response) to fail the next requests in order; any request
-mentioning FAIL_ALWAYS gets a 500; with `refuse_schema`, any request carrying a ``response_format``
-gets a 400, as an endpoint without structured output answers. `bodies` keeps every request body
-received. A request mentioning `hold` waits until `release` is set (at most `hold_timeout` s): a run
-can be stopped at a known point. `boundary_score(boundary, next_sentence, request_number)` overrides the scorer; every
-boundary score sent is logged in `answered` as (boundary, score).
+"drop": the connection closes mid-response, "html": a 200 carrying a proxy's sign-in page `HTML_PAGE`)
+to fail the next requests in order; any request mentioning FAIL_ALWAYS gets a 500; with
+`refuse_schema`, any request carrying a ``response_format`` gets a 400, as an endpoint without
+structured output answers. `bodies` keeps every request body received. A request mentioning `hold`
+waits until `release` is set (at most `hold_timeout` s): a run can be stopped at a known point.
+`boundary_score(boundary, next_sentence, request_number)` overrides the scorer; every boundary score
+sent is logged in `answered` as (boundary, score).
 
 A responder takes the request body and returns the reply's text, or a dict with `content`,
 `finish_reason` ("stop" or "length") and optionally `prompt_tokens` / `completion_tokens`
@@ -28,6 +29,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Responder = Callable[[dict[str, Any]], "str | dict[str, Any]"]
+
+HTML_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Sign in - Corporate Proxy</title></head><body>Please sign in</body></html>"
+)
 
 
 class FakeOpenAI:
@@ -120,6 +125,14 @@ class FakeOpenAI:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
 
+            def _html(self) -> None:
+                data = HTML_PAGE.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _drop(self, body: dict) -> None:
                 """Announce the whole body, send half of it, then close the socket."""
                 data = json.dumps(body).encode()
@@ -146,6 +159,8 @@ class FakeOpenAI:
                     fake.release.wait(fake.hold_timeout)
                 if fault == "timeout":
                     time.sleep(fake.timeout_sleep)
+                if fault == "html":
+                    return self._html()
                 if fake.refuse_schema and "response_format" in request:
                     message = "response_format json_schema is not supported by this server"
                     return self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})

@@ -1,8 +1,9 @@
 """A JSON-answering chat client for any OpenAI-compatible endpoint, with retries and usage accounting.
 
 Uses the official `openai` client (its own retries off, so the policy is ours and visible):
-timeouts, connection errors, 429 and 5xx, and answers that are not the JSON asked for are
-retried with exponential backoff; then `LLMFailure` says what went wrong last.
+timeouts, connection errors, 429 and 5xx, and answers that are not the JSON asked for (or not a
+chat completion at all: a proxy's HTML page) are retried with exponential backoff; then `LLMFailure`
+says what went wrong last.
 
 Structured output (`StructuredOutput`): each request carries its answer's JSON schema as
 ``response_format`` (`memento.data.schemas`), so a constrained decoder (vLLM, SGLang, llama.cpp's
@@ -26,7 +27,7 @@ from typing import Any
 import openai
 
 from memento.data.schemas import AnswerSchema, MalformedAnswer
-from memento.openai_client import openai_client
+from memento.openai_client import NotAChatCompletion, chat_completion, openai_client
 
 RETRYABLE = (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
 REFUSED_SCHEMA = (openai.BadRequestError, openai.UnprocessableEntityError)
@@ -185,6 +186,9 @@ class LLMClient:
                 last_error = f"{type(error).__name__}: {error}"
             except MalformedAnswer as error:
                 last_error = f"malformed answer: {error}"
+            except NotAChatCompletion as error:  # a proxy's page, say: asked again like a malformed answer
+                usage.calls += 1
+                last_error = f"malformed answer: {error}"
             except openai.APIError as error:  # e.g. 400, 401, 404: asking again will not help
                 usage.calls += 1
                 usage.failed_calls += 1
@@ -208,9 +212,8 @@ class LLMClient:
         if self.max_tokens is not None:
             request["max_tokens"] = self.max_tokens
         try:
-            response = self._client.chat.completions.create(
-                **request, **({"response_format": schema.response_format()} if schema else {})
-            )
+            formatted = {**request, **({"response_format": schema.response_format()} if schema else {})}
+            response, _ = chat_completion(self._client, formatted, retries=0)  # retried by ask_json
         except REFUSED_SCHEMA as error:
             if schema is None or self.structured.mode != "auto":
                 raise
@@ -218,7 +221,7 @@ class LLMClient:
             usage.failed_calls += 1
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:200]
             usage.errors.append(reason)
-            response = self._client.chat.completions.create(**request)  # a refusal of the request itself raises again
+            response, _ = chat_completion(self._client, request, retries=0)  # a refusal of the request itself raises
             self.structured.refused(reason)
         usage.calls += 1
         if response.usage is not None:

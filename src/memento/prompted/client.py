@@ -2,7 +2,8 @@
 
 Retries are the official client's own: 408/409/429/5xx answers, timeouts and connection errors
 (a connection dropped mid-response included) are retried `max_retries` times with exponential
-backoff (0.5 s doubling to 8 s, jittered; a server's Retry-After is honoured). The number of
+backoff (0.5 s doubling to 8 s, jittered; a server's Retry-After is honoured), and so is a success
+whose body is not a chat completion (`memento.openai_client.chat_completion`). The number of
 retries each call took is read from the client's raw response. One `ChatClient` is shared by
 every thread of a run (the underlying HTTP client is thread-safe).
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import openai
 
-from memento.openai_client import openai_client
+from memento.openai_client import NotAChatCompletion, chat_completion, openai_client
 
 Message = dict[str, str]
 
@@ -73,6 +74,7 @@ class ChatClient:
         self.model = model
         self.temperature = temperature
         self.top_p = top_p
+        self.max_retries = max_retries
         self._client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = ()) -> Completion:
@@ -88,8 +90,9 @@ class ChatClient:
         if stop:
             request["stop"] = list(stop)
         try:
-            raw = self._client.chat.completions.with_raw_response.create(**request)
-            response = raw.parse()
+            response, retries = chat_completion(self._client, request, retries=self.max_retries)
+        except NotAChatCompletion as error:
+            raise EndpointError(f"{error} (asked {self.max_retries + 1} times)") from None
         except openai.APIStatusError as error:
             raise EndpointError(f"the endpoint answered {error.status_code}: {_error_message(error)}") from None
         except openai.APITimeoutError:
@@ -113,7 +116,7 @@ class ChatClient:
             finish_reason=choice.finish_reason or "stop",
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            retries=raw.retries_taken,
+            retries=retries,
             approximate=approximate,
         )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from memento.openai_client import check_base_url
+
 
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
@@ -50,6 +52,7 @@ class PromptedConfig:
     def __post_init__(self) -> None:
         if not self.base_url:
             raise ValueError("base_url: expected an endpoint URL such as http://127.0.0.1:8000/v1")
+        check_base_url(self.base_url)
         if not self.model:
             raise ValueError("model: expected the name of a model the endpoint serves")
         for name in ("block_tokens", "memento_tokens", "answer_tokens", "max_rounds"):

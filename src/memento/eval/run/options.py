@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from memento.eval.run.modes import BUILTIN_MODES, PROMPTED_MODES, prompted_modes
 from memento.inference.sampling import SamplingOptions
+from memento.openai_client import check_base_url
 
 BACKENDS = ("hf", "vllm", "openai", "prompted")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -121,6 +122,10 @@ class EvalOptions:
         self.config = tuple(self.config)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend in ("openai", "prompted"):
+            check_base_url(self.base_url)
+        if self.baseline_base_url is not None:
+            check_base_url(self.baseline_base_url, "--baseline-base-url")
         if self.samples < 1:
             raise ValueError(f"samples must be >= 1, got {self.samples}")
         if self.limit is not None and self.limit < 1:

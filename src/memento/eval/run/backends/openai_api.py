@@ -17,8 +17,11 @@ from memento.config import MementoConfig
 from memento.eval.benchmarks.prompts import chat_messages
 from memento.eval.run.backends.base import BackendError, Sample, split_time
 from memento.inference.sampling import SamplingOptions
-from memento.openai_client import openai_client
+from memento.openai_client import chat_completion, openai_client
 from memento.vllm.state import REQUEST_KEY, describe  # plain Python: vLLM need not be installed here
+
+RETRIES = 2
+"""Retries per request: the client's own (timeouts, 429, 5xx), and of a success that is not a chat completion."""
 
 
 class OpenAIBackend:
@@ -36,7 +39,7 @@ class OpenAIBackend:
         timeout: float = 3600.0,
         memento: bool = True,
     ) -> None:
-        self.client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=2)
+        self.client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=RETRIES)
         self.model = model
         self.base_url = base_url
         self.concurrency = concurrency
@@ -54,15 +57,16 @@ class OpenAIBackend:
         def one(item: tuple[str, int]) -> tuple[Any, float]:
             prompt, seed = item
             began = time.perf_counter()
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=chat_messages(prompt),  # type: ignore[arg-type]
-                max_tokens=sampling.max_new_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                seed=None if sampling.temperature == 0 else int(seed),
-                extra_body=extra,
-            )
+            request = {
+                "model": self.model,
+                "messages": chat_messages(prompt),
+                "max_tokens": sampling.max_new_tokens,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "seed": None if sampling.temperature == 0 else int(seed),
+                "extra_body": extra,
+            }
+            response, _ = chat_completion(self.client, request, retries=RETRIES)
             return response, time.perf_counter() - began
 
         start = time.perf_counter()
