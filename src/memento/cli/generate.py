@@ -49,6 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def read_prompts(args: argparse.Namespace) -> list[str]:
     """The prompt, or the prompts in `--file` (whole text, or JSONL with 'prompt' / 'problem' per line)."""
     if args.prompt is not None:
+        if not args.prompt.strip():
+            raise UsageError("--prompt: the prompt is empty; expected the text of a user message")
         return [args.prompt]
     path = paths.existing_file(args.file, "--file")
     if path.suffix != ".jsonl":
@@ -57,8 +59,8 @@ def read_prompts(args: argparse.Namespace) -> list[str]:
         prompts = []
         for number, record in read_jsonl(path):
             value = record.get("prompt", record.get("problem")) if isinstance(record, dict) else None
-            if not isinstance(value, str):
-                raise UsageError(f"{path}:{number}: expected an object with a string 'prompt' or 'problem'")
+            if not isinstance(value, str) or not value.strip():
+                raise UsageError(f"{path}:{number}: expected an object with a non-empty string 'prompt' or 'problem'")
             prompts.append(value)
     if not prompts or not any(p.strip() for p in prompts):
         raise UsageError(f"--file {path}: holds no prompt (the file is empty)")

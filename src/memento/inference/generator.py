@@ -15,6 +15,7 @@ import torch
 from transformers import LogitsProcessor
 
 from memento.config import MementoConfig
+from memento.errors import UsageError
 from memento.format import IM_END, SpecialIds
 from memento.inference.cache import EvictingKVCache
 from memento.inference.forward import EvictingForward, Row
@@ -67,14 +68,21 @@ class MementoGenerator:
     # Prompts
 
     def encode_prompts(self, prompts: Prompts) -> list[list[int]]:
-        """Strings get the chat template (user turn + generation prompt); id lists pass through."""
+        """Strings get the chat template (user turn + generation prompt); id lists pass through.
+
+        An empty (or blank) string is refused, as vLLM refuses an empty prompt: the model would answer
+        the chat template alone.
+        """
         if isinstance(prompts, torch.Tensor):
             return [row.tolist() for row in (prompts[None] if prompts.dim() == 1 else prompts)]
         if isinstance(prompts, str):
             prompts = [prompts]
         encoded = []
-        for prompt in prompts:
+        for index, prompt in enumerate(prompts):
             if isinstance(prompt, str):
+                if not prompt.strip():
+                    where = "the prompt" if len(prompts) == 1 else f"prompt {index + 1} of {len(prompts)}"
+                    raise UsageError(f"{where} is empty; expected the text of a user message")
                 encoded.append(self._chat_ids(prompt))
             else:
                 encoded.append([int(t) for t in prompt])
