@@ -206,3 +206,40 @@ def test_bad_configs_get_400_while_concurrent_good_requests_are_served(server):
     assert _send(server, model, problems[0], None) == (200, references[(problems[0], None)])
     health = httpx.get(str(server.base_url).removesuffix("/v1/") + "/health", timeout=10)
     assert health.status_code == 200
+
+
+def test_a_streamed_request_with_a_bad_config_gets_the_same_400_before_any_stream(server):
+    """Without the check before the stream, a streamed request with a bad config got HTTP 200 and then an error
+    event inside the stream; now it is refused as the same request unstreamed is, and good streams still stream."""
+    model = server.models.list().data[0].id
+    for config, expected in BAD_CONFIGS[:5]:
+        extra = {"skip_special_tokens": False, "vllm_xargs": {"block_masking_config": config}}
+        refusals = []
+        for stream in (False, True):
+            with pytest.raises(APIStatusError) as caught:
+                answer = server.completions.create(
+                    model=model, prompt=_chat_prompt(PROBLEM), max_tokens=8, stream=stream, extra_body=extra
+                )
+                list(answer) if stream else None  # a stream that opened: its error event raises here
+            refusals.append((caught.value.status_code, caught.value.body))
+        assert refusals[0] == refusals[1] and refusals[1][0] == 400, (config, refusals)
+        error = refusals[1][1].get("error", refusals[1][1])
+        assert error["param"].startswith("vllm_xargs.block_masking_config") and expected in error["message"], error
+        with pytest.raises(APIStatusError) as caught:
+            server.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": PROBLEM}],
+                max_tokens=8,
+                stream=True,
+                extra_body=extra,
+            )
+        assert caught.value.status_code == 400
+    capped = '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false, "max_block_tokens": 16}'
+    extra = {"skip_special_tokens": False, "vllm_xargs": {"block_masking_config": capped}}
+    whole = server.completions.create(
+        model=model, prompt=_chat_prompt(PROBLEM), max_tokens=60, temperature=0, extra_body=extra
+    )
+    pieces = server.completions.create(
+        model=model, prompt=_chat_prompt(PROBLEM), max_tokens=60, temperature=0, extra_body=extra, stream=True
+    )
+    assert "".join(chunk.choices[0].text for chunk in pieces if chunk.choices) == whole.choices[0].text

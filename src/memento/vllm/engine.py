@@ -13,6 +13,7 @@ SCHEDULER = "memento.vllm.scheduler.MementoScheduler"
 COUNTING_SCHEDULER = "memento.vllm.scheduler.CountingScheduler"
 LOGITS_PROCESSOR = "memento.vllm.logits:MaxBlockTokensLogitsProcessor"
 REQUEST_VALIDATOR = "memento.vllm.validation:RequestValidator"  # per-request config checked at admission
+STREAM_VALIDATOR = "memento.vllm.validation.ValidateStreamedRequests"  # the same, before a stream's response starts
 
 
 def engine_arguments(config: MementoConfig | None) -> dict[str, Any]:
@@ -43,6 +44,8 @@ def server_flags(config: MementoConfig | None) -> list[str]:
             flags += [flag, *value]
         else:
             flags += [flag, str(value)]
+    if config is not None:
+        flags += ["--middleware", STREAM_VALIDATOR]
     return flags
 
 

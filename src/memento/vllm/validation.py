@@ -5,10 +5,16 @@ vLLM 0.32 calls each custom logits processor's `validate_params` classmethod on 
 becomes an HTTP 400 in the OpenAI error shape (``param`` names the field) and the engine never
 sees the request. `RequestValidator` is that hook and nothing else: it leaves logits unchanged.
 Without it, a bad config would raise inside the engine core's scheduler and end the engine.
+
+A streamed request reaches that hook only once its response has begun (HTTP 200, then an error
+event in the stream); `ValidateStreamedRequests`, a middleware of vLLM's server, runs the same
+check on the request's body first, so a streamed request with a bad config gets the same 400.
 """
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -37,6 +43,57 @@ def validate_request(params: Any) -> None:
             "twice, with and without its block)",
             parameter="prompt_logprobs",
         )
+
+
+STREAMED_ROUTES = ("/v1/chat/completions", "/v1/completions")
+"""The OpenAI routes whose requests may carry ``vllm_xargs`` and ask for a stream."""
+
+
+def streamed_request_error(body: bytes) -> Any:
+    """vLLM's `ErrorResponse` (a 400) for a streamed request body whose memento config is unusable, else None."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None  # not JSON: vLLM answers it itself
+    if not isinstance(request, dict) or not request.get("stream") or not isinstance(request.get("vllm_xargs"), dict):
+        return None
+    try:
+        validate_request(SimpleNamespace(extra_args=request["vllm_xargs"], prompt_logprobs=None))
+    except VLLMValidationError as error:
+        from vllm.entrypoints.serve.exception_handling.error_response import create_error_response
+
+        return create_error_response(error)
+    return None
+
+
+class ValidateStreamedRequests:
+    """ASGI middleware (vLLM's ``--middleware``): a streamed request's config is checked before its response starts."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in STREAMED_ROUTES:
+            await self.app(scope, receive, send)
+            return
+        messages = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        error = streamed_request_error(b"".join(m.get("body", b"") for m in messages))
+        if error is not None:
+            from fastapi.responses import JSONResponse
+
+            await JSONResponse(error.model_dump(), status_code=error.error.code)(scope, receive, send)
+            return
+        unread = iter(messages)
+
+        async def replay() -> dict[str, Any]:
+            return next(unread, None) or await receive()
+
+        await self.app(scope, replay, send)
 
 
 class RequestValidator(LogitsProcessor):
