@@ -14,12 +14,15 @@ HELP = "two-stage SFT: full causal attention, then memento attention"
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento train` (hyperparameters from `TrainOptions`, data choice from `DataSelection`)."""
     from memento.training import DataSelection, TrainOptions
+    from memento.training.arguments import add_trainer_flags
     from memento.training.trainer import STAGES
 
     parser.description = (
         "Add the memento tokens to a local checkpoint (or .gguf file) and fine-tune it on memento traces "
         "(authors' JSON, data-pipeline JSONL, memento text) or OpenMementos rows (hub name, local "
-        "parquet/JSONL). Defaults are the paper's."
+        "parquet/JSONL). Defaults are the paper's. Runs across processes as launched (torchrun, accelerate "
+        "launch, DeepSpeed via --deepspeed CONFIG.json); every other transformers.TrainingArguments field is a "
+        "flag too."
     )
     parser.add_argument(
         "--model", type=Path, required=True, help="local Hugging Face checkpoint directory or .gguf file"
@@ -36,16 +39,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", type=Path, required=True, help="output directory")
     parser.add_argument("--stage", choices=STAGES, default="both", help="full, memento, or both in turn")
-    options.add_options(parser, TrainOptions, title="training")
+    options.add_options(parser, TrainOptions, title="training", exclude=("trainer_arguments",))
     options.add_options(parser, DataSelection, title="data selection (applies to --data)")
+    add_trainer_flags(parser)  # every other TrainingArguments field: --deepspeed, --fsdp, --optim, ...
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
     from memento.training import DataSelection, TrainOptions, train
+    from memento.training.arguments import trainer_arguments_from
 
-    train_options = options.from_args(TrainOptions, args)
+    trainer_arguments = trainer_arguments_from(args)
+    train_options = options.from_args(
+        TrainOptions, args, exclude=("trainer_arguments",), trainer_arguments=trainer_arguments
+    )
     selection = options.from_args(DataSelection, args)
     for flag, locations in (("--data", args.data), ("--eval-data", args.eval_data or ())):
         for location in locations:
