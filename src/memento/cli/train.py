@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from memento.cli import options, paths
@@ -47,7 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
-    from memento.training import DataSelection, TrainOptions, train
+    from memento.training import DataSelection, TrainOptions, distributed, train
     from memento.training.arguments import trainer_arguments_from
 
     trainer_arguments = trainer_arguments_from(args)
@@ -59,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
+    note = distributed.launch_note()
+    if note:
+        print(f"memento train: {note}", file=sys.stderr)
     model = paths.model_checkpoint(args.model, "--model")  # a .gguf is converted once (cached)
     final = train(
         model,
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
         eval_data=args.eval_data,
         selection=selection,
     )
-    print(f"model and tokenizer saved to {final}")
+    if distributed.rank() == 0:
+        print(f"model and tokenizer saved to {final}")
     return 0
 
 

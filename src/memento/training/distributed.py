@@ -21,12 +21,32 @@ from memento.errors import UsageError
 def start(arguments: Any) -> None:
     """Set up the process group the launcher asked for (torchrun / accelerate env), as the Trainer will."""
     _ = arguments.world_size  # TrainingArguments sets up its devices (and the process group) on first use
+    if arguments.deepspeed:  # zero.Init (at load, before any Trainer) asks DeepSpeed's own view of the group
+        import deepspeed
+
+        deepspeed.init_distributed()  # adopts the torch process group set up above
 
 
 def barrier() -> None:
     """Wait for every process (a no-op in a single process)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
+
+
+def rank() -> int:
+    """This process's global rank (0 in a single process)."""
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_rank() if initialized else 0
+
+
+def launch_note() -> str | None:
+    """A line for a launch that runs fewer processes than one may think: `accelerate launch --cpu` starts one."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "WORLD_SIZE" not in os.environ:
+        return (
+            "accelerate launch --cpu starts a single process (its --num_processes counts only for MPI launches); "
+            "for N CPU processes use torchrun --nproc_per_node N or accelerate launch --multi_gpu --num_processes N"
+        )
+    return None
 
 
 def writes_files(arguments: Any) -> bool:

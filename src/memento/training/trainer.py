@@ -46,7 +46,7 @@ __all__ = ["STAGES", "ExampleDataset", "MementoTrainer", "TrainOptions", "train"
 
 
 class ExampleDataset(Dataset):
-    """Tokenized (or packed) examples as a torch Dataset of dicts the collator reads."""
+    """Tokenized (or packed) examples as a torch Dataset of dicts the collator reads (with their ``index``)."""
 
     def __init__(self, examples: list[TrainingExample] | list[PackedExample]) -> None:
         self.examples = examples
@@ -56,7 +56,7 @@ class ExampleDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         example = self.examples[index]
-        item: dict[str, Any] = {"input_ids": example.input_ids, "labels": example.labels}
+        item: dict[str, Any] = {"input_ids": example.input_ids, "labels": example.labels, "index": index}
         if isinstance(example, PackedExample):
             item["segment_lengths"] = list(example.segment_lengths)
         return item
