@@ -14,7 +14,7 @@ from memento.errors import UsageError
 from memento.training.arguments import MEMENTO_OWNED, stage_arguments, trainer_fields
 from memento.training.options import TrainOptions
 from tests.conftest import build_tokenizer
-from tests.models import save_checkpoint
+from tests.models import save_checkpoint, tiny_model
 from tests.training.test_train_cli import _records
 
 
@@ -80,3 +80,16 @@ def test_a_bad_trainer_argument_is_one_line(workspace, tmp_path, capsys):
     assert error.count("\n") == 0 and error.startswith(
         "memento train: error: Trainer arguments ['torch_empty_cache_steps']"
     )
+
+
+def test_lora_initialisation_follows_the_seed():
+    """Every process (and every rerun) starts from the same adapters: their init is seeded by --seed."""
+    from memento.training.adapters import add_lora
+
+    def adapters(seed: int) -> dict[str, torch.Tensor]:
+        model = add_lora(tiny_model("qwen3", "sdpa"), [1, 2], TrainOptions(lora_rank=4, seed=seed))
+        return {name: p.detach().clone() for name, p in model.named_parameters() if "lora_A" in name}
+
+    first, again, other = adapters(0), adapters(0), adapters(1)
+    assert first and all(torch.equal(first[name], again[name]) for name in first)
+    assert not all(torch.equal(first[name], other[name]) for name in first)

@@ -17,6 +17,7 @@ from transformers import TrainingArguments
 from memento.inference.loading import load_causal_lm, load_tokenizer
 from memento.training import distributed
 from memento.training.tokens import add_memento_tokens
+from tests.training import launch_memento  # noqa: F401  (MEMENTO_TEST_NO_SHM: DeepSpeed's shm op off)
 
 
 def main(checkpoint: str, config: str, output: str) -> None:
