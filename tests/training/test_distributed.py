@@ -34,13 +34,8 @@ VARIANTS = {
     "dense-fraction": ["--attention", "dense", "--full-attention-fraction", "0.5"],
     "block-sparse-lora": ["--attention", "block-sparse", "--lora-rank", "4"],
 }
-ZERO3 = {
-    "zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True},
-    "train_micro_batch_size_per_gpu": "auto",
-    "gradient_accumulation_steps": "auto",
-    "train_batch_size": "auto",
-    "gradient_clipping": "auto",
-}  # no "optimizer": DeepSpeed's own would be compiled; the Trainer's AdamW is handed to it
+ZERO3 = json.loads((ROOT / "examples" / "deepspeed_zero3.json").read_text())  # the README's config
+# (no "optimizer" in it: DeepSpeed's own would be compiled on first use; the Trainer's AdamW is handed over)
 
 
 def _environment() -> dict[str, str]:

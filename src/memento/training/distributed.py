@@ -24,7 +24,21 @@ def start(arguments: Any) -> None:
     if arguments.deepspeed:  # zero.Init (at load, before any Trainer) asks DeepSpeed's own view of the group
         import deepspeed
 
-        deepspeed.init_distributed()  # adopts the torch process group set up above
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            _group_of_one()  # one process without a launcher; DeepSpeed would look for MPI
+        deepspeed.init_distributed()  # adopts the torch process group set up above (or forms the group of one)
+
+
+def _group_of_one() -> None:
+    """The launcher variables of a single process (rank 0 of 1, a free local port), where none are set."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for name, value in launch.items():
+        os.environ.setdefault(name, value)
 
 
 def barrier() -> None:

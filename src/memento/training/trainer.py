@@ -268,9 +268,9 @@ def train(
     first_dir = output_dir / "stage1-full" if stage == "both" else output_dir
     evaluate = bool(eval_data or options.eval_fraction)
     first = _arguments(first_dir, options, memento=stage == "memento", evaluate=evaluate, weights=weights)
-    distributed.start(first)
     distributed.check_sharding(first)
     distributed.check_zero3_saves_weights(first)
+    distributed.start(first)
     if options.lora_rank and distributed.zero3_enabled():
         raise UsageError("--lora-rank: LoRA under DeepSpeed ZeRO-3 is not supported; use ZeRO-2 or full training")
     tokenizer = load_tokenizer(model_path)
