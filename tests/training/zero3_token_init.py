@@ -39,6 +39,7 @@ def main(checkpoint: str, config: str, output: str) -> None:
         record = {"ids": ids, "partitioned": ranks, "zero3": distributed.zero3_enabled()}
         (Path(output) / "result.json").write_text(json.dumps(record))
     distributed.barrier()
+    distributed.finish()
 
 
 if __name__ == "__main__":

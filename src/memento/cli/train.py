@@ -40,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", type=Path, required=True, help="output directory")
     parser.add_argument("--stage", choices=STAGES, default="both", help="full, memento, or both in turn")
-    options.add_options(parser, TrainOptions, title="training", exclude=("trainer_arguments",))
+    options.add_options(parser, TrainOptions, title="training")
     options.add_options(parser, DataSelection, title="data selection (applies to --data)")
     add_trainer_flags(parser)  # every other TrainingArguments field: --deepspeed, --fsdp, --optim, ...
     parser.set_defaults(run=run)
@@ -52,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from memento.training.arguments import trainer_arguments_from
 
     trainer_arguments = trainer_arguments_from(args)
-    train_options = options.from_args(
-        TrainOptions, args, exclude=("trainer_arguments",), trainer_arguments=trainer_arguments
-    )
+    train_options = options.from_args(TrainOptions, args, trainer_arguments=trainer_arguments)
     selection = options.from_args(DataSelection, args)
     for flag, locations in (("--data", args.data), ("--eval-data", args.eval_data or ())):
         for location in locations:
@@ -75,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if distributed.rank() == 0:
         print(f"model and tokenizer saved to {final}")
+    distributed.finish()
     return 0
 
 

@@ -47,6 +47,12 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
+def finish() -> None:
+    """Leave the process group before the process exits (gloo's threads otherwise may abort the exit)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def rank() -> int:
     """This process's global rank (0 in a single process)."""
     initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
