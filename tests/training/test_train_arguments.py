@@ -93,3 +93,18 @@ def test_lora_initialisation_follows_the_seed():
     first, again, other = adapters(0), adapters(0), adapters(1)
     assert first and all(torch.equal(first[name], again[name]) for name in first)
     assert not all(torch.equal(first[name], other[name]) for name in first)
+
+
+def test_zero3_without_gathered_saving_is_one_line(workspace, tmp_path, capsys):
+    """ZeRO-3 saving only its shards would leave stage 2 and `memento generate` no checkpoint: refused first."""
+    config = tmp_path / "zero3.json"
+    config.write_text(json.dumps({"zero_optimization": {"stage": 3}, "train_micro_batch_size_per_gpu": "auto"}))
+    assert _train(workspace, tmp_path / "out", "--deepspeed", str(config)) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"memento train: error: --deepspeed {config}: ZeRO-3 needs "
+        '"zero_optimization": {"stage3_gather_16bit_weights_on_model_save": true} so that the model is saved'
+    )
+    assert not (tmp_path / "out").exists()
+    from memento.training.distributed import zero3_enabled
+
+    assert not zero3_enabled()  # the refused config is no longer in force in this process
