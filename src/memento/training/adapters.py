@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from memento.training.options import TrainOptions
 
 
@@ -20,7 +22,8 @@ def _module_name(model: Any, module: Any) -> str:
 
 
 def add_lora(model: Any, token_ids: list[int], options: TrainOptions) -> Any:
-    """Wrap `model` in a `PeftModel` with LoRA on `options.lora_target_modules` and trainable rows `token_ids`."""
+    """Wrap `model` in a `PeftModel` with LoRA on `options.lora_target_modules` and trainable rows `token_ids`;
+    the adapters' initialisation is seeded by `options.seed`."""
     from peft import LoraConfig, get_peft_model
 
     embeddings = {_module_name(model, model.get_input_embeddings()): list(token_ids)}
@@ -38,7 +41,9 @@ def add_lora(model: Any, token_ids: list[int], options: TrainOptions) -> Any:
         trainable_token_indices=embeddings,
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    with torch.random.fork_rng():  # the adapters' random init follows options.seed (same on every process)
+        torch.manual_seed(options.seed)
+        return get_peft_model(model, config)
 
 
 def is_adapted(model: Any) -> bool:

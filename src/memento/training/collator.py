@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,8 +29,11 @@ class MementoCollator:
     stage 1 always give ``hidden_from`` (the block-sparse attention takes no 2-D mask).
 
     `full_attention_fraction` (stage 2 only): each example is trained with plain causal attention
-    with this probability (seeded by `seed`), so that the model stays accurate when run without
-    eviction. 0 (the paper) trains every example under the memento mask.
+    with this probability, so that the model stays accurate when run without eviction. 0 (the
+    paper) trains every example under the memento mask. The draw is a function of (`seed`,
+    `epoch`, the example's ``index`` in the dataset, its segment), never of which process or batch
+    it lands in: N processes train the same model as one at the same global batch. Features
+    without an ``index`` count from 0 in each call. `MementoTrainer` sets `epoch` as it goes.
     """
 
     special_ids: SpecialIds
@@ -39,18 +42,26 @@ class MementoCollator:
     full_attention_fraction: float = 0.0
     seed: int = 0
     packed: bool = False
-    _random: random.Random = field(init=False, repr=False)
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if self.config is not None and self.config.restart_mode:
             raise ValueError("restart_mode is an inference ablation; train with restart_mode=False")
         if not 0 <= self.full_attention_fraction <= 1:
             raise ValueError(f"full_attention_fraction must be in [0, 1], got {self.full_attention_fraction}")
-        self._random = random.Random(self.seed)
 
     @property
     def memento(self) -> bool:
         return self.config is not None and self.config.evicts
+
+    def plain(self, index: int, segment: int = 0) -> bool:
+        """Whether segment `segment` of dataset example `index` trains with plain causal attention this epoch."""
+        if not self.memento:
+            return True
+        if not self.full_attention_fraction:
+            return False
+        draw = random.Random(f"{self.seed}:{self.epoch}:{index}:{segment}").random()  # str seeds hash with sha512
+        return draw < self.full_attention_fraction
 
     def __call__(self, features: Sequence[Any]) -> dict[str, torch.Tensor]:
         rows = [(_get(f, "input_ids"), _get(f, "labels"), _segments(f)) for f in features]
@@ -74,15 +85,13 @@ class MementoCollator:
             return result
         hidden_from = torch.arange(1, length + 1).repeat(batch, 1)  # padding keys: seen only by themselves
         for b, (ids, _, segments) in enumerate(rows):
+            index = _index(features[b], b)
             offset = 0
             for number, size in enumerate(segments):
                 # a key is never seen after its own segment; the last segment's keys stay visible to the padding
                 end = length if number == len(segments) - 1 else offset + size
                 span = slice(offset, offset + size)
-                plain = not self.memento or (
-                    self.full_attention_fraction and self._random.random() < self.full_attention_fraction
-                )
-                if plain:
+                if self.plain(index, number):
                     hidden_from[b, span] = end
                 else:
                     row = key_hidden_from(ids[span], self.special_ids, self.config)
@@ -96,6 +105,12 @@ def _segments(feature: Any) -> tuple[int, ...]:
     """Lengths of the conversations packed in a row (one segment when not packed)."""
     lengths = feature.get("segment_lengths") if isinstance(feature, dict) else getattr(feature, "segment_lengths", None)
     return tuple(lengths) if lengths else (len(_get(feature, "input_ids")),)
+
+
+def _index(feature: Any, position: int) -> int:
+    """The example's index in its dataset (`ExampleDataset` gives it), else its position in the batch."""
+    value = feature.get("index") if isinstance(feature, dict) else getattr(feature, "index", None)
+    return position if value is None else int(value)
 
 
 def _get(feature: Any, key: str) -> list[int]:

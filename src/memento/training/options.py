@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Attention = Literal["auto", "dense", "block-sparse"]
 WeightDtype = Literal["auto", "fp32", "bf16", "fp16"]
@@ -27,6 +27,8 @@ class TrainOptions:
     `attention`: "dense" (an L x L mask, sdpa or eager), "block-sparse" (flex_attention
     BlockMask built from the block structure) or "auto" (block-sparse on CUDA, dense on CPU).
     `mask_delimiters` None = per model family.
+    `trainer_arguments`: any other `transformers.TrainingArguments` field by name (``deepspeed``,
+    ``fsdp``, ``ddp_find_unused_parameters``, ...; see `memento.training.arguments`), no CLI flag of its own.
     """
 
     learning_rate: float = field(default=8e-5, metadata=_help("peak learning rate (cosine schedule)"))
@@ -102,8 +104,12 @@ class TrainOptions:
             "continue an interrupted run: finished stages are kept, the running one resumes from its last checkpoint"
         ),
     )
+    trainer_arguments: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
 
     def __post_init__(self) -> None:
+        from memento.training.arguments import check_trainer_arguments  # imports transformers
+
+        check_trainer_arguments(self.trainer_arguments)
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.epochs <= 0:

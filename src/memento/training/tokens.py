@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from memento.format import MEMENTO_TOKENS
+from memento.training.distributed import full_rows, gathered
 
 SEED_WORDS: dict[str, tuple[str, ...]] = {
     "<|block_start|>": ("block", "start", "begin", "section", "step"),
@@ -54,7 +55,7 @@ def add_memento_tokens(model: Any, tokenizer: Any, *, noise_std: float = 0.01, s
     if missing:
         tokenizer.add_tokens(missing, special_tokens=True)
     ids = [int(tokenizer.convert_tokens_to_ids(token)) for token in MEMENTO_TOKENS]
-    rows_before = input_embeddings.weight.shape[0]
+    rows_before = full_rows(input_embeddings.weight)
     if not missing and max(ids) < rows_before:
         return ids
     if max(ids) >= rows_before:
@@ -63,8 +64,9 @@ def add_memento_tokens(model: Any, tokenizer: Any, *, noise_std: float = 0.01, s
     generator = torch.Generator().manual_seed(seed)
     output_embeddings = model.get_output_embeddings()
     tied = output_embeddings is None or output_embeddings.weight is model.get_input_embeddings().weight
-    with torch.no_grad():
-        for matrix in [model.get_input_embeddings().weight] + ([] if tied else [output_embeddings.weight]):
+    matrices = [model.get_input_embeddings().weight] + ([] if tied else [output_embeddings.weight])
+    with gathered(matrices), torch.no_grad():
+        for matrix in matrices:
             reference = matrix.detach().clone()
             for token in new_tokens:
                 row = seed_rows(tokenizer, reference, SEED_WORDS[token])

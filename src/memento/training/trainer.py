@@ -1,14 +1,16 @@
 """Two-stage SFT on the Hugging Face `Trainer`: full causal attention, then memento attention.
 
-`accelerate launch` / DeepSpeed / FSDP scale it unchanged: the only additions to `Trainer` are
-the collator (dynamic padding, `hidden_from`) and `MementoTrainer.compute_loss`, which turns
-`hidden_from` into the attention mask on the model's device right before the forward.
+The additions to `Trainer` are the collator (dynamic padding, `hidden_from`) and
+`MementoTrainer.compute_loss`, which turns `hidden_from` into the attention mask on the model's
+device right before the forward. Across processes (torchrun, `accelerate launch`, DeepSpeed) the
+rules of `memento.training.distributed` hold: one process writes, all read after a barrier.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import shutil
 from dataclasses import asdict
@@ -17,13 +19,15 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from memento.config import MementoConfig, default_mask_delimiters
+from memento.errors import UsageError
 from memento.format import SpecialIds
 from memento.inference.loading import load_causal_lm, load_tokenizer
-from memento.training import adapters, sparse_attention
+from memento.training import adapters, distributed, sparse_attention
+from memento.training.arguments import stage_arguments
 from memento.training.collator import MementoCollator
 from memento.training.data import TrainingExample, tokenize_traces
 from memento.training.masks import additive_mask, block_sparse_mask, dense_mask
@@ -42,7 +46,7 @@ __all__ = ["STAGES", "ExampleDataset", "MementoTrainer", "TrainOptions", "train"
 
 
 class ExampleDataset(Dataset):
-    """Tokenized (or packed) examples as a torch Dataset of dicts the collator reads."""
+    """Tokenized (or packed) examples as a torch Dataset of dicts the collator reads (with their ``index``)."""
 
     def __init__(self, examples: list[TrainingExample] | list[PackedExample]) -> None:
         self.examples = examples
@@ -52,20 +56,36 @@ class ExampleDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         example = self.examples[index]
-        item: dict[str, Any] = {"input_ids": example.input_ids, "labels": example.labels}
+        item: dict[str, Any] = {"input_ids": example.input_ids, "labels": example.labels, "index": index}
         if isinstance(example, PackedExample):
             item["segment_lengths"] = list(example.segment_lengths)
         return item
 
 
 class MementoTrainer(Trainer):
-    """`Trainer` that builds the memento mask from the collator's `hidden_from` on the model's device."""
+    """`Trainer` that builds the memento mask from the collator's `hidden_from` on the model's device,
+    and tells a `MementoCollator` the epoch (its plain-vs-memento draws depend on it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if isinstance(self.data_collator, MementoCollator):
+            self.add_callback(_CollatorEpoch(self.data_collator))
 
     def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         hidden_from = inputs.pop("hidden_from", None)
-        if hidden_from is not None:
-            inputs["attention_mask"] = memento_attention_mask(model, hidden_from)
+        if hidden_from is not None:  # the DDP / DeepSpeed wrapper has no `config`: ask the model itself
+            inputs["attention_mask"] = memento_attention_mask(self.accelerator.unwrap_model(model), hidden_from)
         return super().compute_loss(model, inputs, *args, **kwargs)
+
+
+class _CollatorEpoch(TrainerCallback):
+    """Sets the collator's `epoch` at the start of each epoch (resumed mid-epoch: the epoch it is in)."""
+
+    def __init__(self, collator: MementoCollator) -> None:
+        self.collator = collator
+
+    def on_epoch_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        self.collator.epoch = math.floor((state.epoch or 0) + 1e-6)
 
 
 def memento_attention_mask(model: Any, hidden_from: torch.Tensor) -> Any:
@@ -118,40 +138,8 @@ def _bf16(option: str) -> bool:
 
 
 def _arguments(output_dir: Path, options: TrainOptions, *, memento: bool, evaluate: bool, weights: torch.dtype):
-    epochs = (options.memento_epochs or options.epochs) if memento else options.epochs
-    save = {"save_strategy": "steps", "save_steps": options.save_steps} if options.save_steps else {}
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        learning_rate=options.learning_rate,
-        num_train_epochs=epochs,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.batch_size,
-        gradient_accumulation_steps=options.gradient_accumulation_steps,
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        weight_decay=options.weight_decay,
-        lr_scheduler_type="cosine",
-        warmup_steps=options.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
-        max_grad_norm=options.max_grad_norm,
-        bf16=_bf16(options.bf16) if weights == torch.float32 else False,  # low-precision weights need no autocast
-        seed=options.seed,
-        data_seed=options.seed,
-        logging_steps=options.logging_steps,
-        save_strategy="epoch",
-        save_total_limit=options.save_total_limit,
-        eval_strategy=("steps" if options.save_steps else "epoch") if evaluate else "no",
-        eval_steps=options.save_steps or None,
-        load_best_model_at_end=evaluate,
-        metric_for_best_model="eval_loss" if evaluate else None,
-        remove_unused_columns=False,
-        report_to=[],
-        gradient_checkpointing=options.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if options.gradient_checkpointing else None,
-        train_sampling_strategy="group_by_length" if options.group_by_length else "random",
-        dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
-        **save,
-    )
+    bf16 = _bf16(options.bf16) if weights == torch.float32 else False  # low-precision weights need no autocast
+    return stage_arguments(output_dir, options, memento=memento, evaluate=evaluate, bf16=bf16)
 
 
 def train_stage(
@@ -163,12 +151,16 @@ def train_stage(
     *,
     memento_config: MementoConfig | None,
     eval_examples: list[TrainingExample] | None = None,
+    arguments: TrainingArguments | None = None,
 ) -> Path:
     """Run one SFT stage and save the final (or best, with an eval set) model and tokenizer in `output_dir`.
 
     With `options.lora_rank` the model trains as LoRA adapters plus the memento tokens' rows; the
     adapter is saved in ``output_dir/adapter`` and the merged, ordinary model in `output_dir`.
     With `options.resume` the stage continues from the last ``checkpoint-N`` in `output_dir`.
+    `arguments`: the stage's `TrainingArguments` when already built (`stage_arguments`; the model was
+    loaded under its DeepSpeed config). Across processes only the saving one writes; all return
+    after the files are there.
     """
     special_ids = SpecialIds.from_tokenizer(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
@@ -189,9 +181,13 @@ def train_stage(
         model = adapters.add_lora(model, list(special_ids.memento_ids), options)
     weights = next(p for p in model.parameters()).dtype
     evaluate = bool(eval_rows)
+    if arguments is None:
+        arguments = _arguments(
+            output_dir, options, memento=memento_config is not None, evaluate=evaluate, weights=weights
+        )
     trainer = MementoTrainer(
         model=model,
-        args=_arguments(output_dir, options, memento=memento_config is not None, evaluate=evaluate, weights=weights),
+        args=arguments,
         train_dataset=ExampleDataset(train_rows),
         eval_dataset=ExampleDataset(eval_rows) if evaluate else None,
         data_collator=collator,
@@ -204,29 +200,30 @@ def train_stage(
     base = model.get_base_model() if adapters.is_adapted(model) else model
     if base.config._attn_implementation == sparse_attention.ATTENTION_NAME:
         base.set_attn_implementation("sdpa")  # the checkpoint must load without our registration
+    writes = distributed.writes_files(arguments)
     if adapters.is_adapted(model):
-        adapters.save_merged(trainer.model, output_dir)
+        if writes:
+            adapters.save_merged(trainer.model, output_dir)
     else:
-        trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(str(output_dir))
-    history = [entry for entry in trainer.state.log_history if "loss" in entry or "eval_loss" in entry]
-    (output_dir / DONE_MARKER).write_text(
-        json.dumps(
-            {
-                "stage": "memento" if memento_config is not None else "full",
-                "memento_config": memento_config.to_dict() if memento_config else None,
-                "options": asdict(options),
-                "weights_dtype": str(weights).removeprefix("torch."),
-                "attention_implementation": base.config._attn_implementation,
-                "rows": len(train_rows),
-                "examples": len(train_examples),
-                "eval_examples": len(eval_examples or []),
-                "resumed_from": checkpoint,
-                "log_history": history,
-            },
-            indent=2,
-        )
-    )
+        trainer.save_model(str(output_dir))  # every process calls it (ZeRO-3 gathers); the saving one writes
+    if writes:
+        tokenizer.save_pretrained(str(output_dir))
+        history = [entry for entry in trainer.state.log_history if "loss" in entry or "eval_loss" in entry]
+        record = {
+            "stage": "memento" if memento_config is not None else "full",
+            "memento_config": memento_config.to_dict() if memento_config else None,
+            "options": asdict(options),
+            "weights_dtype": str(weights).removeprefix("torch."),
+            "attention_implementation": base.config._attn_implementation,
+            "processes": arguments.world_size,
+            "rows": len(train_rows),
+            "examples": len(train_examples),
+            "eval_examples": len(eval_examples or []),
+            "resumed_from": checkpoint,
+            "log_history": history,
+        }
+        (output_dir / DONE_MARKER).write_text(json.dumps(record, indent=2))
+    distributed.barrier()  # the next stage (or the caller) reads these files on every process
     return output_dir
 
 
@@ -268,6 +265,16 @@ def train(
     plain = attn_implementation or "sdpa"
     traces = read_traces(data, selection)  # bad data is refused before the model's weights load
     eval_traces = read_traces(eval_data) if eval_data else None
+    # the first stage's arguments come first: they set up the process group and put a DeepSpeed
+    # config in force, so that ZeRO-3 partitions the model as it loads (`zero.Init`)
+    first_dir = output_dir / "stage1-full" if stage == "both" else output_dir
+    evaluate = bool(eval_data or options.eval_fraction)
+    first = _arguments(first_dir, options, memento=stage == "memento", evaluate=evaluate, weights=weights)
+    distributed.check_sharding(first)
+    distributed.check_zero3_saves_weights(first)
+    distributed.start(first)
+    if options.lora_rank and distributed.zero3_enabled():
+        raise UsageError("--lora-rank: LoRA under DeepSpeed ZeRO-3 is not supported; use ZeRO-2 or full training")
     tokenizer = load_tokenizer(model_path)
     model = load_causal_lm(model_path, dtype=weights, attn_implementation=plain)
     add_memento_tokens(model, tokenizer, seed=options.seed)
@@ -289,24 +296,27 @@ def train(
     if mask_delimiters is None:
         mask_delimiters = default_mask_delimiters(model.config.model_type)
     memento_config = MementoConfig(keep_last_n_blocks=options.keep_last_n_blocks, mask_delimiters=mask_delimiters)
+    stage_options = {"options": options, "eval_examples": eval_examples}
 
     def implementation(needs_mask: bool) -> str:
         return block_sparse_implementation() if needs_mask and attention == "block-sparse" else plain
 
     final = output_dir
     if stage in ("full", "both"):
-        stage_dir = output_dir / "stage1-full" if stage == "both" else output_dir
-        if options.resume and (stage_dir / DONE_MARKER).is_file():
-            logger.info("stage 1 already finished in %s", stage_dir)
+        if options.resume and (first_dir / DONE_MARKER).is_file():
+            logger.info("stage 1 already finished in %s", first_dir)
         else:
             model.set_attn_implementation(implementation(options.packing))
             train_stage(
-                model, tokenizer, train_examples, stage_dir, options, memento_config=None, eval_examples=eval_examples
+                model, tokenizer, train_examples, first_dir, memento_config=None, arguments=first, **stage_options
             )
-        final = stage_dir
+        final = first_dir
     if stage in ("memento", "both"):
         stage_dir = output_dir / "stage2-memento" if stage == "both" else output_dir
+        arguments = first
         if stage == "both":  # stage 2 starts from stage 1's final (or best) weights, as saved
+            del model, first  # (ZeRO-3: the new arguments' config partitions the model loaded next)
+            arguments = _arguments(stage_dir, options, memento=True, evaluate=evaluate, weights=weights)
             model = load_causal_lm(final, dtype=weights, attn_implementation=plain)
         model.set_attn_implementation(implementation(True))
         final = train_stage(
@@ -314,13 +324,15 @@ def train(
             tokenizer,
             train_examples,
             stage_dir,
-            options,
             memento_config=memento_config,
-            eval_examples=eval_examples,
+            arguments=arguments,
+            **stage_options,
         )
     if stage == "both":
-        for item in final.iterdir():
-            if item.is_file():
-                shutil.copy2(item, output_dir / item.name)
+        if distributed.writes_files(arguments):
+            for item in final.iterdir():
+                if item.is_file():
+                    shutil.copy2(item, output_dir / item.name)
+        distributed.barrier()
         final = output_dir
     return final

@@ -1,0 +1,154 @@
+"""The `TrainingArguments` of a stage: memento's own options merged with any other `Trainer` argument.
+
+`memento train` defines some of the Trainer's arguments itself (`MEMENTO_OWNED`: learning rate,
+epochs, batch size, ...; a `TrainOptions` field each). Every other `TrainingArguments` field is a
+flag of `memento train` too, parsed the way `HfArgumentParser` parses it (TRL's way: its configs
+extend `TrainingArguments`), e.g. ``--deepspeed ds.json``, ``--fsdp "full_shard auto_wrap"``,
+``--ddp-find-unused-parameters false``, ``--lr-scheduler-type linear``. The flags given land in
+`TrainOptions.trainer_arguments` and override memento's defaults for those fields (`stage_arguments`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from memento.errors import UsageError
+
+if TYPE_CHECKING:
+    from memento.training.options import TrainOptions
+
+MEMENTO_OWNED = frozenset(
+    {
+        "output_dir",  # --output (one folder per stage)
+        "learning_rate",
+        "num_train_epochs",  # --epochs / --memento-epochs
+        "per_device_train_batch_size",  # --batch-size
+        "per_device_eval_batch_size",
+        "gradient_accumulation_steps",
+        "warmup_steps",  # --warmup-ratio
+        "weight_decay",
+        "max_grad_norm",
+        "bf16",
+        "seed",
+        "data_seed",
+        "logging_steps",
+        "save_strategy",  # --save-steps
+        "save_steps",
+        "save_total_limit",
+        "eval_strategy",  # --eval-data / --eval-fraction
+        "eval_steps",
+        "load_best_model_at_end",
+        "metric_for_best_model",
+        "gradient_checkpointing",
+        "train_sampling_strategy",  # --group-by-length
+        "resume_from_checkpoint",  # --resume
+        "remove_unused_columns",  # the collator reads columns the model does not take
+        "do_train",
+        "do_eval",
+        "do_predict",
+        "local_rank",  # set by the launcher
+    }
+)
+"""`TrainingArguments` fields a `memento train` option sets (never a passed-through flag)."""
+
+
+def trainer_fields() -> list[dataclasses.Field]:
+    """The `TrainingArguments` fields `memento train` takes as they are, types resolved (copies)."""
+    hints = typing.get_type_hints(TrainingArguments)
+    fields = []
+    for field in dataclasses.fields(TrainingArguments):
+        if field.init and field.name not in MEMENTO_OWNED:
+            field = copy.copy(field)  # HfArgumentParser rewrites `type` in place
+            field.type = hints[field.name]
+            fields.append(field)
+    return fields
+
+
+def add_trainer_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per `trainer_fields()` entry (``--name`` and ``--name-with-dashes``), absent unless given."""
+    group = parser.add_argument_group(
+        "Trainer arguments (transformers.TrainingArguments; memento's own options above take precedence)"
+    )
+    for field in trainer_fields():
+        HfArgumentParser._parse_dataclass_field(group, field)
+    for action in group._group_actions:
+        action.default = argparse.SUPPRESS  # so that only what the user typed overrides memento's defaults
+
+
+def trainer_arguments_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The Trainer arguments given on the command line (`add_trainer_flags`), by field name."""
+    return {field.name: getattr(args, field.name) for field in trainer_fields() if hasattr(args, field.name)}
+
+
+def check_trainer_arguments(arguments: Mapping[str, Any]) -> None:
+    """Refuse names that are not `TrainingArguments` fields or that a memento option owns (`UsageError`)."""
+    known = {field.name for field in dataclasses.fields(TrainingArguments)}
+    unknown = sorted(set(arguments) - known)
+    if unknown:
+        raise UsageError(f"trainer_arguments: {unknown} are not transformers.TrainingArguments fields")
+    owned = sorted(set(arguments) & MEMENTO_OWNED)
+    if owned:
+        raise UsageError(f"trainer_arguments: {owned} are set by memento train's own options, not passed through")
+
+
+def stage_arguments(
+    output_dir: Path, options: TrainOptions, *, memento: bool, evaluate: bool, bf16: bool
+) -> TrainingArguments:
+    """The `TrainingArguments` of one stage: `options` (paper defaults) then `options.trainer_arguments`.
+
+    A DeepSpeed config given here is in force (ZeRO-3 partitions models loaded while this object lives).
+    """
+    epochs = (options.memento_epochs or options.epochs) if memento else options.epochs
+    save = {"save_strategy": "steps", "save_steps": options.save_steps} if options.save_steps else {}
+    overridable = {  # memento's defaults for Trainer arguments it has no option of its own for
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "lr_scheduler_type": "cosine",
+        "report_to": [],
+        "dataloader_num_workers": 0,
+        "use_cpu": not _cuda(),
+        "gradient_checkpointing_kwargs": {"use_reentrant": False} if options.gradient_checkpointing else None,
+    }
+    try:
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            learning_rate=options.learning_rate,
+            num_train_epochs=epochs,
+            per_device_train_batch_size=options.batch_size,
+            per_device_eval_batch_size=options.batch_size,
+            gradient_accumulation_steps=options.gradient_accumulation_steps,
+            weight_decay=options.weight_decay,
+            warmup_steps=options.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+            max_grad_norm=options.max_grad_norm,
+            bf16=bf16,
+            seed=options.seed,
+            data_seed=options.seed,
+            logging_steps=options.logging_steps,
+            save_strategy="epoch",
+            save_total_limit=options.save_total_limit,
+            eval_strategy=("steps" if options.save_steps else "epoch") if evaluate else "no",
+            eval_steps=options.save_steps or None,
+            load_best_model_at_end=evaluate,
+            metric_for_best_model="eval_loss" if evaluate else None,
+            remove_unused_columns=False,
+            gradient_checkpointing=options.gradient_checkpointing,
+            train_sampling_strategy="group_by_length" if options.group_by_length else "random",
+            **save,
+            **{**overridable, **options.trainer_arguments},
+        )
+    except (ValueError, TypeError, FileNotFoundError) as error:  # TrainingArguments' own validation
+        raise UsageError(f"Trainer arguments {sorted(options.trainer_arguments)}: {error}") from None
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,122 @@
+"""Training across processes (torchrun / accelerate launch DDP, DeepSpeed): who writes, when to wait, gathers.
+
+One rule for `memento train`: the process the Trainer saves from (`TrainingArguments.should_save`,
+global rank 0) alone writes files; every process reads them only after a `barrier`. Under
+DeepSpeed ZeRO-3 each process holds a shard of every parameter, so an edit of whole rows happens
+inside `gathered`, which writes rank 0's edit back into every shard.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from memento.errors import UsageError
+
+
+def start(arguments: Any) -> None:
+    """Set up the process group the launcher asked for (torchrun / accelerate env), as the Trainer will."""
+    _ = arguments.world_size  # TrainingArguments sets up its devices (and the process group) on first use
+    if arguments.deepspeed:  # zero.Init (at load, before any Trainer) asks DeepSpeed's own view of the group
+        import deepspeed
+
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            _group_of_one()  # one process without a launcher; DeepSpeed would look for MPI
+        deepspeed.init_distributed()  # adopts the torch process group set up above (or forms the group of one)
+
+
+def _group_of_one() -> None:
+    """The launcher variables of a single process (rank 0 of 1, a free local port), where none are set."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    for name, value in launch.items():
+        os.environ.setdefault(name, value)
+
+
+def barrier() -> None:
+    """Wait for every process (a no-op in a single process)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def finish() -> None:
+    """Leave the process group before the process exits (gloo's threads otherwise may abort the exit)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def rank() -> int:
+    """This process's global rank (0 in a single process)."""
+    initialized = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_rank() if initialized else 0
+
+
+def launch_note() -> str | None:
+    """A line for a launch that runs fewer processes than one may think: `accelerate launch --cpu` starts one."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "WORLD_SIZE" not in os.environ:
+        return (
+            "accelerate launch --cpu starts a single process (its --num_processes counts only for MPI launches); "
+            "for N CPU processes use torchrun --nproc_per_node N or accelerate launch --multi_gpu --num_processes N"
+        )
+    return None
+
+
+def writes_files(arguments: Any) -> bool:
+    """Whether this process writes the stage's files: the one the Trainer saves from."""
+    return bool(arguments.should_save)
+
+
+def zero3_enabled() -> bool:
+    """Whether a DeepSpeed ZeRO-3 config is in force (`TrainingArguments(deepspeed=...)` alive)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    return bool(is_deepspeed_zero3_enabled())
+
+
+@contextmanager
+def gathered(parameters: Sequence[torch.nn.Parameter]) -> Iterator[None]:
+    """The whole `parameters` inside the block; under ZeRO-3, rank 0's edits are written back to every shard."""
+    if zero3_enabled():
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(parameters), modifier_rank=0):
+            yield
+    else:
+        yield
+
+
+def full_rows(weight: torch.nn.Parameter) -> int:
+    """Rows of an embedding matrix, also when ZeRO-3 left this process an empty shard of it."""
+    shape = getattr(weight, "ds_shape", None)
+    return int(shape[0]) if shape is not None else int(weight.shape[0])
+
+
+def check_sharding(arguments: Any) -> None:
+    """FSDP runs on GPUs only; on CPU the Trainer (and accelerate's FSDP config) would quietly train plain DDP."""
+    accelerate_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true", "yes")
+    if (arguments.fsdp or accelerate_fsdp) and not torch.cuda.is_available():
+        source = "--fsdp" if arguments.fsdp else "accelerate's FSDP config (ACCELERATE_USE_FSDP)"
+        raise UsageError(
+            f"{source}: FSDP needs GPUs (no CUDA device here); on CPU train with plain DDP "
+            "(torchrun / accelerate launch without FSDP) or DeepSpeed ZeRO-3 (--deepspeed CONFIG.json)"
+        )
+
+
+def check_zero3_saves_weights(arguments: Any) -> None:
+    """ZeRO-3 must gather the weights when saving, or stage 1 leaves no checkpoint for stage 2 and the output."""
+    config = getattr(arguments, "hf_deepspeed_config", None)
+    if config is None or not config.is_zero3():
+        return
+    if not config.get_value("zero_optimization.stage3_gather_16bit_weights_on_model_save", False):
+        raise UsageError(
+            f"--deepspeed {arguments.deepspeed}: ZeRO-3 needs "
+            '"zero_optimization": {"stage3_gather_16bit_weights_on_model_save": true} so that the model is saved'
+        )
