@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
+    paths.output_apart_from_model(args.output, args.model)  # before anything loads or converts
     model = paths.model_checkpoint(args.model, "--model")  # a .gguf is converted once (cached)
+    paths.output_apart_from_model(args.output, model)  # and apart from the checkpoint a .gguf became
     final = train(
         model,
         args.data,
