@@ -27,6 +27,7 @@ from memento.data.segment import segment
 from memento.data.split import approximate_tokens, split_sentences
 from memento.format import Block, Trace, TraceFormatError, read_jsonl, render_assistant
 from memento.kv import memento_to_block_ratio
+from memento.record_ids import IdLines, check_record_id, id_key, id_line
 
 RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.txt"
 
@@ -82,12 +83,17 @@ class BuildOptions:
 
 
 def read_traces(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Input records (`task_id`, `cot` with <think>...</think>, `problem`, `domain`), checked line by line."""
+    """Input records (`task_id`, `cot` with <think>...</think>, `problem`, `domain`), checked line by line.
+
+    A `task_id` is any JSON string, number or boolean, kept and compared as given (default: ``line-N``);
+    one used by two lines is refused naming both."""
+    ids = IdLines(path, "task_id", TraceFormatError)
     for number, record in read_jsonl(path):
         where = f"{path}:{number}"
         if not isinstance(record, dict) or not isinstance(record.get("cot"), str):
             raise TraceFormatError("record lacks a string 'cot'", expected="task_id, cot, problem", source=where)
         record.setdefault("task_id", f"line-{number}")
+        ids.add(check_record_id(record["task_id"], where, "task_id"), number)
         yield record
 
 
@@ -113,6 +119,8 @@ def process_trace(
     LLM calls are counted into `usage` as they happen, so a trace that fails still has them counted.
     """
     thinking, answer = _thinking_and_answer(record["cot"])
+    if not thinking.strip():  # would be a record of 0 blocks: nothing to train on
+        raise ValueError("empty chain of thought: no text before </think> in 'cot'")
     split = split_sentences(thinking, count_tokens=count_tokens)
     sentences = split.sentences
     tokens = [count_tokens(s) for s in sentences]
@@ -193,20 +201,23 @@ class _Output:
         self.directory = directory
         for name in (RECORDS, FAILURES, FINISHED):
             self._drop_torn_line(directory / name)
-        self.recorded: set[str] = set()
-        self.failed: dict[str, str] = {}  # task id -> last reason, for traces without a record
+        # Task ids are compared by `record_ids.id_key`: 1 and "1" are two traces.
+        self.recorded: dict[str, Any] = {}  # key -> task id, for traces with a record
+        self.failed: dict[str, str] = {}  # key -> last reason, for traces without a record
+        ids: dict[str, Any] = {}
         for _, line in self._lines(RECORDS):
-            self.recorded.add(line["task_id"])
+            self.recorded[id_key(line["task_id"])] = ids[id_key(line["task_id"])] = line["task_id"]
         for _, line in self._lines(FAILURES):
-            self.failed[line["task_id"]] = str(line.get("reason", ""))
-        for task_id in self.recorded:
-            self.failed.pop(task_id, None)
+            self.failed[id_key(line["task_id"])] = str(line.get("reason", ""))
+            ids[id_key(line["task_id"])] = line["task_id"]
+        for key in self.recorded:
+            self.failed.pop(key, None)
         path = directory / FINISHED
-        listed = set(path.read_text().split()) if path.exists() else set()
+        listed = set(path.read_text(encoding="utf-8").split("\n")) if path.exists() else set()
         # A kill between an outcome's append and the id's append leaves an id that only the outcome knows.
-        missing = sorted((self.recorded | set(self.failed)) - listed)
+        missing = [id_line(task_id) for task_id in ids.values() if id_line(task_id) not in listed]
         if missing:
-            self._append(FINISHED, "".join(task_id + "\n" for task_id in missing))
+            self._append(FINISHED, "".join(line + "\n" for line in sorted(missing)))
         self._lock = threading.Lock()
 
     def _lines(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -215,7 +226,7 @@ class _Output:
 
     def done(self, retry_failures: bool) -> set[str]:
         """Traces a run skips: those with a record, and the failed ones unless they are retried."""
-        return self.recorded if retry_failures else self.recorded | set(self.failed)
+        return set(self.recorded) if retry_failures else set(self.recorded) | set(self.failed)
 
     @staticmethod
     def _drop_torn_line(path: Path) -> None:
@@ -235,17 +246,17 @@ class _Output:
         finally:
             os.close(descriptor)
 
-    def write(self, task_id: str, record: dict[str, Any] | None, failure: str | None, usage: Usage) -> None:
+    def write(self, task_id: Any, record: dict[str, Any] | None, failure: str | None, usage: Usage) -> None:
         with self._lock:
             if record is not None:
                 self._append(RECORDS, json.dumps(record, ensure_ascii=False) + "\n")
-                self.recorded.add(task_id)
-                self.failed.pop(task_id, None)
+                self.recorded[id_key(task_id)] = task_id
+                self.failed.pop(id_key(task_id), None)
             else:
                 line = {"task_id": task_id, "reason": failure, "usage": usage_dict(usage)}
                 self._append(FAILURES, json.dumps(line, ensure_ascii=False) + "\n")
-                self.failed[task_id] = str(failure)
-            self._append(FINISHED, task_id + "\n")
+                self.failed[id_key(task_id)] = str(failure)
+            self._append(FINISHED, id_line(task_id) + "\n")
 
 
 @dataclass
@@ -303,11 +314,11 @@ def build(
     """Run the pipeline over a JSONL file. Traces with a record (from an earlier run) are skipped;
     failed ones are run again unless `options.retry_failures` is off. Every failure is written to
     ``failures.jsonl`` with its reason and usage; `BuildSummary.exit_code` is 1 while any is left."""
+    records = list(read_traces(input_path))[:limit]  # the whole file is checked before anything is written
     output = _Output(Path(output_dir))
-    records = list(read_traces(input_path))[:limit]
     done = output.done(options.retry_failures)
-    todo = [r for r in records if r["task_id"] not in done]
-    retried = sum(r["task_id"] in output.failed for r in todo)
+    todo = [r for r in records if id_key(r["task_id"]) not in done]
+    retried = sum(id_key(r["task_id"]) in output.failed for r in todo)
     usage = Usage()
     failures: list[str] = []
 
@@ -338,7 +349,7 @@ def build(
         failed=len(failures),
         usage=usage,
         retried=retried,
-        outstanding=sum(r["task_id"] not in output.recorded for r in records),
+        outstanding=sum(id_key(r["task_id"]) not in output.recorded for r in records),
         failures_path=output.directory / FAILURES,
         first_failure=failures[0] if failures else None,
     )
