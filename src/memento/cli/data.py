@@ -53,6 +53,7 @@ def run_build(args: argparse.Namespace) -> int:
     from memento.data.llm import LLMClient
     from memento.data.split import approximate_tokens
     from memento.errors import UsageError
+    from memento.folder_lock import hold_folder
 
     build_options = options.from_args(BuildOptions, args)
     if args.limit is not None and args.limit < 1:
@@ -75,16 +76,17 @@ def run_build(args: argparse.Namespace) -> int:
     if args.tokenizer is not None:
         tokenizer = load_tokenizer(paths.tokenizer_directory(args.tokenizer, "--tokenizer"))
         count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
-    summary = build(
-        args.input,
-        args.output_dir,
-        build_options,
-        client=client,
-        judge=judge,
-        count_tokens=count_tokens,
-        limit=args.limit,
-        progress=sys.stderr.isatty(),
-    )
+    with hold_folder(args.output_dir, "--output-dir"):  # a second run into the folder is refused
+        summary = build(
+            args.input,
+            args.output_dir,
+            build_options,
+            client=client,
+            judge=judge,
+            count_tokens=count_tokens,
+            limit=args.limit,
+            progress=sys.stderr.isatty(),
+        )
     print(summary.report(args.output_dir))
     return summary.exit_code
 
