@@ -52,6 +52,7 @@ def run_build(args: argparse.Namespace) -> int:
     from memento.data.build import BuildOptions, build
     from memento.data.llm import LLMClient
     from memento.data.split import approximate_tokens
+    from memento.data.stages import SlowStages
     from memento.errors import UsageError
     from memento.folder_lock import hold_folder
 
@@ -86,6 +87,7 @@ def run_build(args: argparse.Namespace) -> int:
             count_tokens=count_tokens,
             limit=args.limit,
             progress=sys.stderr.isatty(),
+            stages=SlowStages(lambda line: print(f"memento data build: {line}", file=sys.stderr, flush=True)),
         )
     print(summary.report(args.output_dir))
     return summary.exit_code

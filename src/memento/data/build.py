@@ -10,6 +10,7 @@ again (unless ``retry_failures`` is off) and loses none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -21,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from memento.data.compress import compress_extractive, compress_with_llm
+from memento.data.inputs import read_traces, thinking_and_answer
 from memento.data.llm import LLMClient, Usage
 from memento.data.score import score_offline, score_with_llm
 from memento.data.segment import segment
 from memento.data.split import approximate_tokens, split_sentences
-from memento.format import Block, Trace, TraceFormatError, read_jsonl, render_assistant
+from memento.data.stages import SlowStages
+from memento.format import Block, Trace, read_jsonl, render_assistant
 from memento.kv import memento_to_block_ratio
-from memento.record_ids import IdLines, check_record_id, id_key, id_line
+from memento.record_ids import id_key, id_line
 
 RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.txt"
 
@@ -82,29 +85,6 @@ class BuildOptions:
         return self.variance_penalty
 
 
-def read_traces(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Input records (`task_id`, `cot` with <think>...</think>, `problem`, `domain`), checked line by line.
-
-    A `task_id` is any JSON string, number or boolean, kept and compared as given (default: ``line-N``);
-    one used by two lines is refused naming both."""
-    ids = IdLines(path, "task_id", TraceFormatError)
-    for number, record in read_jsonl(path):
-        where = f"{path}:{number}"
-        if not isinstance(record, dict) or not isinstance(record.get("cot"), str):
-            raise TraceFormatError("record lacks a string 'cot'", expected="task_id, cot, problem", source=where)
-        record.setdefault("task_id", f"line-{number}")
-        ids.add(check_record_id(record["task_id"], where, "task_id"), number)
-        yield record
-
-
-def _thinking_and_answer(cot: str) -> tuple[str, str | None]:
-    body = cot.strip().removeprefix("<think>")
-    if "</think>" in body:
-        thinking, answer = body.split("</think>", 1)
-        return thinking, answer.strip()
-    return body, None
-
-
 def process_trace(
     record: dict[str, Any],
     options: BuildOptions,
@@ -113,22 +93,28 @@ def process_trace(
     client: LLMClient | None = None,
     judge: LLMClient | None = None,
     usage: Usage | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One trace through the pipeline; offline when `client` is None. Returns the output record.
 
     LLM calls are counted into `usage` as they happen, so a trace that fails still has them counted.
+    `stage` is told what the trace is doing as each stage starts (`stages.SlowStages.enter`).
     """
-    thinking, answer = _thinking_and_answer(record["cot"])
+    stage = stage or (lambda _: None)
+    thinking, answer = thinking_and_answer(record["cot"])
     if not thinking.strip():  # would be a record of 0 blocks: nothing to train on
         raise ValueError("empty chain of thought: no text before </think> in 'cot'")
+    stage(f"splitting {len(thinking):,} characters into sentences")
     split = split_sentences(thinking, count_tokens=count_tokens)
     sentences = split.sentences
     tokens = [count_tokens(s) for s in sentences]
     usage = Usage() if usage is None else usage
+    stage(f"scoring {max(len(sentences) - 1, 0):,} boundaries" + (" with the LLM" if client else ""))
     if client is None:
         scores = score_offline(sentences)
     else:
         scores = score_with_llm(sentences, client, window=options.window, two_pass=options.two_pass, usage=usage)
+    stage(f"segmenting {len(sentences):,} sentences into {options.min_blocks}-{options.max_blocks} blocks")
     ranges = segment(
         scores,
         tokens,
@@ -139,6 +125,7 @@ def process_trace(
     )
     blocks = ["".join(sentences[a : b + 1]).strip() for a, b in ranges]
     problem = str(record.get("problem", ""))
+    stage(f"writing mementos for {len(blocks)} blocks" + (" with the LLM" if client else ""))
     if client is None:
         mementos, judge_scores, feedback, rounds = [compress_extractive(b) for b in blocks], None, None, 0
     else:
@@ -310,10 +297,12 @@ def build(
     count_tokens: Callable[[str], int] = approximate_tokens,
     limit: int | None = None,
     progress: bool = True,
+    stages: SlowStages | None = None,
 ) -> BuildSummary:
     """Run the pipeline over a JSONL file. Traces with a record (from an earlier run) are skipped;
     failed ones are run again unless `options.retry_failures` is off. Every failure is written to
-    ``failures.jsonl`` with its reason and usage; `BuildSummary.exit_code` is 1 while any is left."""
+    ``failures.jsonl`` with its reason and usage; `BuildSummary.exit_code` is 1 while any is left.
+    `stages` (entered here) says what each trace is doing once a stage of it runs long."""
     records = list(read_traces(input_path))[:limit]  # the whole file is checked before anything is written
     output = _Output(Path(output_dir))
     done = output.done(options.retry_failures)
@@ -323,16 +312,22 @@ def build(
     failures: list[str] = []
 
     def run(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None, Usage]:
-        spent = Usage()
+        spent, task_id = Usage(), record["task_id"]
+        stage = None if stages is None else lambda text: stages.enter(task_id, text)
         try:
-            result = process_trace(record, options, count_tokens=count_tokens, client=client, judge=judge, usage=spent)
+            result = process_trace(
+                record, options, count_tokens=count_tokens, client=client, judge=judge, usage=spent, stage=stage
+            )
             return record, result, None, spent
         except Exception as error:  # one trace's failure is recorded, never the run's end
             return record, None, f"{type(error).__name__}: {error}", spent
+        finally:
+            if stages is not None:
+                stages.leave(task_id)
 
     from rich.progress import Progress
 
-    with Progress(disable=not progress, transient=False) as bar:
+    with Progress(disable=not progress, transient=False) as bar, stages or contextlib.nullcontext():
         task = bar.add_task("building mementos", total=len(todo))
         workers = 1 if client is None else options.workers
         with ThreadPoolExecutor(max_workers=workers) as pool:
