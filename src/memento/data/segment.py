@@ -96,11 +96,14 @@ class _LinearSolver:
 
     def solve(self, weight_a: float, weight_q: float, wanted: Collection[int] | None = None) -> dict[int, _Point]:
         """The optimal point for every reachable K (1..max_blocks), or for the `wanted` ones."""
+        slopes = [2.0 * weight_q * p for p in self.prefix]  # line j: slope and the part of its intercept fixed by j
+        first = [-weight_q * float(p) ** 2 for p in self.prefix]
+        later = [c + weight_a * e for c, e in zip(first, self.entry, strict=True)]  # blocks after the first add entry
         value = [-math.inf] * len(self.prefix)
         value[0] = 0.0
         choices, results = [], {}
         for count in range(1, self.max_blocks + 1):
-            value, choice = self._layer(value, weight_a if count > 1 else 0.0, weight_q)
+            value, choice = self._layer(value, slopes, first if count == 1 else later, weight_q)
             choices.append(choice)
             if value[-1] > -math.inf and (wanted is None or count in wanted):
                 results[count] = self._backtrack(choices, count)
@@ -108,9 +111,11 @@ class _LinearSolver:
                 break  # no segmentation into this many blocks
         return results
 
-    def _layer(self, previous: list[float], bonus: float, weight_q: float) -> tuple[list[float], list[int]]:
+    def _layer(
+        self, previous: list[float], line_slopes: list[float], line_offsets: list[float], weight_q: float
+    ) -> tuple[list[float], list[int]]:
         """best_K and its argmax j for every i, from best_{K-1} = `previous` (-inf: unreachable)."""
-        prefix, entry, shortest = self.prefix, self.entry, self.min_block_tokens
+        prefix, shortest = self.prefix, self.min_block_tokens
         value, choice = [-math.inf] * len(prefix), [0] * len(prefix)
         slopes: list[float] = []  # the hull's lines, slopes strictly increasing; lines[head:] are live
         intercepts: list[float] = []
@@ -120,8 +125,7 @@ class _LinearSolver:
             x = prefix[i]
             while j < i and prefix[j] <= x - shortest:  # j may now start the block ending at i
                 if previous[j] > -math.inf:
-                    slope = 2.0 * weight_q * prefix[j]
-                    intercept = previous[j] + bonus * entry[j] - weight_q * float(prefix[j]) ** 2
+                    slope, intercept = line_slopes[j], previous[j] + line_offsets[j]
                     keep = True
                     while len(slopes) > head:
                         if slopes[-1] == slope:
@@ -141,11 +145,10 @@ class _LinearSolver:
                         owners.append(j)
                 j += 1
             if len(slopes) > head:
-                while head + 1 < len(slopes) and slopes[head + 1] * x + intercepts[head + 1] >= (
-                    slopes[head] * x + intercepts[head]
-                ):
-                    head += 1
-                value[i] = slopes[head] * x + intercepts[head] - weight_q * float(x) ** 2
+                best = slopes[head] * x + intercepts[head]
+                while head + 1 < len(slopes) and (candidate := slopes[head + 1] * x + intercepts[head + 1]) >= best:
+                    head, best = head + 1, candidate
+                value[i] = best - weight_q * float(x) ** 2
                 choice[i] = owners[head]
         return value, choice
 
