@@ -1,7 +1,6 @@
-"""Long chains of thought (issue 24, item 14): splitting grows linearly, segmentation keeps no [n, n]
-matrix, and a trace whose stage runs long says what it is doing. Real text: the OpenThoughts trace
-repeated; the real command line. Growth is checked as a ratio of CPU times, with a wide margin
-(linear: 8x for 8x the text; the quadratic splitter of before: 64x)."""
+"""Long chains of thought (issue 24, item 14): splitting grows linearly and segmentation keeps no [n, n]
+matrix. Real text: the OpenThoughts trace repeated. Growth is checked as a ratio of CPU times, with a
+wide margin (linear: 8x for 8x the text; the quadratic splitter of before: 64x)."""
 
 from __future__ import annotations
 
@@ -10,29 +9,25 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from memento.cli import main
-from memento.data import stages
-from memento.data.inputs import thinking_and_answer
 from memento.data.split import split_sentences
-from memento.data.stages import SlowStages
 from tests.conftest import EXAMPLES
 
 
 def _thinking(size: int) -> str:
     """`size` characters of real reasoning: the OpenThoughts trace's thinking, repeated."""
     line = (EXAMPLES / "openthoughts_example_trace.jsonl").read_text().splitlines()[0]
-    thinking, _ = thinking_and_answer(json.loads(line)["cot"])
+    thinking = json.loads(line)["cot"].split("</think>")[0].removeprefix("<think>")
     return (thinking * (size // len(thinking) + 1))[:size]
 
 
 def _cpu_seconds(text: str) -> float:
     best = float("inf")
-    for _ in range(3):
+    for _ in range(3):  # the best of three, unless one is long enough to be clear of noise
         start = time.process_time()
         split_sentences(text)
         best = min(best, time.process_time() - start)
+        if best > 1.0:
+            break
     return best
 
 
@@ -68,33 +63,3 @@ def test_segmenting_thousands_of_sentences_keeps_no_square_matrix():
     assert report["growth_kib"] < 64 * 1024, f"peak memory grew {report['growth_kib'] / 1024:.0f} MiB"
     blocks = report["blocks"]
     assert 10 <= len(blocks) <= 20 and blocks[0][0] == 0 and blocks[-1][1] == report["sentences"] - 1
-
-
-def test_slow_stages_are_said_once_they_run_long_and_repeated_while_they_last():
-    said: list[str] = []
-    with SlowStages(said.append, after=0.2, every=0.3, tick=0.02) as watch:
-        watch.enter("t1", "segmenting 9 sentences")
-        watch.enter(7, "splitting")
-        time.sleep(0.1)
-        watch.leave(7)  # done before `after`: never said
-        time.sleep(0.5)
-        watch.leave("t1")
-        time.sleep(0.4)
-    assert said[0] == "t1: segmenting 9 sentences (0 s so far)"
-    assert len(said) == 2 and said[1].startswith("t1: segmenting 9 sentences")
-
-
-def test_a_long_trace_says_its_stages_on_stderr(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(stages, "SLOW_AFTER_SECONDS", 0.0)  # said at the first look, however fast the stage
-    data, out = tmp_path / "long.jsonl", tmp_path / "out"
-    data.write_text(json.dumps({"task_id": "long", "cot": f"<think>{_thinking(300_000)}</think>42"}) + "\n")
-    assert main(["data", "build", "--input", str(data), "--output-dir", str(out), "--offline"]) == 0
-    err = capsys.readouterr().err
-    assert "memento data build: long: " in err and "s so far)" in err
-    record = json.loads((out / "records.jsonl").read_text())
-    assert 10 <= len(record["blocks"]) <= 20
-
-
-def test_bad_thresholds_are_refused():
-    with pytest.raises(ValueError, match=r"need after >= 0, every > 0 and tick > 0 seconds, got -1\.0"):
-        SlowStages(print, after=-1.0)
