@@ -189,11 +189,12 @@ class _Output:
         for name in (RECORDS, FAILURES, FINISHED):
             self._drop_torn_line(directory / name)
         # Task ids are compared by `record_ids.id_key`: 1 and "1" are two traces.
-        self.recorded: dict[str, Any] = {}  # key -> task id, for traces with a record
+        self.recorded: set[str] = set()  # keys of the traces with a record
         self.failed: dict[str, str] = {}  # key -> last reason, for traces without a record
-        ids: dict[str, Any] = {}
+        ids: dict[str, Any] = {}  # key -> task id, for every trace with an outcome
         for _, line in self._lines(RECORDS):
-            self.recorded[id_key(line["task_id"])] = ids[id_key(line["task_id"])] = line["task_id"]
+            self.recorded.add(id_key(line["task_id"]))
+            ids[id_key(line["task_id"])] = line["task_id"]
         for _, line in self._lines(FAILURES):
             self.failed[id_key(line["task_id"])] = str(line.get("reason", ""))
             ids[id_key(line["task_id"])] = line["task_id"]
@@ -213,7 +214,7 @@ class _Output:
 
     def done(self, retry_failures: bool) -> set[str]:
         """Traces a run skips: those with a record, and the failed ones unless they are retried."""
-        return set(self.recorded) if retry_failures else set(self.recorded) | set(self.failed)
+        return self.recorded if retry_failures else self.recorded | set(self.failed)
 
     @staticmethod
     def _drop_torn_line(path: Path) -> None:
@@ -237,7 +238,7 @@ class _Output:
         with self._lock:
             if record is not None:
                 self._append(RECORDS, json.dumps(record, ensure_ascii=False) + "\n")
-                self.recorded[id_key(task_id)] = task_id
+                self.recorded.add(id_key(task_id))
                 self.failed.pop(id_key(task_id), None)
             else:
                 line = {"task_id": task_id, "reason": failure, "usage": usage_dict(usage)}

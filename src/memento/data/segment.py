@@ -15,10 +15,11 @@ A = sum of cut scores and Q = sum of squared sizes,
 is convex in (A, Q), increasing in A and decreasing in Q. Its maximum over the finite set of
 achievable (A, Q) is therefore at a vertex of their convex hull on the high-A / low-Q side, and
 every such vertex maximises wa*A - wq*Q for some direction (wa, wq) >= 0: a *decomposable*
-objective, solved by one vectorised O(n^2 K) dynamic program that yields the optimum for every K
-at once. A best-first search over all K's hulls (each gap between two known vertices bounded by
-the corner of its triangle; every solve adds a vertex to every K) visits the vertices that can
-still win, which makes the result exact.
+objective, solved by one O(n K) dynamic program (a monotone convex-hull queue per layer: no [n, n]
+matrix, so a 2 MB trace of 23,000 sentences takes seconds) that yields the optimum for every K at
+once. A best-first search over all K's hulls (each gap between two known vertices bounded by the
+corner of its triangle; every solve adds a vertex to every K) visits the vertices that can still
+win, which makes the result exact.
 """
 
 from __future__ import annotations
