@@ -19,11 +19,14 @@ SLOW_AFTER_SECONDS = 5.0
 REPEAT_EVERY_SECONDS = 30.0
 """While it lasts, it is said again this often."""
 
+LOOK_EVERY_SECONDS = 0.5
+"""How often the stages in flight are looked at."""
+
 
 class SlowStages:
     """Thread-safe record of (trace id -> current stage, since when); a daemon thread says the slow ones.
 
-    `after` and `every` default to `SLOW_AFTER_SECONDS` and `REPEAT_EVERY_SECONDS`; `tick` is how often it looks.
+    `after`, `every` and `tick` (how often it looks) default to the module's constants.
 
     Use as a context manager around the run; workers call `enter` at each stage and `leave` when done.
     """
@@ -34,10 +37,11 @@ class SlowStages:
         *,
         after: float | None = None,
         every: float | None = None,
-        tick: float = 0.5,
+        tick: float | None = None,
     ) -> None:
         after = SLOW_AFTER_SECONDS if after is None else after
         every = REPEAT_EVERY_SECONDS if every is None else every
+        tick = LOOK_EVERY_SECONDS if tick is None else tick
         if after < 0 or every <= 0 or tick <= 0:
             raise ValueError(f"need after >= 0, every > 0 and tick > 0 seconds, got {after}, {every}, {tick}")
         self.say, self.after, self.every, self.tick = say, after, every, tick
