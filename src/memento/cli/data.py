@@ -72,8 +72,10 @@ def run_build(args: argparse.Namespace) -> int:
     from memento.data.build import RECORDS, BuildOptions, build
     from memento.data.llm import LLMClient, StructuredOutput
     from memento.data.split import approximate_tokens
+    from memento.data.stages import SlowStages
     from memento.data.stats import dataset_stats, format_stats
     from memento.errors import UsageError
+    from memento.folder_lock import hold_folder
 
     build_options = options.from_args(BuildOptions, args)
     if args.limit is not None and args.limit < 1:
@@ -101,16 +103,18 @@ def run_build(args: argparse.Namespace) -> int:
     if args.tokenizer is not None:
         tokenizer = load_tokenizer(paths.tokenizer_directory(args.tokenizer, "--tokenizer"))
         count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
-    summary = build(
-        args.input,
-        args.output_dir,
-        build_options,
-        client=client,
-        judge=judge,
-        count_tokens=count_tokens,
-        limit=args.limit,
-        progress=sys.stderr.isatty(),
-    )
+    with hold_folder(args.output_dir, "--output-dir"):  # a second run into the folder is refused
+        summary = build(
+            args.input,
+            args.output_dir,
+            build_options,
+            client=client,
+            judge=judge,
+            count_tokens=count_tokens,
+            limit=args.limit,
+            progress=sys.stderr.isatty(),
+            stages=SlowStages(lambda line: print(f"memento data build: {line}", file=sys.stderr, flush=True)),
+        )
     print(summary.report(args.output_dir))
     if client is not None:
         print(f"structured output: {structured.describe()}")

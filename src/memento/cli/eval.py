@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     from memento.eval.run.backends import BackendError
     from memento.eval.run.backends.prompted import PROMPTED_FLAGS, endpoint_settings
     from memento.eval.run.options import EvalOptions
+    from memento.eval.run.runner import default_output
+    from memento.folder_lock import hold_folder
     from memento.prompted.config import PromptedConfig
 
     eval_options = options.from_args(EvalOptions, args)
@@ -94,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
             paths.existing_file(Path(args.prompts), "--prompts")
         prompted = options.from_args(PromptedConfig, args, only=PROMPTED_FLAGS, **endpoint_settings(eval_options))
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    output = Path(eval_options.output) if eval_options.output is not None else default_output(eval_options)
     try:
-        summary = run_eval(eval_options, progress=progress, prompted=prompted)
+        with hold_folder(output, "--output"):  # a second run into the same folder is refused
+            summary = run_eval(eval_options, progress=progress, prompted=prompted)
     except BenchmarkUnavailable as error:
         raise UsageError(f"--benchmark: {error}") from None
     except BackendError as error:

@@ -6,6 +6,7 @@ path that could have been refused at start.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from memento.errors import UsageError
@@ -83,6 +84,30 @@ def output_directory(path: Path, flag: str) -> Path:
         where = "is a file" if existing == path.absolute() else f"lies under the file {existing}"
         raise UsageError(f"{flag} {path}: {where}, expected a directory")
     return path
+
+
+def output_apart_from_model(output: Path, model: Path, flag: str = "--output", model_flag: str = "--model") -> Path:
+    """`output` must not be able to overwrite the model (a checkpoint directory or a .gguf file): it may not be the
+    model, hold it, or hold a file (or a link to one) that is one of the model's files. An output inside the model
+    directory is fine: training writes only under it. Symlinks are followed; nothing is loaded."""
+    target, source = output.resolve(), model.resolve()
+    kind = "directory" if source.is_dir() else "file"
+    if target == source or target in source.parents:
+        relation = "is" if target == source else "holds"
+        raise UsageError(
+            f"{flag} {output}: {relation} the {model_flag} {kind} {model}; writing there would overwrite the model, "
+            "choose another directory"
+        )
+    model_files = {path.resolve() for path in source.iterdir() if path.is_file()} if kind == "directory" else {source}
+    for folder, _, names in os.walk(target) if target.is_dir() else ():
+        for name in names:
+            entry = Path(folder) / name
+            if entry.resolve() in model_files:
+                raise UsageError(
+                    f"{flag} {output}: {entry} is the {model_flag} file {entry.resolve()}; writing there would "
+                    "overwrite the model, choose another directory"
+                )
+    return output
 
 
 def output_file(path: Path, flag: str, *, suffixes: tuple[str, ...] = ()) -> Path:

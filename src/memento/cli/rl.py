@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("memento rl needs TRL, which is not installed: pip install 'memento[rl]'") from None
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
     paths.output_directory(Path(rl_options.output), "--output")
+    paths.output_apart_from_model(Path(rl_options.output), model)
 
     from memento.eval.benchmarks.sources import BenchmarkUnavailable
     from memento.rl.data import load_problems

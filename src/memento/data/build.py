@@ -10,6 +10,7 @@ again (unless ``retry_failures`` is off) and loses none.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -20,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from memento.data.compress import compress_extractive, compress_with_llm
+from memento.data.inputs import read_traces, thinking_and_answer
 from memento.data.llm import LLMClient, Usage
 from memento.data.score import score_offline, score_with_llm
 from memento.data.segment import segment
 from memento.data.split import approximate_tokens, split_sentences
-from memento.format import Block, Trace, TraceFormatError, read_jsonl, render_assistant
+from memento.data.stages import SlowStages
+from memento.format import Block, Trace, read_jsonl, render_assistant
+from memento.record_ids import id_key, id_line
 
 RECORDS, FAILURES, FINISHED = "records.jsonl", "failures.jsonl", "finished_ids.txt"
 
@@ -90,24 +94,6 @@ class BuildOptions:
         return self.variance_penalty
 
 
-def read_traces(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Input records (`task_id`, `cot` with <think>...</think>, `problem`, `domain`), checked line by line."""
-    for number, record in read_jsonl(path):
-        where = f"{path}:{number}"
-        if not isinstance(record, dict) or not isinstance(record.get("cot"), str):
-            raise TraceFormatError("record lacks a string 'cot'", expected="task_id, cot, problem", source=where)
-        record.setdefault("task_id", f"line-{number}")
-        yield record
-
-
-def _thinking_and_answer(cot: str) -> tuple[str, str | None]:
-    body = cot.strip().removeprefix("<think>")
-    if "</think>" in body:
-        thinking, answer = body.split("</think>", 1)
-        return thinking, answer.strip()
-    return body, None
-
-
 def process_trace(
     record: dict[str, Any],
     options: BuildOptions,
@@ -116,20 +102,28 @@ def process_trace(
     client: LLMClient | None = None,
     judge: LLMClient | None = None,
     usage: Usage | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """One trace through the pipeline; offline when `client` is None. Returns the output record.
 
     LLM calls are counted into `usage` as they happen, so a trace that fails still has them counted.
+    `stage` is told what the trace is doing as each stage starts (`stages.SlowStages.enter`).
     """
-    thinking, answer = _thinking_and_answer(record["cot"])
+    stage = stage or (lambda _: None)
+    thinking, answer = thinking_and_answer(record["cot"])
+    if not thinking.strip():  # would be a record of 0 blocks: nothing to train on
+        raise ValueError("empty chain of thought: no text before </think> in 'cot'")
+    stage(f"splitting {len(thinking):,} characters into sentences")
     split = split_sentences(thinking, count_tokens=count_tokens)
     sentences = split.sentences
     tokens = [count_tokens(s) for s in sentences]
     usage = Usage() if usage is None else usage
+    stage(f"scoring {max(len(sentences) - 1, 0):,} boundaries" + (" with the LLM" if client else ""))
     if client is None:
         scores = score_offline(sentences)
     else:
         scores = score_with_llm(sentences, client, window=options.window, two_pass=options.two_pass, usage=usage)
+    stage(f"segmenting {len(sentences):,} sentences into {options.min_blocks}-{options.max_blocks} blocks")
     ranges = segment(
         scores,
         tokens,
@@ -141,6 +135,7 @@ def process_trace(
     blocks = ["".join(sentences[a : b + 1]).strip() for a, b in ranges]
     problem = str(record.get("problem", ""))
     rewritten: list[int] = []
+    stage(f"writing mementos for {len(blocks)} blocks" + (" with the LLM" if client else ""))
     if client is None:
         ratios = (options.offline_min_ratio, options.offline_max_ratio)
         mementos = [compress_extractive(b, ratios=ratios) for b in blocks]
@@ -208,20 +203,24 @@ class _Output:
         self.directory = directory
         for name in (RECORDS, FAILURES, FINISHED):
             self._drop_torn_line(directory / name)
-        self.recorded: set[str] = set()
-        self.failed: dict[str, str] = {}  # task id -> last reason, for traces without a record
+        # Task ids are compared by `record_ids.id_key`: 1 and "1" are two traces.
+        self.recorded: set[str] = set()  # keys of the traces with a record
+        self.failed: dict[str, str] = {}  # key -> last reason, for traces without a record
+        ids: dict[str, Any] = {}  # key -> task id, for every trace with an outcome
         for _, line in self._lines(RECORDS):
-            self.recorded.add(line["task_id"])
+            self.recorded.add(id_key(line["task_id"]))
+            ids[id_key(line["task_id"])] = line["task_id"]
         for _, line in self._lines(FAILURES):
-            self.failed[line["task_id"]] = str(line.get("reason", ""))
-        for task_id in self.recorded:
-            self.failed.pop(task_id, None)
+            self.failed[id_key(line["task_id"])] = str(line.get("reason", ""))
+            ids[id_key(line["task_id"])] = line["task_id"]
+        for key in self.recorded:
+            self.failed.pop(key, None)
         path = directory / FINISHED
-        listed = set(path.read_text().split()) if path.exists() else set()
+        listed = set(path.read_text(encoding="utf-8").split("\n")) if path.exists() else set()
         # A kill between an outcome's append and the id's append leaves an id that only the outcome knows.
-        missing = sorted((self.recorded | set(self.failed)) - listed)
+        missing = [id_line(task_id) for task_id in ids.values() if id_line(task_id) not in listed]
         if missing:
-            self._append(FINISHED, "".join(task_id + "\n" for task_id in missing))
+            self._append(FINISHED, "".join(line + "\n" for line in sorted(missing)))
         self._lock = threading.Lock()
 
     def _lines(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -250,17 +249,17 @@ class _Output:
         finally:
             os.close(descriptor)
 
-    def write(self, task_id: str, record: dict[str, Any] | None, failure: str | None, usage: Usage) -> None:
+    def write(self, task_id: Any, record: dict[str, Any] | None, failure: str | None, usage: Usage) -> None:
         with self._lock:
             if record is not None:
                 self._append(RECORDS, json.dumps(record, ensure_ascii=False) + "\n")
-                self.recorded.add(task_id)
-                self.failed.pop(task_id, None)
+                self.recorded.add(id_key(task_id))
+                self.failed.pop(id_key(task_id), None)
             else:
                 line = {"task_id": task_id, "reason": failure, "usage": usage_dict(usage)}
                 self._append(FAILURES, json.dumps(line, ensure_ascii=False) + "\n")
-                self.failed[task_id] = str(failure)
-            self._append(FINISHED, task_id + "\n")
+                self.failed[id_key(task_id)] = str(failure)
+            self._append(FINISHED, id_line(task_id) + "\n")
 
 
 @dataclass
@@ -314,29 +313,37 @@ def build(
     count_tokens: Callable[[str], int] = approximate_tokens,
     limit: int | None = None,
     progress: bool = True,
+    stages: SlowStages | None = None,
 ) -> BuildSummary:
     """Run the pipeline over a JSONL file. Traces with a record (from an earlier run) are skipped;
     failed ones are run again unless `options.retry_failures` is off. Every failure is written to
-    ``failures.jsonl`` with its reason and usage; `BuildSummary.exit_code` is 1 while any is left."""
+    ``failures.jsonl`` with its reason and usage; `BuildSummary.exit_code` is 1 while any is left.
+    `stages` (entered here) says what each trace is doing once a stage of it runs long."""
+    records = list(read_traces(input_path))[:limit]  # the whole file is checked before anything is written
     output = _Output(Path(output_dir))
-    records = list(read_traces(input_path))[:limit]
     done = output.done(options.retry_failures)
-    todo = [r for r in records if r["task_id"] not in done]
-    retried = sum(r["task_id"] in output.failed for r in todo)
+    todo = [r for r in records if id_key(r["task_id"]) not in done]
+    retried = sum(id_key(r["task_id"]) in output.failed for r in todo)
     usage = Usage()
     failures: list[str] = []
 
     def run(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str | None, Usage]:
-        spent = Usage()
+        spent, task_id = Usage(), record["task_id"]
+        stage = None if stages is None else lambda text: stages.enter(task_id, text)
         try:
-            result = process_trace(record, options, count_tokens=count_tokens, client=client, judge=judge, usage=spent)
+            result = process_trace(
+                record, options, count_tokens=count_tokens, client=client, judge=judge, usage=spent, stage=stage
+            )
             return record, result, None, spent
         except Exception as error:  # one trace's failure is recorded, never the run's end
             return record, None, f"{type(error).__name__}: {error}", spent
+        finally:
+            if stages is not None:
+                stages.leave(task_id)
 
     from rich.progress import Progress
 
-    with Progress(disable=not progress, transient=False) as bar:
+    with Progress(disable=not progress, transient=False) as bar, stages or contextlib.nullcontext():
         task = bar.add_task("building mementos", total=len(todo))
         workers = 1 if client is None else options.workers
         with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -353,7 +360,7 @@ def build(
         failed=len(failures),
         usage=usage,
         retried=retried,
-        outstanding=sum(r["task_id"] not in output.recorded for r in records),
+        outstanding=sum(id_key(r["task_id"]) not in output.recorded for r in records),
         failures_path=output.directory / FAILURES,
         first_failure=failures[0] if failures else None,
     )

@@ -11,6 +11,7 @@ next; continuation openers (Therefore, Thus, So, Hence) with the previous; fragm
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Callable
@@ -86,27 +87,50 @@ class SplitResult:
         return max(len(self.spans) - 1, 0)
 
 
-def _protected(text: str) -> list[tuple[int, int]]:
-    spans = [m.span() for m in _DISPLAYS.finditer(text)] + [m.span() for m in _LIST_ITEM.finditer(text)]
-    depth, start = 0, 0
-    # parentheses: a (...) group within one paragraph stays whole
-    for index, char in enumerate(text):
-        if char == "(":
-            if depth == 0:
-                start = index
-            depth += 1
-        elif char == ")" and depth:
-            depth -= 1
-            if depth == 0:
-                spans.append((start, index + 1))
-        elif char == "\n" and text.startswith("\n", index + 1):
-            depth = 0  # an unclosed parenthesis does not swallow the next paragraph
-    return spans
+_PARENTHESIS_EVENTS = re.compile(r"[()]|\n(?=\n)")  # a bracket, or the first break of a paragraph break
+_WORD_BEFORE_PERIOD = re.compile(r"(\S+)\.$")
+
+
+class _Protected:
+    """The regions no boundary may fall inside, as sorted disjoint open intervals: `inside` is a bisection."""
+
+    def __init__(self, text: str) -> None:
+        spans = [m.span() for m in _DISPLAYS.finditer(text)] + [m.span() for m in _LIST_ITEM.finditer(text)]
+        depth, start = 0, 0
+        # parentheses: a (...) group within one paragraph stays whole
+        for match in _PARENTHESIS_EVENTS.finditer(text):
+            char, index = match.group(), match.start()
+            if char == "(":
+                if depth == 0:
+                    start = index
+                depth += 1
+            elif char == ")" and depth:
+                depth -= 1
+                if depth == 0:
+                    spans.append((start, index + 1))
+            elif char == "\n":
+                depth = 0  # an unclosed parenthesis does not swallow the next paragraph
+        merged: list[list[int]] = []
+        for a, b in sorted(spans):
+            if merged and a < merged[-1][1]:  # overlapping open intervals (touching ones share no point)
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        self.starts = [a for a, _ in merged]
+        self.ends = [b for _, b in merged]
+
+    def inside(self, position: int) -> bool:
+        index = bisect.bisect_left(self.starts, position) - 1  # the last interval starting before `position`
+        return index >= 0 and position < self.ends[index]
 
 
 def _is_abbreviation(text: str, end: int) -> bool:
     """True when the period ending at `end` belongs to an abbreviation, an initial or a number."""
-    word = re.search(r"(\S+)\.$", text[:end])
+    start = max(end - 64, 0)  # look back only as far as the word reaches: linear in the text overall
+    word = _WORD_BEFORE_PERIOD.search(text, start, end)
+    while word is not None and word.start() == start > 0:
+        start = max(start - 4096, 0)
+        word = _WORD_BEFORE_PERIOD.search(text, start, end)
     if not word:
         return False
     token = word.group(1).lower().lstrip("(\"'")
@@ -117,15 +141,11 @@ def split_sentences(
     text: str, *, count_tokens: Callable[[str], int] = approximate_tokens, min_tokens: int = 5
 ) -> SplitResult:
     """Split `text` into sentence spans covering it exactly, then apply the merge rules."""
-    protected = _protected(text)
-
-    def inside(position: int) -> bool:
-        return any(a < position < b for a, b in protected)
-
+    protected = _Protected(text)
     cuts = []
     for match in _SENTENCE_END.finditer(text):
         position = match.end()
-        if position >= len(text) or inside(match.start()) or inside(position - 1):
+        if position >= len(text) or protected.inside(match.start()) or protected.inside(position - 1):
             continue
         if "\n\n" not in match.group() and _is_abbreviation(text, match.start()):
             continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memento import textfiles
+from memento.record_ids import IdLines
 
 TEXT_KEYS = ("problem", "prompt", "question")
 """Keys a JSONL line may hold its problem under, first found wins."""
@@ -37,7 +38,7 @@ def read_problem_file(path: str | Path) -> list[Problem]:
             raise ProblemSourceError(f"{path}: empty file; expected the text of a problem")
         return [Problem(path.stem, text)]
     problems: list[Problem] = []
-    seen: set[str] = set()
+    ids = IdLines(path, "id", ProblemSourceError)
     for number, record in textfiles.read_jsonl(path, error=ProblemSourceError):
         where = f"{path}:{number}"
         if not isinstance(record, dict):
@@ -49,9 +50,7 @@ def read_problem_file(path: str | Path) -> list[Problem]:
         if not isinstance(problem_id, str | int):
             raise ProblemSourceError(f"{where}: field 'id': expected a string or an integer")
         problem_id = str(problem_id)
-        if problem_id in seen:
-            raise ProblemSourceError(f"{where}: field 'id': {problem_id!r} is already used by an earlier line")
-        seen.add(problem_id)
+        ids.add(problem_id, number)
         problems.append(Problem(problem_id, text))
     if not problems:
         raise ProblemSourceError(f"{path}: no problems in the file")
