@@ -17,7 +17,7 @@ from memento.cli import main
 from memento.folder_lock import LOCK_FILE
 from tests.cli.test_bad_input import refused
 from tests.data.fake_openai import FakeOpenAI
-from tests.eval.test_prompted_backend import eval_command, read_records, write_benchmark
+from tests.eval.run.test_prompted_backend import eval_command, read_records, write_benchmark
 from tests.prompted.scripted import ScriptedModel
 
 IDS = ["clean", "forgot", "looping"]
