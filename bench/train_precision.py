@@ -106,7 +106,8 @@ def main() -> None:
         "train_precision",
         provenance=describe(args.device).splitlines()[1:3],
         headline={
-            "what": f"a training step of {Path(model_dir).name}, {args.batch} x {args.length} tokens",
+            "what": f"a training step of {Path(args.model).name if args.model else 'SmolLM2-135M'}, "
+            f"{args.batch} x {args.length} tokens",
             "figure": f"{rows[1][3]} faster under bf16 autocast than fp32",
         },
         tables=[table("seconds per step", ["mode", "s/step (median)", "spread", "vs fp32"], rows)],
