@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
+import re
 import shlex
 
 import pytest
@@ -81,3 +83,36 @@ def test_marked_python_compiles_and_its_imports_exist(block: Block) -> None:
             module = importlib.import_module(node.module)
             for alias in node.names:
                 assert hasattr(module, alias.name), f"{block.where}: {node.module} has no {alias.name}"
+
+
+def _named_in_prose() -> list[str]:
+    """Every dotted `memento.x.y` name the README and the docs mention, in text or code."""
+    names = set()
+    for path in pages():
+        names |= set(re.findall(r"memento(?:\.[A-Za-z_]\w*)+", path.read_text(encoding="utf-8")))
+    return sorted(name for name in names if not name.startswith("memento.vllm"))  # vllm: the extra, tests/vllm
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent that is a module, not a package
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.docs
+def test_every_dotted_name_in_the_docs_exists() -> None:
+    """A module moved or a class renamed leaves no dangling `memento.x.Y` on any page."""
+    missing = []
+    for name in _named_in_prose():
+        parts = name.split(".")
+        for cut in range(len(parts), 0, -1):
+            if _is_module(".".join(parts[:cut])):
+                target = importlib.import_module(".".join(parts[:cut]))
+                for attribute in parts[cut:]:
+                    target = getattr(target, attribute, None)
+                if target is None:
+                    missing.append(name)
+                break
+    assert not missing, f"named in the docs but not in the code: {missing}"
