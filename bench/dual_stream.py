@@ -71,6 +71,7 @@ from memento.toy import HELD_OUT_SEED
 from memento.toy.dual_stream import key_probabilities, probe_accuracy, reference_states, solve
 from memento.toy.key_task import KEYS, KeyTask
 from provenance import describe
+from results import add_results_flag, table, write_results
 
 ACCURACY_MODES = ("memento", "restart", "no_eviction")
 PROBE_MODES = ("memento", "restart")
@@ -86,6 +87,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--probe-train", type=float, default=0.7, help="share of probe problems it is fitted on")
     parser.add_argument("--batch-size", type=int, default=100, help="problems decoded together")
     parser.add_argument("--max-new-tokens", type=int, default=500, help="new tokens per problem at most")
+    add_results_flag(parser, "dual_stream")
     args = parser.parse_args()
     if not (args.model / "config.json").is_file():
         parser.error(f"--model {args.model}: no config.json; train it first (see this script's docstring)")
@@ -112,6 +114,7 @@ def main() -> None:
     print(f"accuracy: {args.problems} held-out problems (seed {HELD_OUT_SEED}), greedy, key forced")
     columns = ("pass@1", "key recalled", "last note carried", "  (other problem's)")
     print(f"{'mode':<12}" + "".join(f"{c:>20}" for c in columns) + f"{'seconds':>9}")
+    accuracy_rows = []
     for name in ACCURACY_MODES:
         start = time.perf_counter()
         config = builtin_mode(name, mask_delimiters=False).config
@@ -127,6 +130,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         cells = [_percent(*accuracy), _percent(*recalled), _percent(*carried), _percent(*pass_at_1(shifted))]
         print(f"{name:<12}" + "".join(f"{c:>20}" for c in cells) + f"{seconds:9.0f}", flush=True)
+        accuracy_rows.append([name, *(cell.strip() for cell in cells)])
 
     print("\nteacher-forced probability of the right key at each note (reference traces, the same problems)")
     rows = {
@@ -136,9 +140,11 @@ def main() -> None:
     notes = next(iter(rows.values())).shape[1]
     labels = [f"block {i + 1}" for i in range(notes - 1)] + ["answer"]
     print(f"{'mode':<12}" + "".join(f"{label:>18}" for label in labels))
+    probability_rows = []
     for name, values in rows.items():
         cells = [f"{values[:, i].mean():.3f} +- {values[:, i].std() / len(problems) ** 0.5:.3f}" for i in range(notes)]
         print(f"{name:<12}" + "".join(f"{cell:>18}" for cell in cells), flush=True)
+        probability_rows.append([name, *cells])
 
     probe_problems = [p for p, _ in task.examples(args.probe_problems, PROBE_SEED)]
     split = int(args.probe_problems * args.probe_train)
@@ -153,6 +159,7 @@ def main() -> None:
         f"(seed {PROBE_SEED}), fitted on {split}, scored on {args.probe_problems - split}; chance {1 / KEYS:.0%}"
     )
     print(f"{'hidden state':<14}" + "".join(f"{name:>18}" for name in PROBE_MODES))
+    probe_rows = []
     for layer in range(layers):
         cells = []
         for name in PROBE_MODES:
@@ -161,6 +168,27 @@ def main() -> None:
             cells.append(_percent(*pass_at_1([[c] for c in correct])))
         label = "embeddings" if layer == 0 else f"layer {layer}"
         print(f"{label:<14}" + "".join(f"{cell:>18}" for cell in cells), flush=True)
+        probe_rows.append([label, *(cell.strip() for cell in cells)])
+    write_results(
+        args.write_results,
+        "dual_stream",
+        provenance=[*describe("cpu").splitlines()[1:3], f"model: {args.model}"],
+        tables=[
+            table(
+                f"{args.problems} held-out problems, greedy, key forced "
+                "(the last column: the chance level of the one before it)",
+                ["mode", "pass@1", "key recalled", "last note carried", "(chance)"],
+                accuracy_rows,
+            ),
+            table(
+                f"linear probe for block 1's key on block 1's memento (fitted on {split}, scored on "
+                f"{args.probe_problems - split}; chance {1 / KEYS:.0%})",
+                ["hidden state", *PROBE_MODES],
+                probe_rows,
+            ),
+            table("teacher-forced probability of the right key at each note", ["mode", *labels], probability_rows),
+        ],
+    )
 
 
 if __name__ == "__main__":

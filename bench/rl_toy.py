@@ -55,6 +55,7 @@ from memento.rl import RLOptions, run_rl
 from memento.rl.run import CORRECT
 from memento.toy.task import ToyTask, parse_answer
 from memento.toy.train import CHECKPOINT
+from results import add_results_flag, table, write_results
 
 EVAL_SEED, RL_SEED = 31_337, 4_242
 ARMS = {"evict": 0, "no_evict": -1}
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (a 0.8M model gains little from more)"
     )
+    add_results_flag(parser, "rl_toy")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -176,18 +178,37 @@ def main() -> None:
     print(f"\nheld-out carry-heavy problems (numbers {args.low}..9): {n}; greedy; accuracy +- standard error;")
     print("gain: paired difference with the SFT model on the same problems, +- its standard error")
     print(f"{'model':<10}" + "".join(f"{'accuracy ' + mode:>22}{'gain vs SFT':>18}" for mode in modes))
+    rows = []
     for name, result in scores.items():
         cells = []
         for mode in modes:
             value, error = accuracy(result[mode])
             gain = "-" if name == "sft" else "{:+.1%} +- {:.1%}".format(*paired_gain(scores["sft"][mode], result[mode]))
             cells.append(f"{value:>15.1%} +- {error:.1%}{gain:>18}")
+            rows.append([args.seed, name, mode, f"{value:.1%} +- {error:.1%}", gain])
             report["models"].setdefault(name, {}).update(
                 {f"accuracy_{mode}": [value, error], f"correct_{mode}": result[mode]}
             )
         print(f"{name:<10}" + "".join(cells))
     output.mkdir(parents=True, exist_ok=True)
     (output / "report.json").write_text(json.dumps(report, indent=1))
+    gains = {row[1]: row[4] for row in rows if row[2] == "evict"}
+    write_results(
+        args.write_results,
+        "rl_toy",
+        provenance=[f"python {platform.python_version()}, torch {torch.__version__}, trl {trl.__version__}"],
+        headline={
+            "what": f"CISPO on evicting rollouts, toy model, {args.steps} steps (seed {args.seed})",
+            "figure": f"{gains.get('evict', '-')} pass@1 with eviction vs the SFT model",
+        },
+        tables=[
+            table(
+                f"{n} held-out carry-heavy problems, greedy",
+                ["seed", "RL arm", "decoded", "accuracy", "gain vs SFT"],
+                rows,
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -18,11 +18,13 @@ import argparse
 import statistics
 import time
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
 from memento.training.trainer import native_bf16
 from provenance import describe
+from results import add_results_flag, table, write_results
 
 MODES = ("fp32", "autocast", "bf16")
 
@@ -75,6 +77,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of every mode, interleaved")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_results_flag(parser, "train_precision")
     args = parser.parse_args()
     if min(args.batch, args.length, args.steps, args.repeats, args.threads) < 1:
         parser.error("--batch, --length, --steps, --repeats and --threads must be >= 1")
@@ -92,10 +95,23 @@ def main() -> None:
             print(f"  repeat {repeat + 1} {mode:<9} {seconds[mode][-1]:.3f} s/step", flush=True)
     base = statistics.median(seconds["fp32"])
     print(f"\n{'mode':<10}{'s/step (median)':>16}{'spread':>18}{'vs fp32':>10}")
+    rows = []
     for mode in MODES:
         median = statistics.median(seconds[mode])
         spread = f"{min(seconds[mode]):.3f}..{max(seconds[mode]):.3f}"
         print(f"{mode:<10}{median:>16.3f}{spread:>18}{base / median:>9.2f}x")
+        rows.append([mode, f"{median:.3f}", spread, f"{base / median:.2f}x"])
+    write_results(
+        args.write_results,
+        "train_precision",
+        provenance=describe(args.device).splitlines()[1:3],
+        headline={
+            "what": f"a training step of {Path(args.model).name if args.model else 'SmolLM2-135M'}, "
+            f"{args.batch} x {args.length} tokens",
+            "figure": f"{rows[1][3]} faster under bf16 autocast than fp32",
+        },
+        tables=[table("seconds per step", ["mode", "s/step (median)", "spread", "vs fp32"], rows)],
+    )
 
 
 if __name__ == "__main__":
