@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig
-from memento.eval.benchmarks.problems import LETTERS, Benchmark, Problem
+from memento.eval.benchmarks.problems import Benchmark, Problem
+from memento.eval.benchmarks.prompts import format_choices
 from memento.eval.benchmarks.sources import load_benchmark
 from memento.eval.report.outputs import SUMMARY_FILE
 from memento.eval.report.summary import REFERENCE_MODES, summarize
@@ -117,9 +118,7 @@ def _problem(problem: Problem | None, problem_id: str) -> dict[str, Any]:
         return {"id": problem_id, "text": "", "gold": None, "subject": "", "kind": ""}
     text = problem.problem
     if problem.choices:
-        text += "\n" + "\n".join(
-            f"{letter}. {choice}" for letter, choice in zip(LETTERS, problem.choices, strict=False)
-        )
+        text += "\n" + format_choices(problem.choices)
     subject = str(problem.metadata.get("subject") or problem.metadata.get("type") or problem.kind)
     return {"id": problem.id, "text": text, "gold": problem.answer, "subject": subject, "kind": problem.kind}
 
