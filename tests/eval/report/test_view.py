@@ -134,6 +134,10 @@ def test_the_toy_run_in_chromium(toy_run, tmp_path):
         for mode, figures in summary["modes"].items():
             assert re.search(rf"{mode}\s+{figures['pass_at_1']:.1%} ± {figures['pass_at_1_stderr']:.1%}", table)
         assert page.page.locator("svg.plot").count() == 2
+        embedded = page.page.evaluate("JSON.parse(document.getElementById('run-data').textContent)")
+        for problem in embedded["problems"]:  # each sawtooth peaks where the run's replay did
+            for sample in problem["samples"]:
+                assert max(tokens for _, tokens in sample["curve"]) == sample["peak"], (problem["id"], sample)
         assert "--benchmark toy" in page.page.locator(".invocations").inner_text()
 
         page.page.fill("#search", "toy-3")

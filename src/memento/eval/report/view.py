@@ -130,6 +130,7 @@ def render_page(data: dict[str, Any]) -> str:
         plots = f"<div class='plots'>{accuracy_vs_kv(summary, colors)}{peak_cdf(peaks, colors)}</div>"
     title = f"memento eval: {data['benchmark'] or '?'} — {data['model'] or data['run']}"
     notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in data["notes"])
+    origin = f"graded from {data['graded_from']}" if data["graded_from"] else f"backend {data['backend']}"
     client = {key: data[key] for key in ("modes", "reference", "problems", "approximate_curves")}
     client["colors"] = colors
     return (
@@ -137,8 +138,8 @@ def render_page(data: dict[str, Any]) -> str:
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'; img-src data:\">"
         f"<title>{escape(title)}</title><style>{(ASSETS / 'view.css').read_text(encoding='utf-8')}</style></head>"
-        f"<body><header><h1>{escape(title)}</h1><p class='note'>run {escape(data['run'])}; backend "
-        f"{escape(str(data['backend']))}</p>{notes}</header>"
+        f"<body><header><h1>{escape(title)}</h1><p class='note'>run {escape(data['run'])}; {escape(origin)}</p>"
+        f"{notes}</header>"
         f"<section id='overview'>{_summary_html(summary)}{plots}{_invocations(data)}</section>"
         f"<main><section id='list'>{_controls(data)}{_table(data)}</section>"
         "<section id='problem'><p class='note'>select a problem (click, or j / k)</p></section></main>"

@@ -195,6 +195,7 @@ def load_run(directory: str | Path) -> dict[str, Any]:
         "run": str(directory),
         "benchmark": manifest.get("benchmark") or (summary or {}).get("benchmark"),
         "backend": manifest.get("backend") or (summary or {}).get("backend"),
+        "graded_from": manifest.get("graded_from") or (summary or {}).get("responses"),
         "model": manifest.get("model") or (summary or {}).get("model"),
         "finished": finished,
         "notes": [n for n in (note,) if n] + ([] if finished else [f"in progress: {len(records)} samples so far"]),
