@@ -21,7 +21,7 @@ Measured once (2 shared CPU cores, other jobs running; Chromium 150, playwright 
     load until the table is ready: median 0.852 s (min 0.557, max 1.336, n=7)
     open one problem (12 samples):  median 0.116 s (min 0.098, max 0.248, n=7)
 
-The page is the responses' own text (17.4 of 18.4 MiB); the build is mostly the per-sample KV replay.
+The page is mostly the responses' own text (17.4 of 18.4 MiB).
 """
 
 from __future__ import annotations
