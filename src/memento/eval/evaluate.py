@@ -47,5 +47,6 @@ def grade_responses(options: GradeOptions) -> tuple[dict[str, Any], dict[str, li
         samples_per_problem=graded.samples_per_problem,
         kv_geometry={"name": graded.kv_geometry.name, "bytes_per_token": graded.kv_geometry.bytes_per_token},
         approximate_tokens=graded.approximate_tokens,
+        mode_settings=graded.mode_settings,
     )
     return summary, graded.records_by_mode

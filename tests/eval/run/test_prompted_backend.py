@@ -218,3 +218,26 @@ def test_grade_refuses_an_endpoint_record_without_its_figures(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1
     assert f"{responses}:1: an endpoint-measured record needs an integer 'calls'" in err[0]
+
+
+def test_the_view_shows_rounds_mementos_sent_and_peak_context(run):
+    """`memento eval view` of a prompted run: every problem and sample, the endpoint's figures per sample."""
+    from memento.eval.report.view import render_page
+    from memento.eval.report.view_data import load_run
+
+    _, output, summary, _ = run
+    data = load_run(output)
+    assert data["finished"] and data["modes"] == list(summary["modes"]) and data["reference"] == "plain"
+    assert [problem["id"] for problem in data["problems"]] == list(PROBLEMS)
+    records = read_records(output)
+    for problem in data["problems"]:
+        for sample in problem["samples"]:
+            record = records[(sample["mode"], problem["id"])]
+            assert sample["verdict"] == ("correct" if record["correct"] else "wrong")
+            assert sample["curve"] is None  # measured at the endpoint: no per-token replay
+            assert sample["endpoint"]["calls"] == record["calls"] and sample["peak"] == record["kv_peak_tokens"]
+            if sample["mode"] == "prompted":
+                assert sample["endpoint"]["rounds"] == record["rounds"] and sample["mementos"] == record["mementos"]
+    page = render_page(data)
+    assert page.count("<tr data-problem-id=") == len(PROBLEMS)
+    assert page.count("data-verdict=") == len(records)

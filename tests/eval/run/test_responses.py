@@ -106,4 +106,9 @@ def test_the_command_prints_one_json_line(tmp_path, capsys):
                 "kv_peak_bytes_mean", "kv_auc_gb_ktok_mean"):  # fmt: skip
         assert key in figures
     assert summary["approximate_tokens"]  # no --tokenizer: about 4 characters a token
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"summary.json", "accuracy_vs_kv.png", "kv_peak_cdf.png"}
+    written = {p.name for p in (tmp_path / "out").iterdir()}
+    assert written == {"summary.json", "accuracy_vs_kv.png", "kv_peak_cdf.png", "samples.jsonl", "manifest.json"} | {
+        "invocations.jsonl"  # the graded records and settings, for `memento eval view`
+    }
+    (record,) = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert (record["mode"], record["id"], record["correct"]) == ("memento", "toy-0", True)

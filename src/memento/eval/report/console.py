@@ -36,14 +36,13 @@ def _endpoint_columns(m: dict[str, Any]) -> list[str]:
     return ["-" if billed is None else f"{billed:.0f}", "-" if fallbacks is None else f"{fallbacks:.1f}"]
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
-    """One row per mode; runs measured at an endpoint (prompted backend) add billed tokens and fallbacks."""
+def summary_rows(summary: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """(title, column names, one row of cells per mode): the figures `memento eval` prints."""
     first = next(iter(summary["modes"].values()), {})
     title = (
         f"memento eval: {summary['benchmark']}, {first.get('problems', 0)} problems x "
         f"{summary.get('samples_per_problem', '?')} samples"
     )
-    table = Table(title=title)
     reference = summary.get("reference_mode", "no_eviction")
     columns = [
         "mode",
@@ -62,29 +61,41 @@ def summary_table(summary: dict[str, Any]) -> Table:
     endpoint = any("billed_tokens_mean" in m for m in summary["modes"].values())
     if endpoint:
         columns += ["billed tokens", "fallbacks"]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
+    rows = []
     for name, m in summary["modes"].items():
         versus = "-"
         if "kv_peak_ratio" in m and name != reference:
             versus = f"{0.0 - m['pass_at_1_gap_pp']:+.1f} pp, {m['kv_peak_ratio']:.2f}x KV"  # 0.0 - x: no "-0.0"
         speed = m.get("tokens_per_second")
         auc = m["kv_auc_gb_ktok_mean"]
-        table.add_row(
-            name,
-            f"{m['pass_at_1']:.1%} ± {m['pass_at_1_stderr']:.1%}",
-            _top(m["pass_at_k"]),
-            _top(m["maj_at_k"]),
-            f"{m['format_ok']:.0%}",
-            f"{m['tokens_mean']:.0f}",
-            f"{m['blocks_mean']:.1f}",
-            f"{m['kv_peak_tokens_mean']:.0f} / {m['kv_peak_tokens_max']:.0f}",
-            _bytes(m["kv_peak_bytes_mean"]),
-            "-" if auc is None else f"{auc:.3g}",
-            versus,
-            "-" if speed is None else f"{speed:.0f}",
-            *(_endpoint_columns(m) if endpoint else []),
+        rows.append(
+            [
+                name,
+                f"{m['pass_at_1']:.1%} ± {m['pass_at_1_stderr']:.1%}",
+                _top(m["pass_at_k"]),
+                _top(m["maj_at_k"]),
+                f"{m['format_ok']:.0%}",
+                f"{m['tokens_mean']:.0f}",
+                f"{m['blocks_mean']:.1f}",
+                f"{m['kv_peak_tokens_mean']:.0f} / {m['kv_peak_tokens_max']:.0f}",
+                _bytes(m["kv_peak_bytes_mean"]),
+                "-" if auc is None else f"{auc:.3g}",
+                versus,
+                "-" if speed is None else f"{speed:.0f}",
+                *(_endpoint_columns(m) if endpoint else []),
+            ]
         )
+    return title, columns, rows
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """One row per mode; runs measured at an endpoint (prompted backend) add billed tokens and fallbacks."""
+    title, columns, rows = summary_rows(summary)
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column == "mode" else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

