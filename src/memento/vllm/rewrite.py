@@ -31,12 +31,15 @@ class PhysicalStep:
 
     rows: batch rows. seq_lens: physical length after the step (live tokens + the step's new ones).
     tables: block ids of the row's real entries, packed (slot p in tables[i][p // block_size]).
+    widths: entries of the row's logical table this step (the packed row is padded to it with the null block,
+    so no entry given back stays readable).
     token_index / slots: flat indices of the step's tokens (into the slot mapping) and their physical slots.
     """
 
     rows: list[int] = field(default_factory=list)
     seq_lens: list[int] = field(default_factory=list)
     tables: list[list[int]] = field(default_factory=list)
+    widths: list[int] = field(default_factory=list)
     token_index: list[int] = field(default_factory=list)
     slots: list[int] = field(default_factory=list)
 
@@ -62,7 +65,7 @@ def write_step(runner: Any, step: PhysicalStep) -> None:
     rows = torch.tensor(step.rows, dtype=torch.int64)
     lengths = torch.tensor(step.seq_lens, dtype=torch.int64)
     runner.optimistic_seq_lens_cpu[rows] = lengths.to(runner.optimistic_seq_lens_cpu.dtype)
-    width = max(len(entries) for entries in step.tables)
+    width = max(max(step.widths, default=0), *map(len, step.tables))
     if width > block_table.shape[1]:
         raise RuntimeError(f"memento: a packed block-table row needs {width} entries, the table has {block_table.shape[1]}")
     packed = torch.full((len(step.rows), width), NULL_BLOCK_ID, dtype=torch.int64)

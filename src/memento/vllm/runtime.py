@@ -100,6 +100,7 @@ class WorkerLayouts:
             physical.rows.append(row)
             physical.seq_lens.append(first + count)
             physical.tables.append(held)
+            physical.widths.append(len(step.entries))
             physical.token_index.extend(range(starts[row], starts[row + 1]))
             physical.slots.extend(_slot(held, index, size) for index in range(first, first + count))
             self.rows.append(step)
