@@ -182,7 +182,9 @@ class Driver:
         runner.seq_lens[num_reqs:] = 0
         table.commit_block_table(num_reqs)
         rows = np.repeat(np.arange(num_reqs), counts)
-        logical = table.block_table.gpu[rows, torch.tensor(positions) // size].long() * size + torch.tensor(positions) % size
+        logical = (
+            table.block_table.gpu[rows, torch.tensor(positions) // size].long() * size + torch.tensor(positions) % size
+        )
         table.slot_mapping.gpu[: len(positions)] = logical
         # the plugin, as its hook runs before vLLM builds the metadata
         self.before_rewrite = (
@@ -216,7 +218,10 @@ class Driver:
         for request, count in zip(requests, counts, strict=True):
             expected = self.dense(request, request.computed, count)
             got = output[start : start + count]
-            assert torch.allclose(got, expected, atol=2e-5, rtol=1e-4), (request.request_id, (got - expected).abs().max())
+            assert torch.allclose(got, expected, atol=2e-5, rtol=1e-4), (
+                request.request_id,
+                (got - expected).abs().max(),
+            )
             self.checked_queries += count
             start += count
         for request, count in zip(requests, counts, strict=True):

@@ -30,7 +30,9 @@ BUILDERS = {"FLASH_ATTN": FlashAttentionMetadataBuilder, "TRITON_ATTN": TritonAt
 @pytest.fixture(scope="module")
 def vllm_config():
     """A real VllmConfig (the toy checkpoint's: 4 query heads, 2 KV heads, head size 32), eager."""
-    return EngineArgs(model=str(CHECKPOINT), dtype="float32", enforce_eager=True, max_model_len=1024).create_engine_config()
+    return EngineArgs(
+        model=str(CHECKPOINT), dtype="float32", enforce_eager=True, max_model_len=1024
+    ).create_engine_config()
 
 
 @pytest.mark.parametrize("backend", BUILDERS)

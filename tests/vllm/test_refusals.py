@@ -16,6 +16,7 @@ from vllm.v1.attention.backend import AttentionType
 from vllm.v1.attention.backends.flash_attn import FlashAttentionImpl
 from vllm.v1.attention.backends.triton_attn import TritonAttentionImpl
 
+from memento.config import MementoConfig
 from memento.vllm.checks import (
     SUPPORTED_BACKENDS,
     V2_RUNNER_ENV,
@@ -25,7 +26,6 @@ from memento.vllm.checks import (
     check_vllm_config,
 )
 from memento.vllm.engine import set_environment
-from memento.config import MementoConfig
 
 pytestmark = pytest.mark.vllm
 
@@ -54,16 +54,41 @@ def test_the_plugins_own_configuration_passes():
         (lambda: {"speculative_config": SimpleNamespace(method="ngram")}, "refuses speculative decoding"),
         (lambda: {"cache_config": CacheConfig(enable_prefix_caching=True)}, "refuses prefix caching"),
         (lambda: {"parallel_config": ParallelConfig(pipeline_parallel_size=2)}, "refuses pipeline parallelism"),
-        (lambda: {"parallel_config": ParallelConfig(tensor_parallel_size=2, decode_context_parallel_size=2)}, "refuses decode context parallelism"),
-        (lambda: {"parallel_config": ParallelConfig(prefill_context_parallel_size=2)}, "refuses prefill context parallelism"),
+        (
+            lambda: {"parallel_config": ParallelConfig(tensor_parallel_size=2, decode_context_parallel_size=2)},
+            "refuses decode context parallelism",
+        ),
+        (
+            lambda: {"parallel_config": ParallelConfig(prefill_context_parallel_size=2)},
+            "refuses prefill context parallelism",
+        ),
         (lambda: {"parallel_config": ParallelConfig(enable_dbo=True)}, "refuses dual-batch overlap"),
         (lambda: {"parallel_config": ParallelConfig(ubatch_size=2)}, "refuses dual-batch overlap / micro-batching"),
         (lambda: {"kv_transfer_config": SimpleNamespace(kv_connector="LMCacheConnectorV1")}, "refuses KV connectors"),
-        (lambda: {"cache_config": CacheConfig(enable_prefix_caching=False, kv_offloading_size=4.0)}, "refuses KV offloading"),
-        (lambda: {"cache_config": CacheConfig(enable_prefix_caching=False, cache_dtype="nvfp4")}, "KV cache dtype nvfp4"),
+        (
+            lambda: {"cache_config": CacheConfig(enable_prefix_caching=False, kv_offloading_size=4.0)},
+            "refuses KV offloading",
+        ),
+        (
+            lambda: {"cache_config": CacheConfig(enable_prefix_caching=False, cache_dtype="nvfp4")},
+            "KV cache dtype nvfp4",
+        ),
         (lambda: {"parallel_config": ParallelConfig(tensor_parallel_size=2)}, "tensor parallelism.*no multi-GPU run"),
     ],
-    ids=["v2-runner", "spec-decode", "prefix-caching", "pp", "dcp", "pcp", "dbo", "ubatch", "kv-connector", "kv-offload", "nvfp4", "tp"],
+    ids=[
+        "v2-runner",
+        "spec-decode",
+        "prefix-caching",
+        "pp",
+        "dcp",
+        "pcp",
+        "dbo",
+        "ubatch",
+        "kv-connector",
+        "kv-offload",
+        "nvfp4",
+        "tp",
+    ],
 )
 def test_each_feature_that_breaks_packed_attention_is_refused_in_one_line(changes, message):
     with pytest.raises(StartupError, match=message) as refused:
@@ -119,5 +144,5 @@ def test_layers_whose_kernel_reads_key_positions_are_refused(layer, message):
 
 def test_only_the_backends_the_rewrite_feeds_are_accepted():
     check_backends(SUPPORTED_BACKENDS)
-    with pytest.raises(StartupError, match="drives the attention backends CPU_ATTN, FLASH_ATTN.*uses FLASHMLA"):
+    with pytest.raises(StartupError, match=r"drives the attention backends CPU_ATTN, FLASH_ATTN.*uses FLASHMLA"):
         check_backends(["FLASH_ATTN", "FLASHMLA"])

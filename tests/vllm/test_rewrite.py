@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 import torch
 
@@ -119,7 +118,9 @@ def test_aliased_buffers_get_their_own_device_tensor_and_the_host_rows_stay_logi
     table.block_table.gpu = table.block_table.cpu  # as CPUModelRunner._postprocess_tensors leaves it
     table.add_row([5, 6, 7, 8], 0)
     table.commit_block_table(1)
-    write_step(runner, PhysicalStep(rows=[0], seq_lens=[20], tables=[[5, 8]], widths=[4], token_index=[0], slots=[8 * 16 + 3]))
+    write_step(
+        runner, PhysicalStep(rows=[0], seq_lens=[20], tables=[[5, 8]], widths=[4], token_index=[0], slots=[8 * 16 + 3])
+    )
     assert table.block_table.gpu.data_ptr() != table.block_table.cpu.data_ptr()
     assert table.block_table.np[0, :4].tolist() == [5, 6, 7, 8]
     assert table.block_table.gpu[0, :4].tolist() == [5, 8, 0, 0]

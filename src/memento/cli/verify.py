@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--weights",
         choices=["random", "checkpoint"],
         default="random",
-        help="random: a 2-layer random model with the checkpoint's attention geometry (seconds); checkpoint: its weights",
+        help="random: a 2-layer random model with the checkpoint's attention geometry; checkpoint: its own weights",
     )
     parser.add_argument("--block-size", type=int, default=None, help="KV block size (default 16 on GPU, 32 on CPU)")
     parser.add_argument("--enforce-eager", action="store_true", default=None, help="no CUDA graphs (GPU)")
@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         verdict = "PASSED" if result.passed else "FAILED"
         print(
-            f"memento verify {verdict}: vLLM {result.vllm} {result.attention_backend} {result.dtype} on {result.device} "
+            f"memento verify {verdict}: vLLM {result.vllm} {result.attention_backend} {result.dtype} "
+            f"on {result.device} "
             f"({'eager' if result.enforce_eager else 'graphs'}, {result.weights} weights): largest log-prob difference "
             f"{result.max_abs_logprob_diff:.3g} (tolerance {result.tolerance:g}) at {result.worst}; greedy tokens "
             f"{'equal' if result.tokens_equal else 'DIFFER'}; {result.evictions} spans evicted, "

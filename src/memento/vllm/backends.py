@@ -48,7 +48,7 @@ def bind_runner(runner: Any, worker: Any) -> None:
     else:
         from memento.vllm import kv_mover
 
-        self_check(runner, layers, kv_mover.check_cache_layout)
+        self_check(runner, layers, kv_mover)
         device = runner.seq_lens.device
 
         def move(caches: list[torch.Tensor], sources: list[int], targets: list[int]) -> None:
@@ -58,20 +58,21 @@ def bind_runner(runner: Any, worker: Any) -> None:
     worker.bind(runner, block_size, move)
 
 
-def self_check(runner: Any, layers: dict[str, Any], check_cache_layout: Any) -> None:
+def self_check(runner: Any, layers: dict[str, Any], kv_mover: Any) -> None:
     """Write probe tokens with each distinct layer cache's own backend write op into a scratch copy of its
     shape and read them back through the logical view (`kv_mover.check_cache_layout` raises on a mismatch)."""
     seen: set[tuple] = set()
-    for name, layer in layers.items():
+    for layer in layers.values():
         cache = layer.kv_cache[0] if isinstance(layer.kv_cache, list | tuple) else layer.kv_cache
         key = (type(layer.impl), cache.dtype, tuple(cache.shape[1:]), cache.stride())
         if key in seen:
             continue
         seen.add(key)
-        scratch = torch.zeros_like(cache[: min(4, cache.shape[0])])
+        scratch_like = getattr(kv_mover, "scratch_like", None)  # keeps the live cache's physical axis order
+        scratch = scratch_like(cache) if scratch_like else torch.zeros_like(cache[: min(4, cache.shape[0])])
         impl = layer.impl
 
         def write(key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor, _layer=layer, _into=scratch) -> None:
             _layer.impl.do_kv_cache_update(_layer, key, value, _into, slots)
 
-        check_cache_layout(scratch, write, getattr(impl, "head_size", cache.shape[-1] // 2))
+        kv_mover.check_cache_layout(scratch, write, getattr(impl, "head_size", cache.shape[-1] // 2))

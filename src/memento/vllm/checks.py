@@ -85,26 +85,56 @@ def check_vllm_config(vllm_config: Any) -> None:
             f"set {V2_RUNNER_ENV}=0 (memento serve and offline_llm set it)"
         )
     refusals = [
-        (getattr(vllm_config, "speculative_config", None) is not None, "speculative decoding",
-         "drafted tokens would close spans the verifier may reject, and the drafter edits seq_lens itself"),
-        (getattr(cache, "enable_prefix_caching", False), "prefix caching",
-         "KV computed under the memento mask would be reused as if unmasked (--no-enable-prefix-caching)"),
-        (getattr(parallel, "pipeline_parallel_size", 1) > 1, "pipeline parallelism",
-         "the compaction hooks run on one stage's runner only"),
-        (getattr(parallel, "decode_context_parallel_size", 1) > 1, "decode context parallelism",
-         "tokens are sharded across ranks by logical offset, the packed cache is not"),
-        (getattr(parallel, "prefill_context_parallel_size", 1) > 1, "prefill context parallelism",
-         "tokens are sharded across ranks by logical offset, the packed cache is not"),
-        (getattr(parallel, "enable_dbo", False) or getattr(parallel, "ubatch_size", 0) > 1,
-         "dual-batch overlap / micro-batching", "the rewrite covers one batch per step"),
-        (getattr(vllm_config, "kv_transfer_config", None) is not None, "KV connectors",
-         "they move logical blocks the plugin has packed or given back"),
-        (getattr(cache, "kv_offloading_size", None) is not None, "KV offloading",
-         "it moves logical blocks the plugin has packed or given back"),
-        (str(getattr(cache, "cache_dtype", "auto")).startswith("nvfp4"), f"KV cache dtype {cache.cache_dtype}",
-         "its pages split K/V data from their scales, which token moves through the cache view would corrupt"),
-        (getattr(parallel, "tensor_parallel_size", 1) > 1, "tensor parallelism",
-         "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet"),
+        (
+            getattr(vllm_config, "speculative_config", None) is not None,
+            "speculative decoding",
+            "drafted tokens would close spans the verifier may reject, and the drafter edits seq_lens itself",
+        ),
+        (
+            getattr(cache, "enable_prefix_caching", False),
+            "prefix caching",
+            "KV computed under the memento mask would be reused as if unmasked (--no-enable-prefix-caching)",
+        ),
+        (
+            getattr(parallel, "pipeline_parallel_size", 1) > 1,
+            "pipeline parallelism",
+            "the compaction hooks run on one stage's runner only",
+        ),
+        (
+            getattr(parallel, "decode_context_parallel_size", 1) > 1,
+            "decode context parallelism",
+            "tokens are sharded across ranks by logical offset, the packed cache is not",
+        ),
+        (
+            getattr(parallel, "prefill_context_parallel_size", 1) > 1,
+            "prefill context parallelism",
+            "tokens are sharded across ranks by logical offset, the packed cache is not",
+        ),
+        (
+            getattr(parallel, "enable_dbo", False) or getattr(parallel, "ubatch_size", 0) > 1,
+            "dual-batch overlap / micro-batching",
+            "the rewrite covers one batch per step",
+        ),
+        (
+            getattr(vllm_config, "kv_transfer_config", None) is not None,
+            "KV connectors",
+            "they move logical blocks the plugin has packed or given back",
+        ),
+        (
+            getattr(cache, "kv_offloading_size", None) is not None,
+            "KV offloading",
+            "it moves logical blocks the plugin has packed or given back",
+        ),
+        (
+            str(getattr(cache, "cache_dtype", "auto")).startswith("nvfp4"),
+            f"KV cache dtype {cache.cache_dtype}",
+            "its pages split K/V data from their scales, which token moves through the cache view would corrupt",
+        ),
+        (
+            getattr(parallel, "tensor_parallel_size", 1) > 1,
+            "tensor parallelism",
+            "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet",
+        ),
     ]
     for refused, feature, reason in refusals:
         if refused:

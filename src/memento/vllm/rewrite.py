@@ -67,7 +67,9 @@ def write_step(runner: Any, step: PhysicalStep) -> None:
     runner.optimistic_seq_lens_cpu[rows] = lengths.to(runner.optimistic_seq_lens_cpu.dtype)
     width = max(max(step.widths, default=0), *map(len, step.tables))
     if width > block_table.shape[1]:
-        raise RuntimeError(f"memento: a packed block-table row needs {width} entries, the table has {block_table.shape[1]}")
+        raise RuntimeError(
+            f"memento: a packed block-table row needs {width} entries, the table has {block_table.shape[1]}"
+        )
     packed = torch.full((len(step.rows), width), NULL_BLOCK_ID, dtype=torch.int64)
     for index, entries in enumerate(step.tables):
         packed[index, : len(entries)] = torch.tensor(entries, dtype=torch.int64)

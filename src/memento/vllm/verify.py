@@ -151,12 +151,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         result = _compare(model, options, tokenizer, prompts, runs, "cuda" if cuda else "cpu")
     difference, worst, tokens_equal, evictions = result
     tolerance = TOLERANCES[options.dtype]
-    passed = (
-        difference <= tolerance
-        and (tokens_equal or options.dtype != "float32")
-        and evictions > 0
-        and released > 0
-    )
+    passed = difference <= tolerance and (tokens_equal or options.dtype != "float32") and evictions > 0 and released > 0
     return VerifyResult(
         passed=passed,
         backend="vllm",
@@ -178,7 +173,8 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
 def _run_vllm(
     model: Path, options: VerifyOptions, prompts: list[list[int]], block_size: int, eager: bool
 ) -> tuple[list[list[tuple[list[int], list[float]]]], int, str]:
-    """Per config, per prompt: (generated tokens, log-probs of every token after the first); blocks released; backend."""
+    """Per config, per prompt: (generated tokens, log-probs of every token after the first); blocks given back;
+    the attention backend."""
     from memento.vllm.engine import offline_llm
 
     longest = max(map(len, prompts)) + options.max_tokens
@@ -198,10 +194,9 @@ def _run_vllm(
         seed=options.seed,
         **arguments,
     )
-    from vllm import SamplingParams
-
     from memento.vllm.backends import attention_backends
     from memento.vllm.runtime import WORKER
+    from vllm import SamplingParams
 
     scheduler = llm.llm_engine.engine_core.engine_core.scheduler
     requests, params = [], []
@@ -224,8 +219,10 @@ def _run_vllm(
     runs = []
     for index, output in enumerate(outputs):
         prompt, generated = requests[index]["prompt_token_ids"], list(output.outputs[0].token_ids)
-        logprobs = [position[token].logprob for position, token in zip(output.prompt_logprobs[1:], prompt[1:])]
-        logprobs += [step[token].logprob for step, token in zip(output.outputs[0].logprobs, generated)]
+        logprobs = [
+            position[token].logprob for position, token in zip(output.prompt_logprobs[1:], prompt[1:], strict=True)
+        ]
+        logprobs += [step[token].logprob for step, token in zip(output.outputs[0].logprobs, generated, strict=True)]
         runs.append((generated, logprobs))
     released = scheduler.memento_blocks_released
     llm.llm_engine.engine_core.shutdown()
