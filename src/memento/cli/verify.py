@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--enforce-eager", action="store_true", default=None, help="no CUDA graphs (GPU)")
     parser.add_argument("--sequences", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32, help="greedy tokens decoded after each prompt")
-    parser.add_argument("--json", action="store_true", help="only the JSON verdict on stdout")
+    parser.add_argument("--json", action="store_true", help="no summary line: the JSON verdict is stdout's last line")
     parser.set_defaults(run=run)
 
 
