@@ -41,6 +41,7 @@ MODES = {  # name: (memento masking, vLLM's prefix caching)
     "plain": (False, True),
     "plain-no-pc": (False, False),
     "memento": (True, False),
+    "memento-base": (True, False),  # the plugin from another source tree (--baseline-src): before/after a change
 }
 
 
@@ -216,7 +217,14 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3, help="rounds; each runs every mode once, interleaved")
-    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=[m for m in MODES if m != "memento-base"])
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help="a memento src/ directory (e.g. `git archive <commit> src | tar -x -C DIR`): adds mode memento-base, "
+        "the plugin as it was there, interleaved with the others",
+    )
     parser.add_argument("--model", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=list(MODES), default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -225,6 +233,13 @@ def main() -> None:
         return
     if options.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {options.repeats}")
+    if "memento-base" in options.modes and options.baseline_src is None:
+        parser.error("mode memento-base needs --baseline-src")
+    if options.baseline_src is not None:
+        if not (options.baseline_src / "memento" / "vllm").is_dir():
+            parser.error(f"--baseline-src {options.baseline_src}: no memento/vllm package there")
+        if "memento-base" not in options.modes:
+            options.modes.append("memento-base")
     command = shlex.join([sys.executable, *sys.argv])
     results: dict[str, list[dict]] = {mode: [] for mode in options.modes}
     child_options = list(sys.argv[1:])
@@ -233,7 +248,12 @@ def main() -> None:
         for round_index in range(options.repeats):
             for mode in options.modes:  # interleaved: A B C A B C ...
                 child = [sys.executable, str(Path(__file__).resolve()), *child_options, "--child", mode]
-                process = subprocess.run([*child, "--model", directory], capture_output=True, text=True)
+                environment = dict(os.environ)
+                if mode == "memento-base":
+                    environment["PYTHONPATH"] = str(options.baseline_src.resolve())
+                process = subprocess.run(
+                    [*child, "--model", directory], capture_output=True, text=True, env=environment
+                )
                 lines = [line for line in process.stdout.splitlines() if line.startswith(MARKER)]
                 if process.returncode != 0 or not lines:
                     sys.exit(f"{mode} run (round {round_index + 1}) failed:\n{process.stderr[-4000:]}")
@@ -272,8 +292,8 @@ def report(options: argparse.Namespace, results: dict[str, list[dict]], command:
             speed = [p["seconds"] / m["seconds"] for p, m in zip(plain, memento, strict=True)]  # same round
             blocks = [p["peak_blocks"] / max(m["peak_blocks"], 1) for p, m in zip(plain, memento, strict=True)]
             print(
-                f"memento vs {baseline}, per round: tok/s memento/plain {spread(speed, 2)}, "
-                f"peak KV blocks plain/memento {spread(blocks, 2)}, "
+                f"memento vs {baseline}, per round: tok/s memento/{baseline} {spread(speed, 2)}, "
+                f"peak KV blocks {baseline}/memento {spread(blocks, 2)}, "
                 f"preemptions {statistics.median(p['preemptions'] for p in plain):.0f} -> "
                 f"{statistics.median(m['preemptions'] for m in memento):.0f} (medians)"
             )

@@ -27,7 +27,7 @@ def main() -> None:
         num_gpu_blocks_override=spec["num_blocks"],
         max_model_len=spec.get("max_model_len", 1024),
         max_num_seqs=spec.get("max_num_seqs", 16),
-        gpu_memory_utilization=0.4,
+        gpu_memory_utilization=0.2,  # the pool is fixed by num_gpu_blocks_override; other processes share the node
         seed=0,
         max_logprobs=-1,  # prompt_logprobs may ask for the whole vocabulary
     )

@@ -28,7 +28,7 @@ def test_moved_tokens_equal_tokens_written_there_by_vllm(dtype):
     for cache in layers:
         _write(cache, keys, values, [3, 40, 41, 70, 95, 127], isa)
     # overlapping moves inside one request's blocks, as compaction makes them: 40, 41, 70 -> 4, 5, 6; 95 -> 40
-    move_tokens([layers[0], layers[0], layers[1]], isa, block_size, [40, 41, 70, 95], [4, 5, 6, 40])
+    move_tokens([layers[0], layers[0], layers[1]], isa, [40, 41, 70, 95], [4, 5, 6, 40])
     expected = torch.zeros_like(layers[0])
     _write(expected, keys[[0, 1, 2, 3, 4, 5]], values[[0, 1, 2, 3, 4, 5]], [3, 4, 5, 6, 40, 127], isa)
     key_index, value_index = token_elements(isa, dtype, block_size, num_kv_heads, head_size)

@@ -143,7 +143,7 @@ def run_request(sequence: list[int], config: MementoConfig, block_size: int, rng
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
-@pytest.mark.parametrize("block_size", [1, 2, 4, 8])
+@pytest.mark.parametrize("block_size", [1, 2, 4, 8, 16, 32, 64])  # 16-64: GPU page sizes
 def test_packed_layout_follows_the_rule_through_steps_chunks_and_preemptions(config, block_size):
     rng = random.Random(block_size)
     for _ in range(25):

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import NoReturn
 
-from memento.cli import data, demo, generate, kv, prompted, rl, serve, toy, train
+from memento.cli import data, demo, generate, kv, prompted, rl, serve, toy, train, verify
 from memento.cli import eval as evaluate
 
-COMMANDS = (kv, generate, train, serve, demo, toy, data, evaluate, prompted, rl)
+COMMANDS = (kv, generate, train, serve, verify, demo, toy, data, evaluate, prompted, rl)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -30,6 +30,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the authors' JSON (enable, keep_last_n_blocks, mask_delimiters, ...); overrides the flags below",
     )
+    parser.add_argument(
+        "--skip-verify",
+        action="store_true",
+        help="on a GPU, serve without first passing `memento verify` on this configuration: attention may then "
+        "silently see evicted blocks or miss live ones",
+    )
     options.add_memento_options(parser)
     parser.set_defaults(run=run, passthrough=[])
 
@@ -56,5 +62,34 @@ def run(args: argparse.Namespace) -> int:
         memory_fraction=args.memory_fraction,
         extra=args.passthrough,
     )
+    if config.enable:
+        check_gpu_configuration(args, config)
     serve(argv, environment)
     return 0  # not reached: serve() replaces this process
+
+
+def check_gpu_configuration(args: argparse.Namespace, config: object) -> None:
+    """On CUDA: say what GPU serving rests on, and run `memento verify` once per configuration (unless skipped)."""
+    import sys
+
+    import torch
+
+    if not torch.cuda.is_available():
+        return  # vLLM's CPU backend: verified by the test suite (tests/vllm)
+    from memento.vllm.verified import GPU_STATUS, ensure_verified
+
+    print(GPU_STATUS, file=sys.stderr)
+    if args.skip_verify:
+        print("memento: --skip-verify: serving on a GPU configuration memento verify has not passed", file=sys.stderr)
+        return
+    passthrough = list(args.passthrough)
+    backend = (
+        passthrough[passthrough.index("--attention-backend") + 1] if "--attention-backend" in passthrough[:-1] else None
+    )
+    dtype = args.dtype if args.dtype in ("float32", "float16", "bfloat16") else "bfloat16"
+    verdict, ran = ensure_verified(args.model, dtype, backend, "--enforce-eager" in passthrough)
+    print(
+        f"memento verify {'passed' if ran else 'passed before'} on this configuration ({verdict['attention_backend']}, "
+        f"{dtype}): largest log-prob difference {verdict['max_abs_logprob_diff']:.3g}",
+        file=sys.stderr,
+    )

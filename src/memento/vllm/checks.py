@@ -2,7 +2,10 @@
 
 `check_engine` runs in the plugin's `register` (every vLLM process) and in `memento serve`;
 `check_server_start` is the whole list `memento serve --backend vllm` runs before it starts vLLM.
-Pure Python and the standard library until a check needs the tokenizer; no vLLM import.
+`check_vllm_config` (engine features) and `check_attention_layers` / `check_backends` (what the
+model's layers and the chosen attention backend do) run in each worker as its model runner is
+built and its KV cache bound, before any request. Pure Python and the standard library (vLLM's
+objects are read by attribute) until a check needs the tokenizer; no vLLM import.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import importlib.metadata
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from memento.config import MementoConfig
 from memento.format import SpecialIds
@@ -62,6 +66,131 @@ def check_model_runner(environ: Mapping[str, str] | None = None) -> None:
             f"{V2_RUNNER_ENV}={value}: memento's vLLM plugin hooks vLLM's V1 model runner only (the V2 runner "
             f"would attend to evicted blocks); unset it or set {V2_RUNNER_ENV}=0"
         )
+
+
+SUPPORTED_BACKENDS = ("CPU_ATTN", "FLASH_ATTN", "TRITON_ATTN", "FLASHINFER")
+"""vLLM attention backends whose metadata the plugin's runner-level rewrite feeds (their builders read
+`seq_lens`, the block table and the slot mapping from the runner's buffers, and nothing else per token)."""
+
+
+def check_vllm_config(vllm_config: Any) -> None:
+    """Refuse engine features under which packed memento attention would be silently wrong.
+
+    `vllm_config` is vLLM's `VllmConfig` (read by attribute). Raises `StartupError` with one line.
+    """
+    parallel, cache = vllm_config.parallel_config, vllm_config.cache_config
+    if getattr(vllm_config, "use_v2_model_runner", False):
+        raise StartupError(
+            "vLLM chose its V2 model runner, which bypasses memento's hooks (attention would see evicted blocks): "
+            f"set {V2_RUNNER_ENV}=0 (memento serve and offline_llm set it)"
+        )
+    refusals = [
+        (
+            getattr(vllm_config, "speculative_config", None) is not None,
+            "speculative decoding",
+            "drafted tokens would close spans the verifier may reject, and the drafter edits seq_lens itself",
+        ),
+        (
+            getattr(cache, "enable_prefix_caching", False),
+            "prefix caching",
+            "KV computed under the memento mask would be reused as if unmasked (--no-enable-prefix-caching)",
+        ),
+        (
+            getattr(parallel, "pipeline_parallel_size", 1) > 1,
+            "pipeline parallelism",
+            "the compaction hooks run on one stage's runner only",
+        ),
+        (
+            getattr(parallel, "decode_context_parallel_size", 1) > 1,
+            "decode context parallelism",
+            "tokens are sharded across ranks by logical offset, the packed cache is not",
+        ),
+        (
+            getattr(parallel, "prefill_context_parallel_size", 1) > 1,
+            "prefill context parallelism",
+            "tokens are sharded across ranks by logical offset, the packed cache is not",
+        ),
+        (
+            getattr(parallel, "enable_dbo", False) or getattr(parallel, "ubatch_size", 0) > 1,
+            "dual-batch overlap / micro-batching",
+            "the rewrite covers one batch per step",
+        ),
+        (
+            getattr(vllm_config, "kv_transfer_config", None) is not None,
+            "KV connectors",
+            "they move logical blocks the plugin has packed or given back",
+        ),
+        (
+            getattr(cache, "kv_offloading_size", None) is not None,
+            "KV offloading",
+            "it moves logical blocks the plugin has packed or given back",
+        ),
+        (
+            str(getattr(cache, "cache_dtype", "auto")).startswith("nvfp4"),
+            f"KV cache dtype {cache.cache_dtype}",
+            "its pages split K/V data from their scales, which token moves through the cache view would corrupt",
+        ),
+        (
+            getattr(parallel, "tensor_parallel_size", 1) > 1,
+            "tensor parallelism",
+            "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet",
+        ),
+    ]
+    for refused, feature, reason in refusals:
+        if refused:
+            raise StartupError(f"memento's vLLM plugin refuses {feature}: {reason}; turn it off or use the HF backend")
+
+
+def check_backends(names: Iterable[str]) -> None:
+    """Refuse an attention backend the plugin does not drive (it would attend to evicted keys)."""
+    unsupported = sorted(set(names) - set(SUPPORTED_BACKENDS))
+    if unsupported:
+        raise StartupError(
+            f"memento's vLLM plugin drives the attention backends {', '.join(SUPPORTED_BACKENDS)}; this engine "
+            f"uses {', '.join(unsupported)}: pick one with --attention-backend, or use the HF backend"
+        )
+
+
+def _windowed(window: Any) -> bool:
+    """vLLM impls keep the window as an int (-1/None: none) or a (left, right) tuple ((-1, -1): none)."""
+    if window is None:
+        return False
+    if isinstance(window, tuple | list):
+        return any(side is not None and side >= 0 for side in window) and tuple(window) != (-1, -1)
+    return window > 0
+
+
+def _attention_type(impl: Any) -> str:
+    kind = getattr(impl, "attn_type", "decoder")
+    return str(getattr(kind, "value", kind))  # vLLM's AttentionType is a str Enum
+
+
+def check_attention_layers(layers: Mapping[str, Any]) -> None:
+    """Refuse layers whose kernel reads key positions or a mask other than causal (by layer name: vLLM layer).
+
+    Positions in the packed cache are physical, so a sliding window, ALiBi, chunked-local attention or a
+    multimodal prefix range would see the wrong keys. Only vLLM's plain `Attention` decoder layer passes.
+    """
+    for name, layer in layers.items():
+        impl = getattr(layer, "impl", None)
+        problem = None
+        if type(layer).__name__ != "Attention":
+            problem = f"is {type(layer).__name__}, not plain decoder attention"
+        elif _windowed(getattr(impl, "sliding_window", None)):
+            problem = "attends through a sliding window"
+        elif getattr(impl, "alibi_slopes", None) is not None:
+            problem = "uses ALiBi (biases by key position)"
+        elif (getattr(impl, "chunk_lookback", -1) or -1) > -1:
+            problem = "uses chunked local attention (reads key positions)"
+        elif getattr(layer, "use_mm_prefix", False):
+            problem = "uses multimodal prefix ranges (by key position)"
+        elif _attention_type(impl) != "decoder":
+            problem = f"is {_attention_type(impl)} attention, not decoder"
+        if problem is not None:
+            raise StartupError(
+                f"layer {name} {problem}: memento's vLLM backend supports full-attention layers only (a window or "
+                "position bias over the packed cache would not be the logical one); use the HF backend"
+            )
 
 
 def check_engine(environ: Mapping[str, str] | None = None) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig
+from memento.vllm.checks import V2_RUNNER_ENV
 from memento.vllm.state import CONFIG_ENV, describe
 
 SCHEDULER = "memento.vllm.scheduler.MementoScheduler"
@@ -50,12 +51,17 @@ def server_flags(config: MementoConfig | None) -> list[str]:
 
 
 def set_environment(config: MementoConfig | None, environment: dict[str, str] | None = None) -> dict[str, str]:
-    """Put the engine-wide config where every vLLM process's plugin reads it (before vLLM starts)."""
+    """Put the engine-wide config where every vLLM process's plugin reads it (before vLLM starts).
+
+    With masking on, vLLM's V1 model runner is asked for (the one the plugin's hooks reach; on CUDA
+    vLLM would otherwise pick V2); a V2 runner the user forces is refused at start-up.
+    """
     environment = os.environ if environment is None else environment
     if config is None:
         environment.pop(CONFIG_ENV, None)
     else:
         environment[CONFIG_ENV] = describe(config)
+        environment.setdefault(V2_RUNNER_ENV, "0")
     return environment  # type: ignore[return-value]
 
 

@@ -1,10 +1,13 @@
 """Worker-side memento state: each request's packed KV, kept in step with the scheduler's.
 
-vLLM's attention metadata carries no token ids or request ids, so the plugin wraps two model
-runner methods: `_build_attention_metadata` (to know the runner of the step being built: its
-batch holds each request's tokens and block table) and `execute_model` (to compact, right after
-the forward that computed a span's closing token, before the scheduler gives the emptied blocks
-to anyone). The metadata builder calls `WORKER.prepare_step` to place the step's new tokens.
+vLLM's attention metadata carries no token ids or request ids, so the plugin wraps three model
+runner methods. `_prepare_inputs` marks a real step (dummy and capture runs are left alone).
+`_build_attention_metadata` places the step's new tokens from host-side state only (the batch's
+tokens, its logical block-table rows, the scheduled counts) and writes the physical lengths,
+packed block-table rows and slot mapping in place into the runner's buffers (`rewrite`) before
+calling vLLM's, so every backend's unmodified builder reads them. `execute_model` compacts right
+after the forward that computed a span's closing token, before the scheduler gives the emptied
+blocks to anyone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Any
 
 import torch
 
+from memento.vllm.backends import bind_runner
+from memento.vllm.checks import check_vllm_config
+from memento.vllm.rewrite import PhysicalStep, write_step
 from memento.vllm.state import RequestState, RequestStates, engine_config, special_ids_for
 
 TokenMover = Callable[[list[torch.Tensor], list[int], list[int]], None]
@@ -42,13 +48,14 @@ class WorkerLayouts:
     def __init__(self) -> None:
         self.runner: Any = None  # the model runner of the step being built
         self.states: RequestStates | None = None
-        self.block_size = 0
+        self.block_size = 0  # the KV manager's block size (slot = block * block_size + offset)
         self.move_tokens: TokenMover | None = None
         self.rows: list[_StepRow] = []
+        self.prepared = False  # a real step's inputs were prepared and its metadata is not built yet
 
-    def bind_cache(self, block_size: int, move_tokens: TokenMover) -> None:
-        """How the attention backend's cache is paged and how to move tokens in it (its metadata builder)."""
-        self.block_size, self.move_tokens = block_size, move_tokens
+    def bind(self, runner: Any, block_size: int, move_tokens: TokenMover) -> None:
+        """The runner whose KV cache the plugin drives, its block size and how to move tokens in its cache."""
+        self.runner, self.block_size, self.move_tokens = runner, block_size, move_tokens
 
     def _states(self) -> RequestStates:
         if self.states is None:
@@ -58,25 +65,21 @@ class WorkerLayouts:
             self.states = RequestStates(special_ids, config, self.block_size)
         return self.states
 
-    def prepare_step(self, common: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Before a forward: physical seq_lens [num_reqs] and block table [num_reqs, W] for vLLM's kernel.
+    def prepare_step(self, num_reqs: int) -> PhysicalStep | None:
+        """Before a forward: the physical lengths, packed rows and new tokens' slots of the masked rows.
 
-        Rewrites the step's slot mapping in place (the forward's K/V writes share that tensor) so
-        new tokens land at each masked request's physical end. None when no request is masked.
+        Reads host-side state only (no device-to-host copy). None when no request is masked.
         """
         self.rows.clear()
         runner, size = self.runner, self.block_size
-        if runner is None or common.num_reqs == 0:
-            return None
         batch = runner.input_batch
-        num_reqs = min(common.num_reqs, batch.num_reqs)
-        starts = common.query_start_loc_cpu.tolist()
-        seq_lens = common.seq_lens.tolist()
-        tables = [  # block ids of the entries [0, ceil(seq_len / block_size)) of each row
-            entries[: -(-length // size)]
-            for entries, length in zip(common.block_table_tensor[:num_reqs].tolist(), seq_lens, strict=False)
-        ]
-        new_slots: list[tuple[int, list[int]]] = []
+        num_reqs = min(num_reqs, batch.num_reqs)
+        if num_reqs == 0:
+            return None
+        starts = runner.query_start_loc.np[: num_reqs + 1].tolist()
+        seq_lens = runner.optimistic_seq_lens_cpu[:num_reqs].tolist()
+        logical = batch.block_table[0].block_table.np
+        physical = PhysicalStep()
         moves: tuple[list[int], list[int]] = ([], [])
         for row in range(num_reqs):
             request_id = batch.req_ids[row]
@@ -85,7 +88,7 @@ class WorkerLayouts:
             if state is None:
                 continue
             count = starts[row + 1] - starts[row]
-            step = _StepRow(request_id, row, seq_lens[row], tables[row])
+            step = _StepRow(request_id, row, seq_lens[row], logical[row, : -(-seq_lens[row] // size)].tolist())
             state.advance(batch.token_ids_cpu[row], step.seq_len - count)
             self._compact(step, state, step.seq_len - count, moves)  # moves only when the request restarts
             first = state.layout.place(count)
@@ -94,21 +97,17 @@ class WorkerLayouts:
                 raise RuntimeError(
                     f"memento: request {request_id} needs {first + count} KV slots in {len(held)} blocks"
                 )
-            new_slots.append((row, [_slot(held, index, size) for index in range(first, first + count)]))
-            seq_lens[row] = first + count
-            tables[row] = held
+            physical.rows.append(row)
+            physical.seq_lens.append(first + count)
+            physical.tables.append(held)
+            physical.widths.append(len(step.entries))
+            physical.token_index.extend(range(starts[row], starts[row + 1]))
+            physical.slots.extend(_slot(held, index, size) for index in range(first, first + count))
             self.rows.append(step)
         if not self.rows:
             return None
         self._move(*moves)
-        for row, slots in new_slots:
-            common.slot_mapping[starts[row] : starts[row + 1]] = torch.tensor(slots)
-        width = max(map(len, tables))
-        block_table = torch.zeros((common.block_table_tensor.shape[0], width), dtype=common.block_table_tensor.dtype)
-        block_table[:num_reqs] = torch.tensor([table + [0] * (width - len(table)) for table in tables])
-        physical_lengths = common.seq_lens.clone()
-        physical_lengths[: len(seq_lens)] = torch.tensor(seq_lens, dtype=physical_lengths.dtype)
-        return physical_lengths, block_table
+        return physical
 
     def after_forward(self) -> None:
         """Right after a forward: compact every request whose step computed a span's closing token."""
@@ -147,31 +146,69 @@ class WorkerLayouts:
 WORKER = WorkerLayouts()
 
 
+def _num_reqs(args: tuple, kwargs: dict) -> int:
+    return int(kwargs["num_reqs"] if "num_reqs" in kwargs else args[1])  # (num_tokens, num_reqs, ...)
+
+
+def rewrite_before_build(runner: Any, num_reqs: int) -> None:
+    """The plugin's part of `_build_attention_metadata`: the step's physical inputs, written in place."""
+    if WORKER.runner is not runner:
+        bind_runner(runner, WORKER)
+    step = WORKER.prepare_step(num_reqs)
+    if step is not None:
+        write_step(runner, step)
+
+
 def patch_model_runner() -> None:
-    """Expose the runner of the step being built; compact right after each forward; forget finished requests."""
+    """Rewrite each real step's attention inputs; compact right after each forward; forget finished requests."""
     from vllm.v1.worker.gpu_model_runner import GPUModelRunner
 
     original_build = GPUModelRunner._build_attention_metadata
     if getattr(original_build, "_memento", False):
         return
+    original_init = GPUModelRunner.__init__
+    original_initialize_kv_cache = GPUModelRunner.initialize_kv_cache
+    original_prepare = GPUModelRunner._prepare_inputs
     original_execute = GPUModelRunner.execute_model
+
+    @functools.wraps(original_init)
+    def init(self: Any, vllm_config: Any, *args: Any, **kwargs: Any) -> None:
+        check_vllm_config(vllm_config)  # before the model loads
+        original_init(self, vllm_config, *args, **kwargs)
+
+    @functools.wraps(original_initialize_kv_cache)
+    def initialize_kv_cache(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original_initialize_kv_cache(self, *args, **kwargs)
+        bind_runner(self, WORKER)  # backends, layers and the token mover, before any request
+        return result
+
+    @functools.wraps(original_prepare)
+    def prepare_inputs(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original_prepare(self, *args, **kwargs)
+        WORKER.prepared = True
+        return result
 
     @functools.wraps(original_build)
     def build_attention_metadata(self: Any, *args: Any, **kwargs: Any) -> Any:
-        WORKER.runner = self
-        result = original_build(self, *args, **kwargs)
-        if WORKER.move_tokens is None and getattr(getattr(self, "kv_cache_config", None), "kv_cache_groups", None):
-            # another backend built this step's metadata: it would read logical block tables the scheduler frees
-            raise RuntimeError("memento: the attention backend in use is not the one the plugin drives (CPU_ATTN)")
-        return result
+        if WORKER.prepared and not kwargs.get("for_cudagraph_capture", False):
+            WORKER.prepared = False
+            rewrite_before_build(self, _num_reqs(args, kwargs))
+        return original_build(self, *args, **kwargs)
 
     @functools.wraps(original_execute)
     def execute_model(self: Any, scheduler_output: Any, *args: Any, **kwargs: Any) -> Any:
         WORKER.forget(list(scheduler_output.finished_req_ids))
-        result = original_execute(self, scheduler_output, *args, **kwargs)
+        WORKER.prepared = False
+        try:
+            result = original_execute(self, scheduler_output, *args, **kwargs)
+        finally:
+            WORKER.prepared = False
         WORKER.after_forward()
         return result
 
     build_attention_metadata._memento = True  # type: ignore[attr-defined]
+    GPUModelRunner.__init__ = init
+    GPUModelRunner.initialize_kv_cache = initialize_kv_cache
+    GPUModelRunner._prepare_inputs = prepare_inputs
     GPUModelRunner._build_attention_metadata = build_attention_metadata
     GPUModelRunner.execute_model = execute_model

@@ -22,6 +22,7 @@ from typing import Any
 
 from vllm.v1.core.sched.scheduler import Scheduler
 
+from memento.vllm.checks import check_vllm_config
 from memento.vllm.state import RequestStates, engine_config, special_ids_for
 
 
@@ -60,11 +61,7 @@ class MementoScheduler(CountingScheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.cache_config.enable_prefix_caching:
-            raise ValueError(
-                "memento block masking needs prefix caching off: KV computed under the memento mask would be "
-                "reused as if it were unmasked (pass enable_prefix_caching=False / --no-enable-prefix-caching)"
-            )
+        check_vllm_config(self.vllm_config)  # prefix caching etc.; also here: a V2 runner never reaches the V1 hooks
         model_config = self.vllm_config.model_config
         if len(self.kv_cache_config.kv_cache_groups) != 1:
             raise ValueError(

@@ -1,0 +1,148 @@
+"""What the plugin refuses at start on any platform (engine features, attention layers, backends): one line each.
+
+Built from vLLM's own config and attention classes (no model, no GPU): `check_vllm_config` reads a
+VllmConfig's parts, `check_attention_layers` vLLM's layers with their backend impls.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from vllm.config import CacheConfig, ParallelConfig
+from vllm.model_executor.layers.attention import Attention
+from vllm.model_executor.layers.attention.chunked_local_attention import ChunkedLocalAttention
+from vllm.v1.attention.backend import AttentionType
+from vllm.v1.attention.backends.flash_attn import FlashAttentionImpl
+from vllm.v1.attention.backends.triton_attn import TritonAttentionImpl
+
+from memento.config import MementoConfig
+from memento.vllm.checks import (
+    SUPPORTED_BACKENDS,
+    V2_RUNNER_ENV,
+    StartupError,
+    check_attention_layers,
+    check_backends,
+    check_vllm_config,
+)
+from memento.vllm.engine import set_environment
+
+pytestmark = pytest.mark.vllm
+
+
+def _config(**changes) -> SimpleNamespace:
+    """A VllmConfig's parts as vLLM builds them, with the plugin's defaults (prefix caching off)."""
+    parts = {
+        "parallel_config": ParallelConfig(),
+        "cache_config": CacheConfig(enable_prefix_caching=False),
+        "speculative_config": None,
+        "kv_transfer_config": None,
+        "use_v2_model_runner": False,
+    }
+    parts.update(changes)
+    return SimpleNamespace(**parts)
+
+
+def test_the_plugins_own_configuration_passes():
+    check_vllm_config(_config())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (lambda: {"use_v2_model_runner": True}, f"V2 model runner.*{V2_RUNNER_ENV}=0"),
+        (lambda: {"speculative_config": SimpleNamespace(method="ngram")}, "refuses speculative decoding"),
+        (lambda: {"cache_config": CacheConfig(enable_prefix_caching=True)}, "refuses prefix caching"),
+        (lambda: {"parallel_config": ParallelConfig(pipeline_parallel_size=2)}, "refuses pipeline parallelism"),
+        (
+            lambda: {"parallel_config": ParallelConfig(tensor_parallel_size=2, decode_context_parallel_size=2)},
+            "refuses decode context parallelism",
+        ),
+        (
+            lambda: {"parallel_config": ParallelConfig(prefill_context_parallel_size=2)},
+            "refuses prefill context parallelism",
+        ),
+        (lambda: {"parallel_config": ParallelConfig(enable_dbo=True)}, "refuses dual-batch overlap"),
+        (lambda: {"parallel_config": ParallelConfig(ubatch_size=2)}, "refuses dual-batch overlap / micro-batching"),
+        (lambda: {"kv_transfer_config": SimpleNamespace(kv_connector="LMCacheConnectorV1")}, "refuses KV connectors"),
+        (
+            lambda: {"cache_config": CacheConfig(enable_prefix_caching=False, kv_offloading_size=4.0)},
+            "refuses KV offloading",
+        ),
+        (
+            lambda: {"cache_config": CacheConfig(enable_prefix_caching=False, cache_dtype="nvfp4")},
+            "KV cache dtype nvfp4",
+        ),
+        (lambda: {"parallel_config": ParallelConfig(tensor_parallel_size=2)}, "tensor parallelism.*no multi-GPU run"),
+    ],
+    ids=[
+        "v2-runner",
+        "spec-decode",
+        "prefix-caching",
+        "pp",
+        "dcp",
+        "pcp",
+        "dbo",
+        "ubatch",
+        "kv-connector",
+        "kv-offload",
+        "nvfp4",
+        "tp",
+    ],
+)
+def test_each_feature_that_breaks_packed_attention_is_refused_in_one_line(changes, message):
+    with pytest.raises(StartupError, match=message) as refused:
+        check_vllm_config(_config(**changes()))
+    assert "\n" not in str(refused.value)
+
+
+def test_set_environment_asks_for_the_v1_runner_and_leaves_a_users_choice_to_be_refused():
+    config = MementoConfig(mask_delimiters=False)
+    assert set_environment(config, {})[V2_RUNNER_ENV] == "0"
+    assert set_environment(config, {V2_RUNNER_ENV: "1"})[V2_RUNNER_ENV] == "1"  # check_model_runner refuses it
+    assert V2_RUNNER_ENV not in set_environment(None, {})
+
+
+def _layer(cls: type = Attention, **impl_changes) -> Attention:
+    """A vLLM attention layer (its class, not initialised: no model context) holding a real backend impl."""
+    arguments = {
+        "num_heads": 4,
+        "head_size": 32,
+        "scale": 32**-0.5,
+        "num_kv_heads": 2,
+        "alibi_slopes": None,
+        "sliding_window": None,
+        "kv_cache_dtype": "auto",
+    }
+    arguments.update(impl_changes)
+    impl_class = arguments.pop("impl_class", TritonAttentionImpl)
+    layer = cls.__new__(cls)
+    layer.__dict__["impl"] = impl_class(**arguments)
+    return layer
+
+
+@pytest.mark.parametrize("impl_class", [TritonAttentionImpl, FlashAttentionImpl], ids=lambda c: c.__name__)
+def test_plain_full_attention_layers_pass(impl_class):
+    check_attention_layers({"model.layers.0.self_attn.attn": _layer(impl_class=impl_class)})
+
+
+@pytest.mark.parametrize(
+    ("layer", "message"),
+    [
+        (lambda: _layer(sliding_window=128), "sliding window"),
+        (lambda: _layer(alibi_slopes=[0.5, 0.25, 0.125, 0.0625]), "ALiBi"),
+        (lambda: _layer(chunk_lookback=2), "chunked local attention"),
+        (lambda: _layer(attn_type=AttentionType.ENCODER_ONLY), "encoder_only attention"),
+        (lambda: _layer(ChunkedLocalAttention), "is ChunkedLocalAttention"),
+    ],
+    ids=["sliding-window", "alibi", "chunk-lookback", "encoder-only", "chunked-local-class"],
+)
+def test_layers_whose_kernel_reads_key_positions_are_refused(layer, message):
+    with pytest.raises(StartupError, match=f"layer model.layers.1.self_attn.attn .*{message}.*full-attention"):
+        check_attention_layers({"model.layers.0.self_attn.attn": _layer(), "model.layers.1.self_attn.attn": layer()})
+
+
+def test_only_the_backends_the_rewrite_feeds_are_accepted():
+    check_backends(SUPPORTED_BACKENDS)
+    with pytest.raises(StartupError, match=r"drives the attention backends CPU_ATTN, FLASH_ATTN.*uses FLASHMLA"):
+        check_backends(["FLASH_ATTN", "FLASHMLA"])
