@@ -39,3 +39,24 @@ def test_triton_kernels_in_the_interpreter_give_memento_attention(
     _, queries, decodes_3d = lines[-1].split()
     assert int(queries) > 300  # every query of three sequences, each checked inside the script
     assert int(decodes_3d) > 0  # the segmented 3D decode kernel ran too
+
+
+@pytest.mark.slow
+def test_the_vllm_engine_on_triton_kernels_matches_memento_generator():
+    """The stretch of the GPU work, end to end: vLLM's CPU engine with TRITON_ATTN's own cache-write and
+    attention kernels (Triton's interpreter) driven by the plugin's GPU path (runner rewrite, logical-view
+    mover, layout self-check) generates MementoGenerator's tokens, with its log-probs, while blocks are given
+    back. A subprocess: the script patches Triton and torch.cuda for the whole process."""
+    import re
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "vllm_triton_interpreter.py"
+    command = [sys.executable, str(script), "--requests", "1", "--max-tokens", "100"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    out = process.stdout
+    assert "backend ['TRITON_ATTN']" in out, out
+    assert "tokens equal MementoGenerator: True" in out, out
+    difference = float(re.search(r"largest \|log-prob difference\| (\S+)", out).group(1))
+    assert difference < 1e-4, out
+    released, closed = map(int, re.search(r"blocks given back: (\d+); spans closed: (\d+)", out).groups())
+    assert closed >= 1 and released >= 1, out
