@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from results import add_results_flag, table, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT / "examples" / "traces"
@@ -44,7 +47,11 @@ def memento(*arguments: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
-def measure(label: str, cots: Path, work: Path, *flags: str) -> None:
+PAPER = {"math": 0.16, "code": 0.18, "science": 0.23}  # the paper's median memento/block characters
+
+
+def measure(label: str, cots: Path, work: Path, *flags: str) -> list[list[str]]:
+    """Build `cots` offline, print its compression; the results table's rows (one per set, one per domain)."""
     out = work / label
     memento("data", "build", "--offline", "--input", str(cots), "--output-dir", str(out), *flags)
     stats = json.loads(memento("data", "stats", str(out), "--json").strip().splitlines()[-1])
@@ -56,19 +63,23 @@ def measure(label: str, cots: Path, work: Path, *flags: str) -> None:
         f"{stats['memento_to_block_tokens']:.3f}; mementos longer than their block: "
         f"{stats.get('mementos_longer_than_block', '?')}"
     )
-    paper = {"math": 0.16, "code": 0.18, "science": 0.23}
+    rows = [[label, "all", f"{spread['p50']:.3f}", f"{spread['p10']:.3f}-{spread['p90']:.3f}", ""]]
     for domain, median in sorted(stats["memento_to_block_chars_median_by_domain"].items()):
-        print(f"  {domain}: median {median:.3f} (paper {paper.get(domain, float('nan')):.2f})")
+        print(f"  {domain}: median {median:.3f} (paper {PAPER.get(domain, float('nan')):.2f})")
+        rows.append([label, domain, f"{median:.3f}", "", f"{PAPER[domain]:.2f}" if domain in PAPER else ""])
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--short", type=int, default=200, help="MATH and GSM8K solutions each (0: skip)")
+    add_results_flag(parser, "offline_mementos")
     args = parser.parse_args()
+    rows: list[list[str]] = []
     with tempfile.TemporaryDirectory() as directory:
         work = Path(directory)
         long_traces(work / "long.jsonl")
-        measure("long (4 real traces, defaults)", work / "long.jsonl", work)
+        rows += measure("long (4 real traces, defaults)", work / "long.jsonl", work)
         if args.short:
             cots = work / "short.jsonl"
             inputs = ROOT / "examples" / "real_model_inputs.py"
@@ -78,9 +89,21 @@ def main() -> None:
             )
             flags = ("--min-block-tokens", "20", "--min-blocks", "2", "--max-blocks", "5", "--workers", "1")
             tokenizer = _smollm2_tokenizer()
-            measure(
+            rows += measure(
                 "short (real-model loop inputs)", cots, work, *flags, *(("--tokenizer", tokenizer) if tokenizer else ())
             )
+    write_results(
+        args.write_results,
+        "offline_mementos",
+        provenance=[f"python {platform.python_version()}, {platform.machine()}"],
+        tables=[
+            table(
+                "memento/block characters, offline builder",
+                ["traces", "domain", "median", "p10-p90", "paper median"],
+                rows,
+            )
+        ],
+    )
 
 
 def _smollm2_tokenizer() -> str | None:
