@@ -233,7 +233,8 @@ def main() -> None:
         provenance=[f"python {platform.python_version()}, numpy {np.__version__}, {platform.machine()}"],
         headline={
             "what": f"exact segmentation, n = {args.sentences} sentences",
-            "figure": f"{speed_ups['published']:.0f}x faster than the authors' DP as published",
+            "figure": f"{speed_ups['published']:.0f}x faster than the authors' DP as published "
+            f"({speed_ups['vectorised']:.1f}x its NumPy-vectorised form)",
         },
         tables=[
             table(

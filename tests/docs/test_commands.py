@@ -86,10 +86,11 @@ def test_marked_python_compiles_and_its_imports_exist(block: Block) -> None:
 
 
 def _named_in_prose() -> list[str]:
-    """Every dotted `memento.x.y` name the README and the docs mention, in text or code."""
+    """Every dotted `memento.x.y` name the README and the docs mention, in text or code (a file name such
+    as `.memento.lock` or `runs/memento.json` is not one: `memento` there follows a dot or a slash)."""
     names = set()
     for path in pages():
-        names |= set(re.findall(r"memento(?:\.[A-Za-z_]\w*)+", path.read_text(encoding="utf-8")))
+        names |= set(re.findall(r"(?<![\w./])memento(?:\.[A-Za-z_]\w*)+", path.read_text(encoding="utf-8")))
     return sorted(name for name in names if not name.startswith("memento.vllm"))  # vllm: the extra, tests/vllm
 
 
