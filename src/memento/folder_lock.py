@@ -58,10 +58,11 @@ def _acquire(path: Path, flag: str, folder: Path) -> int:
                 os.close(descriptor)
                 raise
             owner = _owner(descriptor)
+            orphaned = owner is not None and not _alive(owner)
+            if orphaned and _names(path, descriptor):  # not a file another run already put in its place
+                path.unlink(missing_ok=True)  # held by an orphan of a dead run: a fresh file takes over
             os.close(descriptor)
-            if owner is not None and not _alive(owner):
-                if path.exists():
-                    path.unlink()  # held by an orphan of a dead run: a fresh file takes over
+            if orphaned:
                 continue
             who = f"pid {owner}" if owner is not None else "pid unknown"
             raise FolderBusy(

@@ -108,3 +108,12 @@ def test_zero3_without_gathered_saving_is_one_line(workspace, tmp_path, capsys):
     from memento.training.distributed import zero3_enabled
 
     assert not zero3_enabled()  # the refused config is no longer in force in this process
+
+
+def test_save_steps_saves_and_evaluates_every_n_steps(tmp_path):
+    """--save-steps N (was: 'multiple values for keyword argument save_strategy' on every use)."""
+    stepped = stage_arguments(tmp_path, TrainOptions(save_steps=3), memento=False, evaluate=True, bf16=False)
+    assert (stepped.save_strategy, stepped.save_steps) == ("steps", 3)
+    assert (stepped.eval_strategy, stepped.eval_steps) == ("steps", 3)
+    by_epoch = stage_arguments(tmp_path, TrainOptions(), memento=False, evaluate=False, bf16=False)
+    assert by_epoch.save_strategy == "epoch"

@@ -76,18 +76,25 @@ def check_gpu_configuration(args: argparse.Namespace, config: object) -> None:
 
     if not torch.cuda.is_available():
         return  # vLLM's CPU backend: verified by the test suite (tests/vllm)
+    from memento.errors import UsageError
     from memento.vllm.verified import GPU_STATUS, ensure_verified
 
     print(GPU_STATUS, file=sys.stderr)
     if args.skip_verify:
         print("memento: --skip-verify: serving on a GPU configuration memento verify has not passed", file=sys.stderr)
         return
-    passthrough = list(args.passthrough)
-    backend = (
-        passthrough[passthrough.index("--attention-backend") + 1] if "--attention-backend" in passthrough[:-1] else None
-    )
+    vllm_flags = argparse.ArgumentParser(add_help=False)
+    vllm_flags.add_argument("--attention-backend", default=None)
+    vllm_flags.add_argument("--kv-cache-dtype", default="auto")
+    vllm_flags.add_argument("--enforce-eager", action="store_true")
+    given, _ = vllm_flags.parse_known_args(list(args.passthrough))  # also --flag=value
+    if given.kv_cache_dtype != "auto":
+        raise UsageError(
+            f"--kv-cache-dtype {given.kv_cache_dtype}: memento verify checks only the model's own KV dtype so far; "
+            "--skip-verify serves anyway, at the risk of wrong attention"
+        )
     dtype = args.dtype if args.dtype in ("float32", "float16", "bfloat16") else "bfloat16"
-    verdict, ran = ensure_verified(args.model, dtype, backend, "--enforce-eager" in passthrough)
+    verdict, ran = ensure_verified(args.model, dtype, given.attention_backend, given.enforce_eager, args.block_size)
     print(
         f"memento verify {'passed' if ran else 'passed before'} on this configuration ({verdict['attention_backend']}, "
         f"{dtype}): largest log-prob difference {verdict['max_abs_logprob_diff']:.3g}",

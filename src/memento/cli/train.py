@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     note = distributed.launch_note()
     if note:
         print(f"memento train: {note}", file=sys.stderr)
-    paths.output_apart_from_model(args.output, args.model)  # before anything loads or converts
+    if Path(args.model).exists():  # a missing --model is model_checkpoint's to name
+        paths.output_apart_from_model(args.output, args.model)  # before anything loads or converts
     model = paths.model_checkpoint(args.model, "--model")  # a .gguf is converted once (cached)
     paths.output_apart_from_model(args.output, model)  # and apart from the checkpoint a .gguf became
     final = train(

@@ -107,7 +107,6 @@ def stage_arguments(
     A DeepSpeed config given here is in force (ZeRO-3 partitions models loaded while this object lives).
     """
     epochs = (options.memento_epochs or options.epochs) if memento else options.epochs
-    save = {"save_strategy": "steps", "save_steps": options.save_steps} if options.save_steps else {}
     overridable = {  # memento's defaults for Trainer arguments it has no option of its own for
         "adam_beta1": 0.9,
         "adam_beta2": 0.999,
@@ -132,7 +131,8 @@ def stage_arguments(
             seed=options.seed,
             data_seed=options.seed,
             logging_steps=options.logging_steps,
-            save_strategy="epoch",
+            save_strategy="steps" if options.save_steps else "epoch",
+            save_steps=options.save_steps or 500,  # 500: TrainingArguments' own default, unused by "epoch"
             save_total_limit=options.save_total_limit,
             eval_strategy=("steps" if options.save_steps else "epoch") if evaluate else "no",
             eval_steps=options.save_steps or None,
@@ -141,7 +141,6 @@ def stage_arguments(
             remove_unused_columns=False,
             gradient_checkpointing=options.gradient_checkpointing,
             train_sampling_strategy="group_by_length" if options.group_by_length else "random",
-            **save,
             **{**overridable, **options.trainer_arguments},
         )
     except (ValueError, TypeError, FileNotFoundError) as error:  # TrainingArguments' own validation

@@ -115,7 +115,8 @@ def check_zero3_saves_weights(arguments: Any) -> None:
     config = getattr(arguments, "hf_deepspeed_config", None)
     if config is None or not config.is_zero3():
         return
-    if not config.get_value("zero_optimization.stage3_gather_16bit_weights_on_model_save", False):
+    gathered = ("stage3_gather_16bit_weights_on_model_save", "stage3_gather_fp16_weights_on_model_save")  # new, legacy
+    if not any(config.get_value(f"zero_optimization.{key}", False) for key in gathered):
         raise UsageError(
             f"--deepspeed {arguments.deepspeed}: ZeRO-3 needs "
             '"zero_optimization": {"stage3_gather_16bit_weights_on_model_save": true} so that the model is saved'

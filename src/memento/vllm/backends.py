@@ -10,6 +10,7 @@ self-check that the backend's own cache write puts tokens where that view says.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -68,11 +69,17 @@ def self_check(runner: Any, layers: dict[str, Any], kv_mover: Any) -> None:
         if key in seen:
             continue
         seen.add(key)
-        scratch_like = getattr(kv_mover, "scratch_like", None)  # keeps the live cache's physical axis order
-        scratch = scratch_like(cache) if scratch_like else torch.zeros_like(cache[: min(4, cache.shape[0])])
-        impl = layer.impl
+        scratch = kv_mover.scratch_like(cache)  # keeps the live cache's physical axis order
+        # A copy of the impl, bound to no cache: an impl may bind state to the first cache it writes
+        # (TRITON_ATTN's per-token-head scale views), which must stay the live cache, not this scratch.
+        impl = copy.copy(layer.impl)
+        for bound in ("_k_scale_cache", "_v_scale_cache"):
+            if getattr(impl, bound, None) is not None:
+                setattr(impl, bound, None)
 
-        def write(key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor, _layer=layer, _into=scratch) -> None:
-            _layer.impl.do_kv_cache_update(_layer, key, value, _into, slots)
+        def write(
+            key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor, _layer=layer, _impl=impl, _into=scratch
+        ) -> None:
+            _impl.do_kv_cache_update(_layer, key, value, _into, slots)
 
         kv_mover.check_cache_layout(scratch, write, getattr(impl, "head_size", cache.shape[-1] // 2))

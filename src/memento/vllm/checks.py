@@ -21,6 +21,7 @@ from typing import Any
 
 from memento.config import MementoConfig
 from memento.format import SpecialIds
+from memento.vllm.kv_mover import MOVABLE_CACHE_DTYPES
 
 TESTED_VLLM = "0.32.0"
 """The vLLM release the plugin was verified with (its hooks reach into vLLM's internals)."""
@@ -126,9 +127,10 @@ def check_vllm_config(vllm_config: Any) -> None:
             "it moves logical blocks the plugin has packed or given back",
         ),
         (
-            str(getattr(cache, "cache_dtype", "auto")).startswith("nvfp4"),
-            f"KV cache dtype {cache.cache_dtype}",
-            "its pages split K/V data from their scales, which token moves through the cache view would corrupt",
+            str(getattr(cache, "cache_dtype", "auto")) not in MOVABLE_CACHE_DTYPES,
+            f"KV cache dtype {getattr(cache, 'cache_dtype', None)}",
+            "its pages do not keep each token's bytes together (e.g. NVFP4's split scales), so token moves "
+            f"through the cache view would corrupt them; use one of {', '.join(MOVABLE_CACHE_DTYPES)}",
         ),
         (
             getattr(parallel, "tensor_parallel_size", 1) > 1,

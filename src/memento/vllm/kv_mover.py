@@ -11,7 +11,8 @@ Slots count tokens: `slot = block * block_size + offset`, with `block_size = kv.
 view (a manager block split in `ratio` pages) numbers slots the same way, so `shape[2]` is always right.
 
 The one layout this cannot move is NVFP4 (FlashInfer), whose pages hold `[K data | K scale | V data |
-V scale]` with the scales split away from their tokens: `check_cache_dtype` refuses it by name and
+V scale]` with the scales split away from their tokens: `checks.check_vllm_config` refuses at start every
+KV cache dtype outside `MOVABLE_CACHE_DTYPES` (`check_cache_dtype` says the same for one dtype), and
 `check_cache_layout` catches any layout the view does not describe by writing probe tokens through the
 backend's own cache write.
 """

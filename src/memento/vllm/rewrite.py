@@ -74,7 +74,15 @@ def write_step(runner: Any, step: PhysicalStep) -> None:
     for index, entries in enumerate(step.tables):
         packed[index, : len(entries)] = torch.tensor(entries, dtype=torch.int64)
     # one transfer for everything: rows, lengths, token indices, slots, packed rows
-    host = torch.cat([rows, lengths, torch.tensor(step.token_index), torch.tensor(step.slots), packed.flatten()])
+    host = torch.cat(
+        [
+            rows,
+            lengths,
+            torch.tensor(step.token_index, dtype=torch.int64),
+            torch.tensor(step.slots, dtype=torch.int64),
+            packed.flatten(),
+        ]
+    )
     device = host.to(seq_lens.device, non_blocking=True)
     count, tokens = len(step.rows), len(step.token_index)
     device_rows, device_lengths, device_tokens, device_slots, device_packed = device.split(

@@ -9,6 +9,7 @@ vLLM itself) for a configuration not yet recorded and refuses to serve when it f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,9 @@ def verified_file() -> Path:
     return cache_path("vllm_verified.json")
 
 
-def configuration(model: str | Path, dtype: str, attention_backend: str | None, enforce_eager: bool) -> dict[str, Any]:
+def configuration(
+    model: str | Path, dtype: str, attention_backend: str | None, enforce_eager: bool, block_size: int | None = None
+) -> dict[str, Any]:
     """What a verification pass stands for (a JSON-able dict)."""
     import torch
 
@@ -49,6 +52,7 @@ def configuration(model: str | Path, dtype: str, attention_backend: str | None, 
         "attention_backend": attention_backend,
         "dtype": dtype,
         "enforce_eager": enforce_eager,
+        "block_size": block_size,
         "geometry": {name: text.get(name) for name in GEOMETRY_FIELDS},
     }
 
@@ -61,13 +65,17 @@ def recorded_passes() -> list[dict[str, Any]]:
 
 
 def ensure_verified(
-    model: str | Path, dtype: str, attention_backend: str | None = None, enforce_eager: bool = False
+    model: str | Path,
+    dtype: str,
+    attention_backend: str | None = None,
+    enforce_eager: bool = False,
+    block_size: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """The recorded pass for this configuration, else run `memento verify` now: (its verdict, whether it ran).
 
     Raises `StartupError` (one line, the difference) when verification fails.
     """
-    wanted = configuration(model, dtype, attention_backend, enforce_eager)
+    wanted = configuration(model, dtype, attention_backend, enforce_eager, block_size)
     for recorded in recorded_passes():
         if recorded.get("configuration") == wanted:
             return recorded["verdict"], False
@@ -76,6 +84,8 @@ def ensure_verified(
         command += ["--attention-backend", attention_backend]
     if enforce_eager:
         command.append("--enforce-eager")
+    if block_size is not None:
+        command += ["--block-size", str(block_size)]
     process = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -90,5 +100,7 @@ def ensure_verified(
         )
     file = verified_file()
     file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text(json.dumps([*recorded_passes(), {"configuration": wanted, "verdict": verdict}], indent=1))
+    partial = file.with_name(f"{file.name}.{os.getpid()}.tmp")  # a whole file or none: serves may race
+    partial.write_text(json.dumps([*recorded_passes(), {"configuration": wanted, "verdict": verdict}], indent=1))
+    os.replace(partial, file)
     return verdict, True

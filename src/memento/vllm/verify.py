@@ -16,6 +16,7 @@ process starts vLLM.
 from __future__ import annotations
 
 import json
+import math
 import random
 import tempfile
 from dataclasses import asdict, dataclass
@@ -252,7 +253,9 @@ def _compare(
                 expected = torch.log_softmax(generator.score(sequence, chunk_size=16).float(), dim=-1)
             targets = torch.tensor(sequence[1:])
             wanted = expected[:-1].gather(1, targets[:, None])[:, 0]
-            difference = (torch.tensor(logprobs, dtype=torch.float32) - wanted.cpu()).abs()
+            got, wanted = torch.tensor(logprobs, dtype=torch.float32), wanted.cpu().float()
+            # -inf on both sides agrees; any other non-finite difference (a NaN log-prob) is the worst there is
+            difference = torch.where(got == wanted, 0.0, (got - wanted).abs().nan_to_num(nan=math.inf))
             position = int(difference.argmax())
             if float(difference[position]) > largest:
                 largest = float(difference[position])
