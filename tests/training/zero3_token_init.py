@@ -23,6 +23,12 @@ from tests.training import launch_memento  # noqa: F401  (MEMENTO_TEST_NO_SHM: D
 def main(checkpoint: str, config: str, output: str) -> None:
     arguments = TrainingArguments(output_dir=output, deepspeed=config, use_cpu=True, report_to=[])
     distributed.start(arguments)
+    initialise(arguments, checkpoint, output)
+    distributed.finish()  # with the model gone: the last reference to the process group goes here
+
+
+def initialise(arguments: TrainingArguments, checkpoint: str, output: str) -> None:
+    """Load partitioned, add the tokens, write what the test reads (rank 0)."""
     tokenizer = load_tokenizer(checkpoint)
     model = load_causal_lm(checkpoint)
     embedding = model.get_input_embeddings().weight
@@ -39,7 +45,6 @@ def main(checkpoint: str, config: str, output: str) -> None:
         record = {"ids": ids, "partitioned": ranks, "zero3": distributed.zero3_enabled()}
         (Path(output) / "result.json").write_text(json.dumps(record))
     distributed.barrier()
-    distributed.finish()
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ inside `gathered`, which writes rank 0's edit back into every shard.
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -48,8 +50,20 @@ def barrier() -> None:
 
 
 def finish() -> None:
-    """Leave the process group before the process exits (gloo's threads otherwise may abort the exit)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    """Leave the process group before the process exits; call it once the model is out of scope.
+
+    A group that outlives the interpreter can abort the exit ("terminate called without an active
+    exception"): a gloo worker still releasing a finished collective's tensors needs the GIL while
+    Python finalizes. So the group is freed here, its workers joined: cycles are collected first (ZeRO-3
+    parameters hold the group), and under DeepSpeed its own teardown also drops DeepSpeed's references.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    gc.collect()
+    deepspeed_comm = sys.modules.get("deepspeed.comm")
+    if deepspeed_comm is not None and deepspeed_comm.is_initialized():
+        deepspeed_comm.destroy_process_group()
+    else:
         torch.distributed.destroy_process_group()
 
 
