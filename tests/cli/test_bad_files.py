@@ -137,6 +137,8 @@ def test_train_reads_its_data_before_it_loads_the_model(capsys, tmp_path):
     good.write_text(json.dumps(TRACE) + "\n")
     argv = ["train", "--model", str(model), "--data", str(good), "--eval-data", str(eval_data)]
     one_line(capsys, [*argv, "--output", str(tmp_path / "out")], f"{eval_data}:1: offset 8: text outside any block")
+    eval_data.write_text("")  # an empty eval file is named as the eval data, not as "no training examples"
+    one_line(capsys, [*argv, "--output", str(tmp_path / "out")], f"--eval-data {eval_data}: no records in it")
     assert not (tmp_path / "out").exists()
 
 

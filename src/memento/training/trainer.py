@@ -265,6 +265,8 @@ def train(
     plain = attn_implementation or "sdpa"
     traces = read_traces(data, selection)  # bad data is refused before the model's weights load
     eval_traces = read_traces(eval_data) if eval_data else None
+    if eval_data and not eval_traces:
+        raise UsageError(f"--eval-data {' '.join(map(str, eval_data))}: no records in it (expected at least one trace)")
     # the first stage's arguments come first: they set up the process group and put a DeepSpeed
     # config in force, so that ZeRO-3 partitions the model as it loads (`zero.Init`)
     first_dir = output_dir / "stage1-full" if stage == "both" else output_dir
@@ -282,7 +284,10 @@ def train(
         tokenizer.pad_token = tokenizer.eos_token
     length = {"max_length": options.max_length, "overflow": options.overflow, "system": options.system_prompt}
     train_examples, stats = tokenize_traces(traces, tokenizer, origin=str([str(p) for p in data]), **length)
-    eval_examples = tokenize_traces(eval_traces, tokenizer, **length)[0] if eval_traces is not None else None
+    eval_origin = f"--eval-data {[str(p) for p in eval_data or ()]}"
+    eval_examples = (
+        tokenize_traces(eval_traces, tokenizer, origin=eval_origin, **length)[0] if eval_traces is not None else None
+    )
     if eval_examples is None and options.eval_fraction:
         train_examples, eval_examples = hold_out(train_examples, options.eval_fraction, options.seed)
     logger.info(
