@@ -2,6 +2,7 @@
 
     python examples/real_model_report.py traces EVAL_DIR TRACES.jsonl   # memento-mode responses as traces
     python examples/real_model_report.py table OUT                       # the markdown table
+    python examples/real_model_report.py figures OUT [PATH]              # the table as docs/figures/real_model.json
 
 Format adherence is stricter than eval's `format_ok`: a response counts when it parses as a memento
 trace, reached ``</think>``, and holds at least two blocks, each closed by a memento. The KV check
@@ -14,15 +15,22 @@ the generated tokens only).
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import platform
 import sys
 from pathlib import Path
 from typing import Any
+
+import torch
+import transformers
 
 from memento.format import BLOCK_END, BLOCK_START, IM_END, SUMMARY_END, THINK_START, TraceFormatError, parse_text
 
 BENCHMARKS = ("gsm8k", "math500")
 OPENING = f"{THINK_START}\n{BLOCK_START}"  # how every training response starts
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results.py"  # the results file's format
 MODES = (("baseline", "base model"), ("memento", "memento, eviction"), ("no_eviction", "memento, no eviction"))
 
 
@@ -93,24 +101,42 @@ def _kv_agreement(out: Path, benchmark: str) -> dict[str, Any]:
     }
 
 
-def _row(benchmark: str, label: str, figures: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+COLUMNS = [
+    "benchmark",
+    "model",
+    "problems",
+    "accuracy % ± s.e.",
+    "opens <think> + block",
+    ">= 2 blocks, each with memento",
+    "ends in an answer",
+    "blocks",
+    "tokens",
+    "peak KV (tokens)",
+]
+
+
+def _row(benchmark: str, label: str, figures: dict[str, Any], samples: list[dict[str, Any]]) -> list[str]:
     accuracy = f"{100 * figures['pass_at_1']:.1f} ± {100 * figures['pass_at_1_stderr']:.1f}"
     share = 100 * sum(adherent(s["response"]) for s in samples) / len(samples)
     opened = 100 * sum(s["response"].lstrip().startswith(OPENING) for s in samples) / len(samples)
     answered = 100 * sum(s["status"] != "no_answer" for s in samples) / len(samples)
     cells = [benchmark, label, str(figures["problems"]), accuracy, f"{opened:.0f}%", f"{share:.0f}%"]
     cells += [f"{answered:.0f}%", f"{figures['blocks_mean']:.1f}", f"{figures['tokens_mean']:.0f}"]
-    return "| " + " | ".join([*cells, f"{figures['kv_peak_tokens_mean']:.0f}"]) + " |"
+    return [*cells, f"{figures['kv_peak_tokens_mean']:.0f}"]
 
 
 def table(out: Path) -> str:
-    """The markdown table: per benchmark and mode, accuracy, format, tokens and peak KV."""
-    lines = [
-        "| benchmark | model | problems | accuracy % ± s.e. | opens <think> + block | >= 2 blocks, each with memento "
-        "| ends in an answer | blocks | tokens | peak KV (tokens) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    checks = []
+    """The markdown table: per benchmark and mode, accuracy, format, tokens and peak KV; the KV checks."""
+    rows, checks = rows_and_checks(out)
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join([*lines, "", *(f"- {check}" for check in checks)])
+
+
+def rows_and_checks(out: Path) -> tuple[list[list[str]], list[str]]:
+    """The table's rows (cells as in COLUMNS) and one KV-check line per benchmark."""
+    rows: list[list[str]] = []
+    checks: list[str] = []
     for benchmark in BENCHMARKS:
         eval_dir = out / f"eval-{benchmark}"
         if not (eval_dir / "summary.json").is_file():
@@ -119,10 +145,10 @@ def table(out: Path) -> str:
         samples = _samples(eval_dir)
         for mode, label in MODES:
             if mode in summary:
-                lines.append(_row(benchmark, label, summary[mode], [s for s in samples if s["mode"] == mode]))
+                rows.append(_row(benchmark, label, summary[mode], [s for s in samples if s["mode"] == mode]))
         memento, plain = summary["memento"], summary["no_eviction"]
         if not (out / f"kv-{benchmark}.json").is_file():
-            checks.append(f"- {benchmark}: no memento-mode output parses as a trace, nothing for `memento kv`")
+            checks.append(f"{benchmark}: no memento-mode output parses as a trace, nothing for `memento kv`")
             continue
         kv = _kv_agreement(out, benchmark)
         unequal = kv["compared"] - kv["equal"]
@@ -133,13 +159,37 @@ def table(out: Path) -> str:
             else ""
         )
         checks.append(
-            f"- {benchmark}: peak KV memento / no eviction {memento['kv_peak_tokens_mean']:.0f} / "
+            f"{benchmark}: peak KV memento / no eviction {memento['kv_peak_tokens_mean']:.0f} / "
             f"{plain['kv_peak_tokens_mean']:.0f} tokens (ratio {memento['kv_peak_ratio']:.2f}); on the memento "
             f"model's own {kv['compared']} parsed outputs `memento kv` gives {kv['memento']:.0f} evicting vs "
             f"{kv['vanilla']:.0f} not (x{kv['vanilla'] / kv['memento']:.2f}), its peak over the generated tokens "
             f"equal to eval's replay on {kv['equal']}/{kv['compared']}{why}"
         )
-    return "\n".join([*lines, "", *checks])
+    return rows, checks
+
+
+def write_figures(out: Path, path: Path) -> None:
+    """The run's table as the docs' results file (bench/results.py's format), with its stage times."""
+    spec = importlib.util.spec_from_file_location("memento_bench_results", RESULTS)
+    assert spec and spec.loader
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    rows, checks = rows_and_checks(out)
+    title = ", ".join(f"first {rows[i][2]} {rows[i][0]}" for i in range(0, len(rows), len(MODES)))
+    times = [line.split("\t") for line in (out / "times.tsv").read_text().splitlines() if line.strip()]
+    wall = "wall time per stage: " + ", ".join(
+        f"{name} {int(seconds) // 60} min {int(seconds) % 60} s" for name, seconds in times
+    )
+    versions = f"torch {torch.__version__}, transformers {transformers.__version__}"
+    threads = os.environ.get("OMP_NUM_THREADS", "unset")
+    provenance = [f"{platform.machine()}, {os.cpu_count()} CPU cores, OMP_NUM_THREADS={threads}", versions]
+    results.write_results(
+        str(path),
+        "real_model",
+        provenance=provenance,
+        tables=[results.table(f"{title}, one sample each", COLUMNS, rows)],
+        notes=[*checks, wall],
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -147,6 +197,10 @@ def main(argv: list[str]) -> None:
         write_traces(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["table"] and len(argv) == 2:
         print(table(Path(argv[1])))
+    elif argv[:1] == ["figures"] and len(argv) in (2, 3):
+        write_figures(
+            Path(argv[1]), Path(argv[2]) if len(argv) == 3 else RESULTS.parents[1] / "docs/figures/real_model.json"
+        )
     else:
         sys.exit(__doc__.split("\n\n")[1])
 

@@ -65,3 +65,12 @@ def test_the_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_path):
         line = next(line for line in table.splitlines() if line.startswith(f"- {benchmark}: "))
         parsed = f"kv-{benchmark}" in replayed
         assert ("equal to eval's replay on" in line) == parsed and ("nothing for `memento kv`" in line) != parsed
+    # the docs' results file from the same outputs: the table's rows, the KV lines and the stage times
+    figures = tmp_path / "real_model.json"
+    report = [sys.executable, "examples/real_model_report.py", "figures", str(out), str(figures)]
+    subprocess.run(report, cwd=REPOSITORY, env=environment, check=True, capture_output=True)
+    written = json.loads(figures.read_text())
+    assert written["bench"] == "real_model" and written["source"] == "measured"
+    rendered_rows = ["| " + " | ".join(row) + " |" for row in written["tables"][0]["rows"]]
+    assert rendered_rows == [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert written["notes"][-1].startswith("wall time per stage: inputs ")
