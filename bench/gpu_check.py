@@ -231,9 +231,17 @@ def part_graphs(args: argparse.Namespace, device: torch.device) -> dict:
     cuda = device.type == "cuda"
     step = PagedStep(device)
     width, size = step.block_table.shape[1], step.block_size
+
+    def slots(table: list[list[int]], lens: list[int]) -> list[list[int]]:
+        return [[row[i // size] * size + i % size for i in range(n)] for row, n in zip(table, lens, strict=True)]
+
+    def last_slots(table: list[list[int]], lens: list[int]) -> list[int]:
+        """Each row's last slot: where the step writes its new token."""
+        return [row[-1] for row in slots(table, lens)]
+
     table_a = [[r * width + i for i in range(width)] for r in range(4)]
     lens_a = [40, 70, 17, 90]
-    slots_a = [table_a[r][(n - 1) // size] * size + (n - 1) % size for r, n in enumerate(lens_a)]
+    slots_a = last_slots(table_a, lens_a)
     step.set(table_a, lens_a, slots_a)
     base_cache = step.cache.clone()
     graph = None
@@ -256,23 +264,25 @@ def part_graphs(args: argparse.Namespace, device: torch.device) -> dict:
         synchronize(device)
         return step.output.clone()
 
-    def slots(table: list[list[int]], lens: list[int]) -> list[list[int]]:
-        return [[row[i // size] * size + i % size for i in range(n)] for row, n in zip(table, lens, strict=True)]
-
     def expected(cache: torch.Tensor, table: list[list[int]], lens: list[int]) -> torch.Tensor:
         return dense_reference(step, [gather(step, cache, s) for s in slots(table, lens)])
+
+    def with_step_tokens(step_slots: list[int]) -> torch.Tensor:
+        """The cache before the step with the step's new tokens at `step_slots`: what its write leaves."""
+        written = base_cache.clone()
+        index = torch.tensor(step_slots, device=device)
+        written[index // size, :, index % size] = step.new_kv
+        return written
 
     rows = []
     # (a) in place: new lengths, a new block-table row and slots written into the captured buffers
     step.cache.copy_(base_cache)
     table_b = [list(reversed(row)) for row in table_a]
     lens_b = [33, 80, 45, 64]
-    slots_b = [table_b[r][(n - 1) // size] * size + (n - 1) % size for r, n in enumerate(lens_b)]
+    slots_b = last_slots(table_b, lens_b)
     step.set(table_b, lens_b, slots_b)
     out = replay()
-    written = base_cache.clone()
-    slot_b = torch.tensor(slots_b, device=device)
-    written[slot_b // size, :, slot_b % size] = step.new_kv
+    written = with_step_tokens(slots_b)
     rows.append(
         (
             "in-place rewrite",
@@ -283,7 +293,7 @@ def part_graphs(args: argparse.Namespace, device: torch.device) -> dict:
     # (b) substituted: fresh tensors handed over; a graph keeps reading the captured (old = b) buffers
     step.cache.copy_(base_cache)
     lens_c = [20, 20, 20, 20]
-    slots_c = [table_b[r][(n - 1) // size] * size + (n - 1) % size for r, n in enumerate(lens_c)]
+    slots_c = last_slots(table_b, lens_c)
     new = (
         torch.tensor(table_b, device=device),
         torch.tensor(lens_c, device=device),
@@ -294,9 +304,7 @@ def part_graphs(args: argparse.Namespace, device: torch.device) -> dict:
     else:
         step.run(*new)  # eager code does see them
         out = step.output.clone()
-    written_c = base_cache.clone()
-    slot_c = torch.tensor(slots_c, device=device)
-    written_c[slot_c // size, :, slot_c % size] = step.new_kv
+    written_c = with_step_tokens(slots_c)
     rows.append(
         (
             "substituted tensors",

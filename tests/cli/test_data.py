@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
@@ -12,13 +11,11 @@ import pytest
 from memento.cli import main
 from tests.data.fake_openai import FakeOpenAI
 from tests.data.test_build import _write_input
+from tests.servers import free_port
 
 
 def _dead_url() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed on exit: nothing listens there
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
 
 
 def _build(data, out, base_url: str, *flags: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from memento.data.llm import LLMClient
 from memento.format import parse_text
 from tests.conftest import EXAMPLES
 from tests.data.fake_openai import FakeOpenAI
+from tests.servers import free_port
 
 OPTIONS = BuildOptions(min_block_tokens=30, min_blocks=2, workers=2)
 
@@ -265,16 +265,10 @@ def test_block_count_options_and_the_authors_variance_weight_name():
         BuildOptions(min_blocks=0)
 
 
-def _dead_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # closed on exit: nothing listens there
-
-
 def test_a_run_with_failures_says_so_and_a_rerun_retries_them(tmp_path):
     data, out = tmp_path / "in.jsonl", tmp_path / "out"
     _write_input(data, 3)
-    dead = LLMClient(f"http://127.0.0.1:{_dead_port()}/v1", "m", api_key="k", max_attempts=2, backoff=0.01)
+    dead = LLMClient(f"http://127.0.0.1:{free_port()}/v1", "m", api_key="k", max_attempts=2, backoff=0.01)
     summary = build(data, out, OPTIONS, client=dead, judge=dead, progress=False)
     assert (summary.processed, summary.failed, summary.outstanding, summary.exit_code) == (3, 3, 3, 1)
     # every attempt of the first (scoring) call of each trace is counted, and counted as failed

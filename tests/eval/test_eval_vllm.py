@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from memento.eval.evaluate import run_eval
 from memento.eval.run.options import EvalOptions
 from memento.toy import CHECKPOINT
+from tests.servers import serving
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -59,49 +58,14 @@ def hf_reference(tmp_path_factory) -> dict[tuple, dict]:
     return _samples(output)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> str:
     """`memento serve` (engine default: eviction) on a free port; yields its base URL."""
-    from openai import OpenAI
-
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
-    command = [
-        *(sys.executable, "-m", "memento.cli", "serve", "--backend", "vllm", "--model", str(CHECKPOINT)),
-        *("--port", str(port), "--dtype", "float32", "--max-model-len", "1024", "--block-size", "32"),
-        *("--num-blocks", "64", "--block-masking-config"),
-        '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}',
-        *("--", "--enforce-eager"),
-    ]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
-    deadline = time.time() + STARTUP_S
-    try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"memento serve exited with {process.returncode}: {Path(log.name).read_text()[-3000:]}")
-            try:
-                client.models.list()
-                break
-            except Exception:
-                if time.time() > deadline:
-                    pytest.fail(f"memento serve did not come up within {STARTUP_S} s")
-                time.sleep(1)
+    arguments = ["--backend", "vllm", "--model", str(CHECKPOINT), "--dtype", "float32", "--max-model-len", "1024"]
+    arguments += ["--block-size", "32", "--num-blocks", "64", "--block-masking-config"]
+    arguments.append('{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}')
+    with serving(arguments, tmp_path_factory.mktemp("serve"), startup_s=STARTUP_S) as (_, base_url):
         yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _assert_viewable(output: Path, summary: dict) -> None:

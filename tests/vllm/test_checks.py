@@ -27,6 +27,7 @@ from memento.vllm.checks import (
 from memento.vllm.state import CONFIG_ENV
 from tests.conftest import build_tokenizer
 from tests.models import save_checkpoint
+from tests.servers import free_port
 
 pytestmark = pytest.mark.vllm
 CONFIG = '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}'
@@ -62,15 +63,9 @@ def test_the_plugin_refuses_the_v2_runner_and_untested_releases_at_registration(
         plugin.register()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_start_up_checks_name_what_is_wrong(tmp_path):
     config = MementoConfig.from_json(CONFIG)
-    port = _free_port()
+    port = free_port()
     with pytest.raises(StartupError, match="does not exist"):
         check_server_start(tmp_path / "nowhere", config, host="127.0.0.1", port=port)
     with pytest.raises(StartupError, match=r"has no config\.json"):
@@ -114,20 +109,20 @@ def test_memento_serve_refuses_at_start_with_one_line(tmp_path):
     busy.listen()
     busy_port = busy.getsockname()[1]
     cases = {
-        "missing model": (tmp_path / "nowhere", _free_port(), [], {}, r"nowhere(: no such directory| does not exist)"),
+        "missing model": (tmp_path / "nowhere", free_port(), [], {}, r"nowhere(: no such directory| does not exist)"),
         "port in use": (CHECKPOINT, busy_port, [], {}, f"127.0.0.1:{busy_port}: the port is in use"),
-        "no memento tokens": (no_memento_tokens, _free_port(), [], {}, "lacks the memento tokens"),
+        "no memento tokens": (no_memento_tokens, free_port(), [], {}, "lacks the memento tokens"),
         "sliding window": (
             _sliding_window_model(tmp_path / "windowed"),
-            _free_port(),
+            free_port(),
             [],
             {},
             r"\d+ of \d+ layers are sliding_attention; memento's vLLM backend supports full-attention layers only",
         ),
-        "V2 runner": (CHECKPOINT, _free_port(), [], {V2_RUNNER_ENV: "1"}, "V1 model runner only"),
+        "V2 runner": (CHECKPOINT, free_port(), [], {V2_RUNNER_ENV: "1"}, "V1 model runner only"),
         "bad config": (
             CHECKPOINT,
-            _free_port(),
+            free_port(),
             ["--block-masking-config", '{"enable": true, "keep_last_n_blocks": -7, "mask_delimiters": false}'],
             {},
             "keep_last_n_blocks: expected an integer >= -1",

@@ -10,20 +10,17 @@ on two cores. The tokens the build counts are the server's own (its Prometheus c
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from openai import OpenAI
 
 from memento.cli import main
 from memento.data.stats import dataset_stats
 from memento.format import parse_text
 from tests.conftest import EXAMPLES
-from tests.vllm.test_serve import _free_port, stop_server
+from tests.servers import serving
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]  # conversion ~25 s, server start ~80 s, build ~70 s
 
@@ -59,33 +56,10 @@ def write_real_cots(path: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def smollm2_server(smollm2_checkpoint, tmp_path_factory):
     """(base URL, model name) of vLLM serving SmolLM2-135M-Instruct, memento attention off."""
-    port = _free_port()
-    command = [
-        *(sys.executable, "-m", "memento.cli", "serve", "--model", str(smollm2_checkpoint), "--port", str(port)),
-        *("--dtype", "float32", "--max-model-len", "4096", "--block-masking-config", '{"enable": false}'),
-        *("--", "--enforce-eager"),
-    ]
-    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
-    deadline = time.time() + 300
-    try:
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"memento serve exited with {process.returncode}: {log.read()[-3000:]}")
-            try:
-                model = client.models.list().data[0].id
-                break
-            except Exception:
-                if time.time() > deadline:
-                    pytest.fail("memento serve (SmolLM2) did not come up within 300 s")
-                time.sleep(1)
-        yield base_url, model
-    finally:
-        stop_server(process)
-        log.close()
+    arguments = ["--model", str(smollm2_checkpoint), "--dtype", "float32", "--max-model-len", "4096"]
+    arguments += ["--block-masking-config", '{"enable": false}']
+    with serving(arguments, tmp_path_factory.mktemp("serve"), startup_s=300) as (client, base_url):
+        yield base_url, client.models.list().data[0].id
 
 
 def _counters(base_url: str) -> dict[str, float]:

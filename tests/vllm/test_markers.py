@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -13,6 +12,7 @@ from memento.vllm.checks import StartupError, check_server_start
 from memento.vllm.state import CONFIG_ENV, request_config, special_ids_for
 from tests.conftest import build_tokenizer
 from tests.models import save_checkpoint
+from tests.servers import free_port
 
 pytestmark = pytest.mark.vllm
 OWN_MARKERS = {
@@ -22,12 +22,6 @@ OWN_MARKERS = {
     "summary_end_token": "</note>",
 }
 ENGINE = MementoConfig(mask_delimiters=False, **OWN_MARKERS)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,7 @@ def test_special_ids_follow_the_engine_configs_token_names(own_markers_model):
 
 def test_start_refuses_a_config_whose_markers_the_tokenizer_lacks(own_markers_model):
     directory, _ = own_markers_model
-    port = _free_port()
+    port = free_port()
     check_server_start(directory, ENGINE, host="127.0.0.1", port=port, environ={})
     with pytest.raises(StartupError, match=r"lacks the memento tokens \[\"block_start_token='<\|block_start\|>'\""):
         check_server_start(directory, MementoConfig(mask_delimiters=False), host="127.0.0.1", port=port, environ={})

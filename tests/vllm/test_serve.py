@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -21,6 +14,7 @@ from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
 from memento.toy import CHECKPOINT
 from memento.toy.task import ToyTask
+from tests.servers import serving
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]  # the server takes 25-55 s to start
 
@@ -28,77 +22,12 @@ SERVER_CONFIG = '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": fa
 PROBLEM = "sum mod 10: a:3 b:4 c:5 d:1 e:2 f:3 g:9 h:9 i:0 j:1 k:2 l:8 m:6 n:2"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "memento.cli",
-        "serve",
-        "--backend",
-        "vllm",
-        "--model",
-        str(CHECKPOINT),
-        "--port",
-        str(port),
-        "--dtype",
-        "float32",
-        "--max-model-len",
-        "1024",
-        "--block-size",
-        "32",
-        "--num-blocks",
-        "64",
-        "--block-masking-config",
-        SERVER_CONFIG,
-        "--",
-        "--enforce-eager",
-    ]
-    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w+")  # a file: a full pipe would stall the server
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0, timeout=120)
-    deadline = time.time() + 180
-    try:
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"memento serve exited with {process.returncode}: {log.read()[-3000:]}")
-            try:
-                client.models.list()
-                break
-            except Exception:
-                if time.time() > deadline:
-                    pytest.fail("memento serve did not come up within 180 s")
-                time.sleep(1)
+    arguments = ["--backend", "vllm", "--model", str(CHECKPOINT), "--dtype", "float32", "--max-model-len", "1024"]
+    arguments += ["--block-size", "32", "--num-blocks", "64", "--block-masking-config", SERVER_CONFIG]
+    with serving(arguments, tmp_path_factory.mktemp("serve"), startup_s=180, client_timeout_s=120) as (client, _):
         yield client
-    finally:
-        seconds = stop_server(process)
-        print(f"memento serve shut down in {seconds:.1f} s")  # shown with -s / -rP
-        log.close()
-
-
-def stop_server(process: subprocess.Popen, grace: float = 30) -> float:
-    """Shut the server and its engine processes down; returns the seconds it took.
-
-    SIGTERM first (vLLM's server then shuts its engine core down), SIGKILL to the whole session
-    after `grace` seconds, and to any engine process left behind either way, so no vLLM process
-    outlives the fixture.
-    """
-    start = time.perf_counter()
-    process.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # the session holds the server and its engine core
-    process.wait()
-    return time.perf_counter() - start
 
 
 def _reference(config: MementoConfig) -> str:
