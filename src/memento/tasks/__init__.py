@@ -1,0 +1,1 @@
+"""Generated task families for training and evaluating real models (`ledger`: quantity tracking)."""
