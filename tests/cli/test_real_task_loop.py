@@ -50,7 +50,7 @@ def test_the_task_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_pa
     stages = [line.split("\t")[0] for line in (out / "times.tsv").read_text().splitlines()]
     assert stages == ["inputs", "data-build", "train-memento", "train-plain", "eval-1", "eval-2", "eval-3"]
     state = json.loads((out / "state.json").read_text())
-    assert state["data"]["blocks"] == 2 * (1 + 2 + 3) and state["data"]["lost_state"] == 0
+    assert state["data"]["blocks"] == 2 * (1 + 2 + 3) and state["data"]["lost_state"] == 0  # a block a transfer
     for stage in ("stage1-full", "stage2-memento"):
         assert (out / "model" / stage / "model.safetensors").is_file()
     plain = json.loads((out / "plain-model" / "stage1-full" / "memento_training.json").read_text())
