@@ -95,6 +95,24 @@ def grpo_config(options: RLOptions, weights: list[float]) -> Any:
     )
 
 
+def rollout_engine(model_dir: Path, model: Any, options: RLOptions) -> Any:
+    """The in-process vLLM engine of ``--rollouts vllm``: the checkpoint in the trainer's dtype, up to
+    `rollout_batch_size` sequences at once, each up to the model's positions."""
+    from memento.rl.vllm_engine import RolloutEngine
+
+    positions = getattr(model.config.get_text_config(), "max_position_embeddings", None) or 4096
+    arguments: dict[str, Any] = {"max_num_seqs": options.rollout_batch_size, "max_model_len": positions}
+    if torch.cuda.is_available():
+        arguments["gpu_memory_utilization"] = options.vllm_gpu_memory_utilization
+    else:  # a pool for the whole batch at full length, not a fraction of the host's memory
+        block_size = 32
+        arguments |= {
+            "block_size": block_size,
+            "num_gpu_blocks_override": options.rollout_batch_size * -(-positions // block_size) + 1,
+        }
+    return RolloutEngine(model_dir, dtype="bfloat16" if options.bf16 else "float32", seed=options.seed, **arguments)
+
+
 def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> Path:
     """Train `options.model` with CISPO on memento rollouts; returns the directory of the saved checkpoint.
 
@@ -123,18 +141,22 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
         tokenizer.pad_token = tokenizer.eos_token
     memento_config = resolve_memento_config(options.config, model.config.model_type)
     terms = reward_terms(options, tokenizer)
-    rollout = MementoRollout(
-        tokenizer,
-        memento_config,
-        SamplingOptions(
-            temperature=options.temperature,
-            top_p=options.top_p,
-            top_k=options.top_k,
-            max_new_tokens=options.max_completion_length,
-        ),
-        batch_size=options.rollout_batch_size,
-        seed=options.seed,
+    sampling = SamplingOptions(
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        max_new_tokens=options.max_completion_length,
     )
+    engine = None
+    if options.rollouts == "vllm":
+        from memento.rl.vllm_rollout import VLLMRollout
+
+        engine = rollout_engine(model_dir, model, options)
+        rollout: Any = VLLMRollout(engine, tokenizer, memento_config, sampling)
+    else:
+        rollout = MementoRollout(
+            tokenizer, memento_config, sampling, batch_size=options.rollout_batch_size, seed=options.seed
+        )
     output.mkdir(parents=True, exist_ok=True)
     (output / "rollouts.jsonl").unlink(missing_ok=True)
     trainer = MementoGRPOTrainer(
@@ -148,8 +170,13 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
         min_is_weight=options.min_is_weight,
         attention=options.attention,
         rollout_log=output / "rollouts.jsonl",
+        rollout_engine=engine,
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        if engine is not None:
+            engine.close()
     trainer.save_model(str(output))
     tokenizer.save_pretrained(str(output))
     (output / "memento_rl.json").write_text(
