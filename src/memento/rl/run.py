@@ -113,12 +113,16 @@ def rollout_engine(model_dir: Path, model: Any, options: RLOptions) -> Any:
     return RolloutEngine(model_dir, dtype="bfloat16" if options.bf16 else "float32", seed=options.seed, **arguments)
 
 
-def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> Path:
+def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None, engine: Any = None) -> Path:
     """Train `options.model` with CISPO on memento rollouts; returns the directory of the saved checkpoint.
 
     `problems` (memento.eval `Problem`s) overrides `options.benchmark`. The output holds the model and
     tokenizer (an ordinary HF checkpoint), ``rollouts.jsonl`` (every rollout with its problem id, each
     reward, blocks and peak KV) and ``memento_rl.json`` (options, config, metrics).
+
+    `engine` (``--rollouts vllm`` only): a `RolloutEngine` of the same checkpoint to sample with instead
+    of starting one (benches and tests run several trainings on one engine; it is left open). Its
+    weights are reloaded from the policy before the first rollout.
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -147,11 +151,13 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
         top_k=options.top_k,
         max_new_tokens=options.max_completion_length,
     )
-    engine = None
+    if engine is not None and options.rollouts != "vllm":
+        raise ValueError("an engine is for --rollouts vllm")
+    owned = engine is None and options.rollouts == "vllm"
     if options.rollouts == "vllm":
         from memento.rl.vllm_rollout import VLLMRollout
 
-        engine = rollout_engine(model_dir, model, options)
+        engine = engine or rollout_engine(model_dir, model, options)
         rollout: Any = VLLMRollout(engine, tokenizer, memento_config, sampling)
     else:
         rollout = MementoRollout(
@@ -175,7 +181,7 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
     try:
         trainer.train()
     finally:
-        if engine is not None:
+        if owned:
             engine.close()
     trainer.save_model(str(output))
     tokenizer.save_pretrained(str(output))
