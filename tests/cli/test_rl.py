@@ -46,6 +46,17 @@ def test_without_trl_it_says_how_to_install_it(tmp_path, capsys, monkeypatch):
     _refused(capsys, ["--model", str(CHECKPOINT), "--output", str(tmp_path / "o")], "pip install 'memento[rl]'")
 
 
+def test_vllm_rollouts_without_vllm_say_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    argv = ["--model", str(CHECKPOINT), "--output", str(tmp_path / "o"), "--rollouts", "vllm"]
+    _refused(capsys, argv, "--rollouts vllm needs vLLM", "pip install 'memento[vllm]'")
+    with pytest.raises(SystemExit) as exited:  # argparse's own one-line refusal
+        main(["rl", *argv[:-1], "sglang"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'sglang'" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow  # one CISPO step of the embedded model: ~1 min on a loaded 2-core machine
 def test_one_step_on_the_toy_model_saves_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "rl"

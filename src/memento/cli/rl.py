@@ -33,6 +33,13 @@ def run(args: argparse.Namespace) -> int:
         import trl  # noqa: F401
     except ImportError:
         raise UsageError("memento rl needs TRL, which is not installed: pip install 'memento[rl]'") from None
+    if rl_options.rollouts == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--rollouts vllm needs vLLM, which is not installed: pip install 'memento[vllm]'"
+            ) from None
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
     paths.output_directory(Path(rl_options.output), "--output")
     paths.output_apart_from_model(Path(rl_options.output), model)
