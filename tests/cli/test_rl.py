@@ -50,6 +50,9 @@ def test_vllm_rollouts_without_vllm_say_how_to_install_it(tmp_path, capsys, monk
     monkeypatch.setitem(sys.modules, "vllm", None)
     argv = ["--model", str(CHECKPOINT), "--output", str(tmp_path / "o"), "--rollouts", "vllm"]
     _refused(capsys, argv, "--rollouts vllm needs vLLM", "pip install 'memento[vllm]'")
+    monkeypatch.setitem(sys.modules, "vllm", sys.modules.get("os"))  # "installed", but 2 ranks
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _refused(capsys, argv, "--rollouts vllm runs one engine in one trainer process")
     with pytest.raises(SystemExit) as exited:  # argparse's own one-line refusal
         main(["rl", *argv[:-1], "sglang"])
     err = capsys.readouterr().err

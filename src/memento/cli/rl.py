@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from memento.cli import options, paths
@@ -40,6 +41,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--rollouts vllm needs vLLM, which is not installed: pip install 'memento[vllm]'"
             ) from None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError(
+                "--rollouts vllm runs one engine in one trainer process; launch memento rl without torchrun/accelerate "
+                "(or use --rollouts hf)"
+            )
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
     paths.output_directory(Path(rl_options.output), "--output")
     paths.output_apart_from_model(Path(rl_options.output), model)
