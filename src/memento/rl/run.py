@@ -27,7 +27,7 @@ from memento.rl.rewards import (
     memento_length_penalty,
     well_formed_reward,
 )
-from memento.rl.rollout import MementoRollout
+from memento.rl.rollout import MementoRollout, encode_prompt
 from memento.rl.trainer import MementoGRPOTrainer
 
 logger = logging.getLogger("memento.rl")
@@ -95,12 +95,14 @@ def grpo_config(options: RLOptions, weights: list[float]) -> Any:
     )
 
 
-def rollout_engine(model_dir: Path, model: Any, options: RLOptions) -> Any:
+def rollout_engine(model_dir: Path, model: Any, options: RLOptions, longest_prompt: int) -> Any:
     """The in-process vLLM engine of ``--rollouts vllm``: the checkpoint in the trainer's dtype, up to
-    `rollout_batch_size` sequences at once, each up to the model's positions."""
+    `rollout_batch_size` sequences at once, each up to the longest prompt + max_completion_length tokens
+    (at most the model's positions)."""
     from memento.rl.vllm_engine import RolloutEngine
 
     positions = getattr(model.config.get_text_config(), "max_position_embeddings", None) or 4096
+    positions = min(positions, longest_prompt + options.max_completion_length)
     arguments: dict[str, Any] = {"max_num_seqs": options.rollout_batch_size, "max_model_len": positions}
     if torch.cuda.is_available():
         arguments["gpu_memory_utilization"] = options.vllm_gpu_memory_utilization
@@ -157,7 +159,9 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None, eng
     if options.rollouts == "vllm":
         from memento.rl.vllm_rollout import VLLMRollout
 
-        engine = engine or rollout_engine(model_dir, model, options)
+        if engine is None:
+            longest = max(len(encode_prompt(tokenizer, row["prompt"])) for row in rows)
+            engine = rollout_engine(model_dir, model, options, longest)
         rollout: Any = VLLMRollout(engine, tokenizer, memento_config, sampling)
     else:
         rollout = MementoRollout(
