@@ -68,6 +68,10 @@ def main() -> None:
         result[name] = gaps(model, special_ids, evict, out["prompt_ids"], out["completion_ids"], out["logprobs"])
         result[name]["blocks_released"] = engine.scheduler.memento_blocks_released - released
         result[name]["blocks_per_completion"] = out["blocks"]
+        # the completion text as MementoGenerator writes it (special tokens and the final <|im_end|> kept)
+        result[name]["texts"] = out["completion_text"]
+        result[name]["decoded"] = [tokenizer.decode(ids, skip_special_tokens=False) for ids in out["completion_ids"]]
+        result[name]["finished"] = sum(ids[-1] == tokenizer.eos_token_id for ids in out["completion_ids"])
 
     # carry-heavy problems (numbers 4..9): the groups' rewards differ, so the step moves the weights
     rng = random.Random(5)

@@ -51,6 +51,9 @@ def test_vllm_sampling_logprobs_equal_the_trainers_memento_logprobs(run):
     assert evict["tokens"] > 1000 and min(evict["blocks_per_completion"]) >= 3
     assert evict["blocks_released"] > 0  # the plugin evicted inside vLLM while sampling
     assert evict["mean"] <= 1e-3 and evict["max"] <= 1e-3
+    # rollouts.jsonl's completion text is written as with --rollouts hf: the final <|im_end|> included
+    assert evict["texts"] == evict["decoded"] and evict["finished"] >= 1
+    assert sum(text.endswith("<|im_end|>") for text in evict["texts"]) == evict["finished"]
 
 
 def test_masking_off_in_vllm_only_disagrees(run):

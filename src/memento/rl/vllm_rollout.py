@@ -78,7 +78,8 @@ class VLLMRollout:
             [r.prompt_ids for r in rollouts],
             [r.token_ids for r in rollouts],
             [r.logprobs for r in rollouts],
-            [r.text for r in rollouts],
+            # as `MementoGenerator` writes it: vLLM's text leaves out the end-of-sequence token's
+            [self.tokenizer.decode(r.token_ids, skip_special_tokens=False) for r in rollouts],
         )
 
 
