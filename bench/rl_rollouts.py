@@ -7,7 +7,7 @@ and peak KV per rollout: for both, the tokens a rollout holds at its peak (`meme
 replaying it; what `MementoGenerator`'s cache holds); for vLLM also the pool's peak blocks in use x
 block size / batch (whole blocks, as vLLM allocates them). The ratio vLLM / HF is given per round.
 
-    .venv/bin/python bench/rl_rollouts.py                       # batch 32, 3 rounds
+    .venv/bin/python bench/rl_rollouts.py                       # batch 32, 10 rounds
     .venv/bin/python bench/rl_rollouts.py --batch 8 --rounds 5
 """
 
@@ -37,13 +37,13 @@ from memento.toy.train import CHECKPOINT
 def spread(values: list[float]) -> str:
     mean = statistics.mean(values)
     sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.3g} +- {sd:.2g}"
+    return f"{mean:.3g} +- {sd:.2g} "
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32, help="rollouts per call (one RL step's G x prompts)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (hf, vllm) per measurement")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds (hf, vllm) per measurement")
     parser.add_argument("--max-new-tokens", type=int, default=640)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of the transformers side")
     parser.add_argument("--output", help="write the figures as JSON here")
