@@ -9,23 +9,27 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from vllm.config import CacheConfig, ParallelConfig
+from vllm.config import AttentionConfig, CacheConfig, ParallelConfig, SchedulerConfig
 from vllm.model_executor.layers.attention import Attention
 from vllm.model_executor.layers.attention.chunked_local_attention import ChunkedLocalAttention
 from vllm.v1.attention.backend import AttentionType
 from vllm.v1.attention.backends.flash_attn import FlashAttentionImpl
 from vllm.v1.attention.backends.triton_attn import TritonAttentionImpl
+from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 
 from memento.config import MementoConfig
 from memento.vllm.checks import (
     SUPPORTED_BACKENDS,
+    UNVERIFIED_BACKEND_ENV,
     V2_RUNNER_ENV,
     StartupError,
     check_attention_layers,
     check_backends,
     check_vllm_config,
 )
-from memento.vllm.engine import set_environment
+from memento.vllm.engine import SCHEDULER, set_environment
+from memento.vllm.scheduler import MementoScheduler
+from memento.vllm.state import CONFIG_ENV
 
 pytestmark = pytest.mark.vllm
 
@@ -143,6 +147,72 @@ def test_layers_whose_kernel_reads_key_positions_are_refused(layer, message):
 
 
 def test_only_the_backends_the_rewrite_feeds_are_accepted():
-    check_backends(SUPPORTED_BACKENDS)
+    check_backends(SUPPORTED_BACKENDS, environ={UNVERIFIED_BACKEND_ENV: "FLASHINFER"})
     with pytest.raises(StartupError, match=r"drives the attention backends CPU_ATTN, FLASH_ATTN.*uses FLASHMLA"):
         check_backends(["FLASH_ATTN", "FLASHMLA"])
+
+
+def test_30_4_flashinfer_runs_only_with_the_opt_in_that_says_it_is_unverified():
+    check_backends(["CPU_ATTN", "FLASH_ATTN", "TRITON_ATTN"], environ={})
+    with pytest.raises(StartupError) as refused:
+        check_backends(["FLASHINFER"], environ={})
+    assert str(refused.value) == (
+        "attention backend FLASHINFER is unverified under memento's vLLM plugin (none of its code has run with it "
+        "yet): set MEMENTO_ALLOW_UNVERIFIED_BACKEND=FLASHINFER to use it anyway, or pick FLASH_ATTN or TRITON_ATTN "
+        "with --attention-backend"
+    )
+    check_backends(["FLASHINFER"], environ={UNVERIFIED_BACKEND_ENV: "flashinfer"})
+    with pytest.raises(StartupError, match="FLASHINFER is unverified"):  # the engine's config says it, too
+        check_vllm_config(_config(attention_config=AttentionConfig(backend="FLASHINFER")))
+
+
+class SubclassedScheduler(MementoScheduler):
+    """A user's scheduler built on memento's: chunks are still cut after each closing token."""
+
+
+@pytest.fixture
+def plugin_on(monkeypatch):
+    monkeypatch.setenv(CONFIG_ENV, '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}')
+
+
+def _scheduling(**changes) -> SchedulerConfig:
+    return SchedulerConfig.default_factory(**{"scheduler_cls": SCHEDULER, "async_scheduling": False, **changes})
+
+
+def test_30_2_async_scheduling_is_refused_at_engine_start(plugin_on):
+    check_vllm_config(_config(scheduler_config=_scheduling()))
+    with pytest.raises(StartupError) as refused:
+        check_vllm_config(_config(scheduler_config=_scheduling(async_scheduling=True)))
+    assert str(refused.value).startswith("memento's vLLM plugin refuses async scheduling (--async-scheduling): ")
+    assert str(refused.value).endswith("pass --no-async-scheduling (memento serve and offline_llm do)")
+
+
+@pytest.mark.parametrize(
+    "scheduler", [None, "vllm.v1.core.sched.scheduler.Scheduler", AsyncScheduler, "nowhere.Scheduler"]
+)
+def test_30_2_a_scheduler_other_than_mementos_is_refused_while_the_plugin_is_on(plugin_on, monkeypatch, scheduler):
+    with pytest.raises(StartupError, match=r"refuses --scheduler-cls .*only memento's scheduler ends prefill chunks"):
+        check_vllm_config(_config(scheduler_config=_scheduling(scheduler_cls=scheduler)))
+    monkeypatch.delenv(CONFIG_ENV)  # plain vLLM: any scheduler
+    check_vllm_config(_config(scheduler_config=_scheduling(scheduler_cls=scheduler)))
+
+
+@pytest.mark.parametrize("scheduler", [SubclassedScheduler, f"{__name__}.SubclassedScheduler", MementoScheduler])
+def test_30_2_mementos_scheduler_and_its_subclasses_are_accepted(plugin_on, scheduler):
+    check_vllm_config(_config(scheduler_config=_scheduling(scheduler_cls=scheduler)))
+
+
+def test_30_6_the_v2_model_runner_is_refused_wherever_it_is_built(plugin_on, monkeypatch):
+    """vLLM builds it where `VllmConfig.use_v2_model_runner` holds, which some features force whatever the
+    environment says; with the plugin on, building one (GPU, or the CPU one that subclasses it) is refused."""
+    from vllm.v1.worker.cpu.model_runner import CPUModelRunner as CPUModelRunnerV2
+    from vllm.v1.worker.gpu.model_runner import GPUModelRunner as GPUModelRunnerV2
+
+    from memento.vllm import plugin
+
+    monkeypatch.setenv(V2_RUNNER_ENV, "0")
+    plugin.register()
+    for runner in (GPUModelRunnerV2, CPUModelRunnerV2):
+        with pytest.raises(StartupError, match=rf"refuses vLLM's V2 model runner .*set {V2_RUNNER_ENV}=0") as refused:
+            runner(SimpleNamespace(), "cpu")
+        assert "\n" not in str(refused.value)
