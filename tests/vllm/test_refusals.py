@@ -216,3 +216,26 @@ def test_30_6_the_v2_model_runner_is_refused_wherever_it_is_built(plugin_on, mon
         with pytest.raises(StartupError, match=rf"refuses vLLM's V2 model runner .*set {V2_RUNNER_ENV}=0") as refused:
             runner(SimpleNamespace(), "cpu")
         assert "\n" not in str(refused.value)
+
+
+def test_a_real_engine_config_passes_with_mementos_arguments_and_is_refused_with_vllms_defaults(plugin_on):
+    """The table read from the `VllmConfig` vLLM builds (every default resolved), as the plugin reads it at start."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    from memento.toy import CHECKPOINT
+    from memento.vllm.engine import engine_arguments
+
+    config = EngineArgs(
+        model=str(CHECKPOINT),
+        enforce_eager=True,
+        gpu_memory_utilization=0.2,
+        **engine_arguments(MementoConfig(mask_delimiters=False)),
+    ).create_engine_config()
+    check_vllm_config(config)
+    config.scheduler_config.scheduler_cls = None  # vLLM's default scheduler, as under a plain `vllm serve`
+    with pytest.raises(StartupError, match="refuses --scheduler-cls vLLM's default scheduler"):
+        check_vllm_config(config)
+    config.scheduler_config.scheduler_cls = SCHEDULER
+    config.cache_config.enable_prefix_caching = True  # vLLM's default
+    with pytest.raises(StartupError, match="refuses prefix caching"):
+        check_vllm_config(config)

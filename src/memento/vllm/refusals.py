@@ -50,10 +50,6 @@ class EngineFeatures:
     attention_backends: tuple[str, ...] = ()
 
 
-def _refuses(feature: str, reason: str, fix: str = "turn it off or use the HF backend") -> str:
-    return f"memento's vLLM plugin refuses {feature}: {reason}; {fix}"
-
-
 def backend_names(backend: Any) -> tuple[str, ...]:
     """vLLM's `--attention-backend` value (a name in any case, "auto", an enum member or None) as names."""
     if backend is None:
@@ -108,119 +104,109 @@ def _scheduler_name(value: Any) -> str:
     return value if isinstance(value, str) else f"{value.__module__}.{value.__qualname__}"
 
 
-Rule = Callable[[EngineFeatures], str | None]
-
-RULES: tuple[Rule, ...] = (
-    lambda f: (
-        f.v2_model_runner
-        and _refuses(
-            f"vLLM's V2 model runner ({V2_RUNNER_ENV})",
-            "it bypasses memento's hooks (attention would see evicted blocks)",
-            f"set {V2_RUNNER_ENV}=0 (memento serve and offline_llm set it)",
-        )
-    ),
-    lambda f: (
-        f.async_scheduling
-        and _refuses(
-            "async scheduling (--async-scheduling)",
-            "the worker would read a step's tokens before they are known and free blocks the scheduler still counts "
-            "live, silently corrupting attention",
-            "pass --no-async-scheduling (memento serve and offline_llm do)",
-        )
-    ),
-    lambda f: (
-        f.memento_masking
-        and not _memento_scheduler(f.scheduler_cls)
-        and _refuses(
-            f"--scheduler-cls {_scheduler_name(f.scheduler_cls)}",
-            "only memento's scheduler ends prefill chunks after a closing token and gives evicted blocks back "
-            "(otherwise later queries of a chunk attend to the evicted block)",
-            "leave --scheduler-cls to memento (memento.vllm.scheduler.MementoScheduler or a subclass)",
-        )
-    ),
-    lambda f: (
-        f.speculative
-        and _refuses(
-            "speculative decoding (--speculative-config)",
-            "drafted tokens would close spans the verifier may reject, and the drafter edits seq_lens itself",
-        )
-    ),
-    lambda f: (
-        f.prefix_caching
-        and _refuses(
-            "prefix caching (--enable-prefix-caching)",
-            "KV computed under the memento mask would be reused as if unmasked",
-            "pass --no-enable-prefix-caching (memento serve does)",
-        )
-    ),
-    lambda f: (
-        f.pipeline_parallel_size > 1
-        and _refuses(
-            f"pipeline parallelism (--pipeline-parallel-size {f.pipeline_parallel_size})",
-            "the compaction hooks run on one stage's runner only",
-        )
-    ),
-    lambda f: (
-        f.decode_context_parallel_size > 1
-        and _refuses(
-            "decode context parallelism (--decode-context-parallel-size)",
-            "tokens are sharded across ranks by logical offset, the packed cache is not",
-        )
-    ),
-    lambda f: (
-        f.prefill_context_parallel_size > 1
-        and _refuses(
-            "prefill context parallelism (--prefill-context-parallel-size)",
-            "tokens are sharded across ranks by logical offset, the packed cache is not",
-        )
-    ),
-    lambda f: (
-        (f.dual_batch_overlap or f.ubatch_size > 1)
-        and _refuses(
-            "dual-batch overlap / micro-batching (--enable-dbo, --ubatch-size)", "the rewrite covers one batch per step"
-        )
-    ),
-    lambda f: (
-        f.kv_connector
-        and _refuses(
-            "KV connectors (--kv-transfer-config)", "they move logical blocks the plugin has packed or given back"
-        )
-    ),
-    lambda f: (
-        f.kv_offloading
-        and _refuses(
-            "KV offloading (--kv-offloading-size)", "it moves logical blocks the plugin has packed or given back"
-        )
-    ),
-    lambda f: (
-        f.cache_dtype not in _movable()
-        and _refuses(
-            f"KV cache dtype {f.cache_dtype} (--kv-cache-dtype)",
-            "its pages do not keep each token's bytes together (e.g. NVFP4's split scales), so token moves through the "
-            "cache view would corrupt them",
-            f"use one of {', '.join(_movable())}",
-        )
-    ),
-    lambda f: (
-        f.tensor_parallel_size > 1
-        and _refuses(
-            f"tensor parallelism (--tensor-parallel-size {f.tensor_parallel_size})",
-            "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet",
-        )
-    ),
-    lambda f: next(filter(None, map(backend_refusal, f.attention_backends)), None),
-)
-
-
 def _movable() -> tuple[str, ...]:
     from memento.vllm.kv_mover import MOVABLE_CACHE_DTYPES
 
     return MOVABLE_CACHE_DTYPES
 
 
+@dataclass(frozen=True)
+class Rule:
+    """One refused feature: when `refused(features)` holds, the line says `feature` (the vLLM flag that turns it
+    on), why memento attention would be wrong under it, and what to do. Texts are formatted with `f` = the
+    features, `scheduler` = the scheduler's name and `movable` = the KV cache dtypes the mover handles."""
+
+    refused: Callable[[EngineFeatures], bool]
+    feature: str
+    reason: str
+    fix: str = "turn it off or use the HF backend"
+
+    def message(self, features: EngineFeatures) -> str:
+        values = {"f": features, "scheduler": _scheduler_name(features.scheduler_cls)}
+        if "{movable}" in self.fix:
+            values["movable"] = ", ".join(_movable())
+        text = f"memento's vLLM plugin refuses {self.feature}: {self.reason}; {self.fix}"
+        return text.format(**values)
+
+
+SHARDED = "tokens are sharded across ranks by logical offset, the packed cache is not"
+MOVES_BLOCKS = "moves logical blocks the plugin has packed or given back"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        lambda f: f.v2_model_runner,
+        f"vLLM's V2 model runner ({V2_RUNNER_ENV})",
+        "it bypasses memento's hooks (attention would see evicted blocks)",
+        f"set {V2_RUNNER_ENV}=0 (memento serve and offline_llm set it)",
+    ),
+    Rule(
+        lambda f: f.async_scheduling,
+        "async scheduling (--async-scheduling)",
+        "the worker would read a step's tokens before they are known and free blocks the scheduler still counts "
+        "live, silently corrupting attention",
+        "pass --no-async-scheduling (memento serve and offline_llm do)",
+    ),
+    Rule(
+        lambda f: f.memento_masking and not _memento_scheduler(f.scheduler_cls),
+        "--scheduler-cls {scheduler}",
+        "only memento's scheduler ends prefill chunks after a closing token and gives evicted blocks back "
+        "(otherwise later queries of a chunk attend to the evicted block)",
+        "leave --scheduler-cls to memento (memento.vllm.scheduler.MementoScheduler or a subclass)",
+    ),
+    Rule(
+        lambda f: f.speculative,
+        "speculative decoding (--speculative-config)",
+        "drafted tokens would close spans the verifier may reject, and the drafter edits seq_lens itself",
+    ),
+    Rule(
+        lambda f: f.prefix_caching,
+        "prefix caching (--enable-prefix-caching)",
+        "KV computed under the memento mask would be reused as if unmasked",
+        "pass --no-enable-prefix-caching (memento serve does)",
+    ),
+    Rule(
+        lambda f: f.pipeline_parallel_size > 1,
+        "pipeline parallelism (--pipeline-parallel-size {f.pipeline_parallel_size})",
+        "the compaction hooks run on one stage's runner only",
+    ),
+    Rule(
+        lambda f: f.decode_context_parallel_size > 1,
+        "decode context parallelism (--decode-context-parallel-size)",
+        SHARDED,
+    ),
+    Rule(
+        lambda f: f.prefill_context_parallel_size > 1,
+        "prefill context parallelism (--prefill-context-parallel-size)",
+        SHARDED,
+    ),
+    Rule(
+        lambda f: f.dual_batch_overlap or f.ubatch_size > 1,
+        "dual-batch overlap / micro-batching (--enable-dbo, --ubatch-size)",
+        "the rewrite covers one batch per step",
+    ),
+    Rule(lambda f: f.kv_connector, "KV connectors (--kv-transfer-config)", f"each {MOVES_BLOCKS}"),
+    Rule(lambda f: f.kv_offloading, "KV offloading (--kv-offloading-size)", f"it {MOVES_BLOCKS}"),
+    Rule(
+        lambda f: f.cache_dtype not in _movable(),
+        "KV cache dtype {f.cache_dtype} (--kv-cache-dtype)",
+        "its pages do not keep each token's bytes together (e.g. NVFP4's split scales), so token moves through the "
+        "cache view would corrupt them",
+        "use one of {movable}",
+    ),
+    Rule(
+        lambda f: f.tensor_parallel_size > 1,
+        "tensor parallelism (--tensor-parallel-size {f.tensor_parallel_size})",
+        "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet",
+    ),
+)
+
+
 def refusal(features: EngineFeatures) -> str | None:
-    """The first rule `features` break, as one line, or None."""
-    return next((message for rule in RULES if (message := rule(features))), None)
+    """The first rule `features` break (`RULES`, then each attention backend named), as one line, or None."""
+    for rule in RULES:
+        if rule.refused(features):
+            return rule.message(features)
+    return next(filter(None, map(backend_refusal, features.attention_backends)), None)
 
 
 def from_vllm_config(vllm_config: Any, memento_masking: bool) -> EngineFeatures:
