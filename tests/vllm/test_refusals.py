@@ -34,6 +34,10 @@ from memento.vllm.state import CONFIG_ENV
 pytestmark = pytest.mark.vllm
 
 
+def _scheduling(**changes) -> SchedulerConfig:
+    return SchedulerConfig.default_factory(**{"scheduler_cls": SCHEDULER, "async_scheduling": False, **changes})
+
+
 def _config(**changes) -> SimpleNamespace:
     """A VllmConfig's parts as vLLM builds them, with the plugin's defaults (prefix caching off)."""
     parts = {
@@ -42,6 +46,7 @@ def _config(**changes) -> SimpleNamespace:
         "speculative_config": None,
         "kv_transfer_config": None,
         "use_v2_model_runner": False,
+        "scheduler_config": _scheduling(),
     }
     parts.update(changes)
     return SimpleNamespace(**parts)
@@ -175,10 +180,6 @@ def plugin_on(monkeypatch):
     monkeypatch.setenv(CONFIG_ENV, '{"enable": true, "keep_last_n_blocks": 0, "mask_delimiters": false}')
 
 
-def _scheduling(**changes) -> SchedulerConfig:
-    return SchedulerConfig.default_factory(**{"scheduler_cls": SCHEDULER, "async_scheduling": False, **changes})
-
-
 def test_30_2_async_scheduling_is_refused_at_engine_start(plugin_on):
     check_vllm_config(_config(scheduler_config=_scheduling()))
     with pytest.raises(StartupError) as refused:
@@ -239,3 +240,30 @@ def test_a_real_engine_config_passes_with_mementos_arguments_and_is_refused_with
     config.cache_config.enable_prefix_caching = True  # vLLM's default
     with pytest.raises(StartupError, match="refuses prefix caching"):
         check_vllm_config(config)
+
+
+@pytest.mark.parametrize(
+    ("flags", "changes"),
+    [
+        (["--enable-prefix-caching"], lambda: {"cache_config": CacheConfig(enable_prefix_caching=True)}),
+        (["-pp", "2"], lambda: {"parallel_config": ParallelConfig(pipeline_parallel_size=2)}),
+        (["--async-scheduling"], lambda: {"scheduler_config": _scheduling(async_scheduling=True)}),
+        (["--scheduler-cls", "x.Y"], lambda: {"scheduler_config": _scheduling(scheduler_cls="x.Y")}),
+        (["--attention-backend", "FLASHINFER"], lambda: {"attention_config": AttentionConfig(backend="FLASHINFER")}),
+    ],
+    ids=["prefix-caching", "pp", "async", "scheduler", "flashinfer"],
+)
+def test_the_command_line_and_the_engine_config_are_refused_by_the_same_rule_in_the_same_words(
+    plugin_on, flags, changes
+):
+    """`memento serve`'s pre-check (vLLM's parse of its argv) and the plugin at engine start share one table."""
+    from memento.vllm.arguments import engine_arguments
+    from memento.vllm.checks import check_engine_arguments
+    from memento.vllm.engine import server_flags
+
+    memento_flags = server_flags(MementoConfig(mask_delimiters=False))
+    with pytest.raises(StartupError) as before_vllm:
+        check_engine_arguments(engine_arguments(["--model", "m", *memento_flags, *flags]))
+    with pytest.raises(StartupError) as at_engine_start:
+        check_vllm_config(_config(**changes()))
+    assert str(before_vllm.value) == str(at_engine_start.value)

@@ -34,8 +34,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-verify",
         action="store_true",
-        help="on a GPU, serve without first passing `memento verify` on this configuration: attention may then "
-        "silently see evicted blocks or miss live ones",
+        help="serve what `memento verify` has not passed: on a GPU, without running it on this configuration; "
+        "anywhere, with a --kv-cache-dtype it does not check. Attention may then silently see evicted blocks or "
+        "miss live ones",
     )
     options.add_memento_options(parser)
     parser.set_defaults(run=run, passthrough=[])

@@ -26,18 +26,18 @@ UNVERIFIED_BACKENDS = ("FLASHINFER",)
 
 @dataclass(frozen=True)
 class EngineFeatures:
-    """What the refusals read of one engine configuration (defaults: what memento's own launch paths ask for).
+    """What the refusals read of one engine configuration (the defaults break no rule).
 
     `memento_masking` is False for a plain vLLM engine (the scheduler rule then does not apply);
     `attention_backends` holds upper-case `AttentionBackendEnum` names, empty when vLLM chooses.
     """
 
-    memento_masking: bool = True
+    memento_masking: bool = False
     v2_model_runner: bool = False
     speculative: bool = False
     prefix_caching: bool = False
     async_scheduling: bool = False
-    scheduler_cls: Any = "memento.vllm.scheduler.MementoScheduler"
+    scheduler_cls: Any = None
     pipeline_parallel_size: int = 1
     tensor_parallel_size: int = 1
     decode_context_parallel_size: int = 1
