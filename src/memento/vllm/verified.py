@@ -92,6 +92,8 @@ def ensure_verified(
         tail = (process.stderr.strip().splitlines() or ["no output"])[-1]
         raise StartupError(f"memento verify could not run on this configuration ({tail}); not serving")
     verdict = json.loads(lines[-1])
+    if "error" in verdict:  # refused or interrupted: no verdict
+        raise StartupError(f"memento verify could not run on this configuration ({verdict['error']}); not serving")
     if not verdict.get("passed"):
         raise StartupError(
             f"memento verify FAILED on this configuration ({verdict.get('attention_backend')}, {dtype}): largest "
