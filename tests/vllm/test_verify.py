@@ -293,3 +293,12 @@ def test_the_serve_gate_runs_verify_once_per_configuration(tmp_path, monkeypatch
     assert ran and verdict["passed"] and verified_file().is_file()
     again, ran_again = ensure_verified(CHECKPOINT, "float32")
     assert not ran_again and again == verdict
+
+
+def test_34_5_the_serve_gate_names_why_verify_could_not_run(tmp_path, monkeypatch):
+    from memento.vllm.verified import ensure_verified, verified_file
+
+    monkeypatch.setenv("MEMENTO_CACHE", str(tmp_path))
+    with pytest.raises(StartupError, match=r"could not run .*--block-size must be a positive multiple of 32"):
+        ensure_verified(CHECKPOINT, "float32", block_size=7)
+    assert not verified_file().exists()

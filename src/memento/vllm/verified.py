@@ -94,6 +94,12 @@ def ensure_verified(
     verdict = json.loads(lines[-1])
     if "error" in verdict:  # refused or interrupted: no verdict
         raise StartupError(f"memento verify could not run on this configuration ({verdict['error']}); not serving")
+    if verdict.get("can_tell") is False:
+        raise StartupError(
+            f"memento verify could not tell masked from unmasked attention on this configuration: the unmasked "
+            f"control is off by only {verdict.get('control_max_abs_logprob_diff')} (tolerance "
+            f"{verdict.get('tolerance')}); not serving (--skip-verify serves anyway, unverified)"
+        )
     if not verdict.get("passed"):
         raise StartupError(
             f"memento verify FAILED on this configuration ({verdict.get('attention_backend')}, {dtype}): largest "
