@@ -302,3 +302,15 @@ def test_34_5_the_serve_gate_names_why_verify_could_not_run(tmp_path, monkeypatc
     with pytest.raises(StartupError, match=r"could not run .*--block-size must be a positive multiple of 32"):
         ensure_verified(CHECKPOINT, "float32", block_size=7)
     assert not verified_file().exists()
+
+
+def test_30_3_the_serve_gate_refuses_a_verify_that_cannot_tell(tmp_path, monkeypatch):
+    from memento.vllm import verified
+
+    monkeypatch.setenv("MEMENTO_CACHE", str(tmp_path))
+    verdict = {"passed": False, "can_tell": False, "control_max_abs_logprob_diff": 0.05, "tolerance": 0.1}
+    printed = subprocess.CompletedProcess([], 1, stdout=json.dumps(verdict) + "\n", stderr="")
+    monkeypatch.setattr(verified.subprocess, "run", lambda *args, **kwargs: printed)
+    with pytest.raises(StartupError, match=r"could not tell masked from unmasked attention.*off by only 0\.05"):
+        verified.ensure_verified(CHECKPOINT, "bfloat16")
+    assert not verified.verified_file().exists()
