@@ -21,13 +21,7 @@ from memento.cli import main
 from memento.toy import CHECKPOINT
 from memento.vllm import verify as verify_module
 from memento.vllm.checks import StartupError, check_attention_backend, check_block_size
-from memento.vllm.verify import (
-    Interrupted,
-    VerifyOptions,
-    interruptible,
-    precision_environment,
-    raise_if_interrupted,
-)
+from memento.vllm.verify import Interrupted, VerifyOptions, interruptible, precision_environment, scratch_directory
 
 pytestmark = pytest.mark.vllm
 KEYS = {"passed", "backend", "dtype", "max_abs_logprob_diff", "tokens_equal", "evictions", "blocks_released"}
@@ -233,15 +227,33 @@ def test_30_3_fp32_on_cuda_is_checked_in_ieee_precision():
 
 
 def test_34_10_an_interrupt_swallowed_by_library_code_still_stops_the_check():
-    with interruptible() as received:
+    with interruptible() as signals:
         try:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the handler runs here
-        except BaseException:
+        except BaseException:  # what a library catching everything would do
             pass
         with pytest.raises(Interrupted):
-            raise_if_interrupted(received)
+            signals.raise_if_interrupted()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeypatch):
+    monkeypatch.setattr(verify_module.tempfile, "tempdir", str(tmp_path))
+    removing = shutil.rmtree
+
+    def interrupted_removal(path, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # while the folder is being removed
+        time.sleep(0.5)
+        removing(path, **kwargs)
+
+    monkeypatch.setattr(verify_module.shutil, "rmtree", interrupted_removal)
+    with pytest.raises(Interrupted), interruptible() as signals, scratch_directory(signals) as scratch:
+        (scratch / "model.safetensors").write_bytes(b"weights")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    assert signals.received == [signal.SIGINT, signal.SIGTERM]
+    assert not list(tmp_path.glob("memento-verify-*"))
 
 
 def _start(tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen, Path, Path]:

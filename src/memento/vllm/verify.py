@@ -23,11 +23,12 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -153,30 +154,58 @@ class Interrupted(KeyboardInterrupt):
         self.signal_number = signal_number
 
 
+@dataclass
+class Signals:
+    """SIGINT/SIGTERM received during a check, and whether they raise now (not while its files are removed)."""
+
+    received: list[int] = field(default_factory=list)
+    raising: bool = True
+
+    def raise_if_interrupted(self) -> None:
+        """A signal whose exception library code swallowed still stops the check."""
+        if self.received:
+            raise Interrupted(self.received[0])
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Signals are only recorded meanwhile (a second Ctrl-C must not cut short a clean-up)."""
+        self.raising = False
+        try:
+            yield
+        finally:
+            self.raising = True
+
+
 @contextlib.contextmanager
-def interruptible() -> Iterator[list[int]]:
-    """SIGINT/SIGTERM raise `Interrupted` (so `with` blocks clean up) and are remembered in the yielded list:
-    a signal whose exception library code swallowed still stops the check when it ends (`raise_if_interrupted`)."""
-    received: list[int] = []
+def interruptible() -> Iterator[Signals]:
+    """SIGINT/SIGTERM raise `Interrupted` (so `with` blocks clean up) and are remembered (`Signals`)."""
+    signals = Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield received
+        yield signals
         return
 
     def handler(number: int, frame: Any) -> None:
-        received.append(number)
-        raise Interrupted(number)
+        signals.received.append(number)
+        if signals.raising:
+            raise Interrupted(number)
 
     previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield received
+        yield signals
     finally:
         for number, action in previous.items():
             signal.signal(number, action)
 
 
-def raise_if_interrupted(received: list[int]) -> None:
-    if received:
-        raise Interrupted(received[0])
+@contextlib.contextmanager
+def scratch_directory(signals: Signals) -> Iterator[Path]:
+    """A temporary ``memento-verify-*`` folder (the random model copy), removed however the check ends."""
+    path = Path(tempfile.mkdtemp(prefix="memento-verify-"))
+    try:
+        yield path
+    finally:
+        with signals.deferred():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def random_model(model: Path, directory: Path, seed: int) -> Path:
@@ -259,11 +288,11 @@ def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = 
     block_size = options.block_size or (16 if cuda else 32)
     eager = (not cuda) if options.enforce_eager is None else options.enforce_eager
     tolerance = TOLERANCES[options.dtype]
-    with interruptible() as received, tempfile.TemporaryDirectory(prefix="memento-verify-") as scratch:
+    with interruptible() as signals, scratch_directory(signals) as scratch:
         model = options.model
         if options.weights == "random":
             say("building a random model with the checkpoint's attention geometry")
-            model = random_model(options.model, Path(scratch), options.seed)
+            model = random_model(options.model, scratch, options.seed)
         tokenizer = AutoTokenizer.from_pretrained(model)
         prompts = memento_prompts(tokenizer, options.sequences, options.seed)
         scripts = decode_scripts(tokenizer, options.sequences, options.seed)
@@ -272,7 +301,7 @@ def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = 
         say(f"scoring with the HF reference on {'cuda' if cuda else 'cpu'}")
         reference, _ = load_model_and_tokenizer(model, dtype=options.dtype, device="cuda" if cuda else "cpu")
         agreement, control = compare(reference, tokenizer, CONFIGS, prompts, scripts, runs, tolerance)
-        raise_if_interrupted(received)
+        signals.raise_if_interrupted()
     passed, can_tell = verdict(
         agreement.largest,
         min(control),
