@@ -109,6 +109,34 @@ def check_backends(names: Iterable[str], environ: Mapping[str, str] | None = Non
             raise StartupError(message)
 
 
+CPU_BACKEND = "CPU_ATTN"
+KERNEL_BLOCK_MULTIPLE = {True: 16, False: 32}
+"""KV block sizes vLLM's kernels accept, by CUDA or not: FLASH_ATTN/TRITON_ATTN pages of a multiple of 16 tokens,
+CPU_ATTN of a multiple of 32 (their `get_supported_kernel_block_sizes`)."""
+
+
+def check_attention_backend(name: str, cuda: bool) -> None:
+    """Refuse an ``--attention-backend`` the plugin does not drive, or one this machine's vLLM cannot run."""
+    if name not in SUPPORTED_BACKENDS:
+        raise StartupError(
+            f"--attention-backend {name}: memento's vLLM plugin drives {', '.join(SUPPORTED_BACKENDS)} "
+            f"({CPU_BACKEND} on CPU)"
+        )
+    if cuda == (name == CPU_BACKEND):
+        where = "a CUDA machine runs a GPU backend" if cuda else f"vLLM's CPU build runs {CPU_BACKEND} only"
+        raise StartupError(f"--attention-backend {name}: {where}")
+
+
+def check_block_size(block_size: int, cuda: bool) -> None:
+    """Refuse a ``--block-size`` vLLM's attention kernels on this machine do not take."""
+    multiple = KERNEL_BLOCK_MULTIPLE[cuda]
+    if block_size < 1 or block_size % multiple:
+        raise StartupError(
+            f"--block-size must be a positive multiple of {multiple} on {'CUDA' if cuda else 'CPU'} "
+            f"(vLLM's attention kernels), got {block_size}"
+        )
+
+
 def _windowed(window: Any) -> bool:
     """vLLM impls keep the window as an int (-1/None: none) or a (left, right) tuple ((-1, -1): none)."""
     if window is None:

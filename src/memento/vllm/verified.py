@@ -182,6 +182,14 @@ def ensure_verified(
         verdict = None
     if not isinstance(verdict, dict):
         raise StartupError(f"memento verify printed no verdict on this configuration ({lines[-1][:200]}); not serving")
+    if "error" in verdict:  # refused or interrupted: no verdict
+        raise StartupError(f"memento verify could not run on this configuration ({verdict['error']}); not serving")
+    if verdict.get("can_tell") is False:
+        raise StartupError(
+            f"memento verify could not tell masked from unmasked attention on this configuration: the unmasked "
+            f"control is off by only {verdict.get('control_max_abs_logprob_diff')} (tolerance "
+            f"{verdict.get('tolerance')}); not serving (--skip-verify serves anyway, unverified)"
+        )
     if not verdict.get("passed"):
         raise StartupError(
             f"memento verify FAILED on this configuration ({verdict.get('attention_backend')}, {dtype}): largest "
