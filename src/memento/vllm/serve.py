@@ -18,6 +18,7 @@ from typing import Any
 from memento.config import MementoConfig
 from memento.vllm.checks import check_engine_arguments, check_server_start
 from memento.vllm.engine import server_flags, set_environment
+from memento.vllm.state import CONFIG_ENV
 from memento.vllm.telemetry import metrics_environment
 
 SERVER_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry")
@@ -84,8 +85,6 @@ def server_command(
     if config is not None:
         check_engine_arguments(served_engine_arguments(argv))
     environment = set_environment(config, dict(os.environ))
-    if config is not None:
-        metrics_environment(environment)
     if not verbose:
         environment.setdefault("VLLM_LOGGING_LEVEL", QUIET_LOG_LEVEL)
         environment.setdefault("PYTHONWARNINGS", "ignore")  # libraries' deprecation notes; errors still show
@@ -105,7 +104,12 @@ def served_engine_arguments(argv: Sequence[str]) -> Any:
 
 def serve(argv: list[str], environment: dict[str, str]) -> None:
     """Become the server: this process is replaced by vLLM's, so signals (Ctrl-C, SIGTERM from a
-    supervisor) reach vLLM itself, which shuts its engine processes down. Never returns."""
+    supervisor) reach vLLM itself, which shuts its engine processes down. Never returns.
+
+    With masking on, the ``memento_*`` series get their prometheus multiprocess folder first (`metrics_environment`).
+    """
+    if CONFIG_ENV in environment:
+        metrics_environment(environment)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(argv[0], argv, environment)
