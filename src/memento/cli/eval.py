@@ -85,7 +85,6 @@ def run(args: argparse.Namespace) -> int:
     from memento.eval.run.backends.prompted import PROMPTED_FLAGS, endpoint_settings
     from memento.eval.run.options import EvalOptions
     from memento.eval.run.runner import default_output
-    from memento.eval.run.store import record_invocation
     from memento.folder_lock import hold_folder
     from memento.prompted.config import PromptedConfig
 
@@ -111,8 +110,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(eval_options.output) if eval_options.output is not None else default_output(eval_options)
     try:
         with hold_folder(output, "--output"):  # a second run into the same folder is refused
-            record_invocation(output, ["memento", *sys.argv[1:]])
-            summary = run_eval(eval_options, progress=progress, prompted=prompted)
+            command = ["memento", *sys.argv[1:]]
+            summary = run_eval(eval_options, progress=progress, prompted=prompted, command=command)
     except BenchmarkUnavailable as error:
         raise UsageError(f"--benchmark: {error}") from None
     except BackendError as error:
