@@ -194,8 +194,8 @@ def usage_dict(usage: Usage) -> dict[str, int]:
 class _Output:
     """Append-only, fsynced output files: which traces have a record, which failed (and why).
 
-    A failure line stays in ``failures.jsonl`` when the trace later succeeds; a trace counts as
-    failed while it has a failure line and no record.
+    ``failures.jsonl`` lists only traces that have no record: the lines of a trace that succeeds on a
+    retry are dropped when the run ends (or, after a kill, when the next run opens the folder).
     """
 
     def __init__(self, directory: Path) -> None:
@@ -222,6 +222,23 @@ class _Output:
         if missing:
             self._append(FINISHED, "".join(line + "\n" for line in sorted(missing)))
         self._lock = threading.Lock()
+        self.prune_failures()
+
+    def prune_failures(self) -> None:
+        """Rewrite failures.jsonl without the lines of traces that have a record now (whole, then renamed)."""
+        path = self.directory / FAILURES
+        if not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = [line for line in lines if not line.strip() or id_key(json.loads(line)["task_id"]) not in self.recorded]
+        if len(keep) == len(lines):
+            return
+        temporary = path.with_name(f".{FAILURES}.partial")
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write("".join(keep))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
     def _lines(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
         path = self.directory / name
@@ -260,6 +277,34 @@ class _Output:
                 self._append(FAILURES, json.dumps(line, ensure_ascii=False) + "\n")
                 self.failed[id_key(task_id)] = str(failure)
             self._append(FINISHED, id_line(task_id) + "\n")
+
+
+def unrecorded_failures(directory: str | Path) -> dict[str, str]:
+    """Task id (as written in failures.jsonl) -> last reason, for the traces of a build folder that failed and
+    have no record; read only (a torn last line is left out)."""
+    directory = Path(directory)
+    recorded = set()
+    if (directory / RECORDS).exists():
+        recorded = {id_key(line["task_id"]) for _, line in _whole_lines(directory / RECORDS)}
+    failed: dict[str, str] = {}
+    if (directory / FAILURES).exists():
+        for _, line in _whole_lines(directory / FAILURES):
+            if id_key(line["task_id"]) not in recorded:
+                failed[str(line["task_id"])] = str(line.get("reason", ""))
+    return failed
+
+
+def _whole_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every line that is an object with a task_id (others are left to the readers
+    that check them, e.g. `data export`), a torn last line left out."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text[: text.rfind("\n") + 1].splitlines(), start=1):
+        try:
+            value = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and "task_id" in value:
+            yield number, value
 
 
 @dataclass
@@ -354,6 +399,7 @@ def build(
                 if failure is not None:
                     failures.append(f"{record['task_id']}: {failure}")
                 bar.advance(task)
+    output.prune_failures()
     return BuildSummary(
         processed=len(todo),
         skipped=len(records) - len(todo),
