@@ -1,6 +1,6 @@
 """A small finished run written by hand as `memento eval` writes one, for the viewer's tests that need no model:
-a local benchmark file of two problems, manifest.json, samples.jsonl (memento and no_eviction, two samples
-each), summary.json from the same `summarize` as a run, and invocations.jsonl."""
+a local benchmark file (two problems), manifest.json, samples.jsonl (memento and no_eviction, two samples
+each, by default), summary.json from the same `summarize` as a run, and invocations.jsonl."""
 
 from __future__ import annotations
 
@@ -25,19 +25,29 @@ def response(answer: str, blocks: int = 3, block_chars: int = 60) -> str:
     return f"{THINK_START}{body}{THINK_END}\nThe answer is \\boxed{{{answer}}}"
 
 
-def write_small_run(directory: Path, *, response_text: str | None = None) -> Path:
-    """The run in `directory` (created); `response_text`, when given, is every sample's response."""
+def write_small_run(
+    directory: Path,
+    *,
+    response_text: str | None = None,
+    modes: tuple[str, ...] = MODES,
+    problems: int = 2,
+    samples: int = 2,
+    tokenizer: Path | None = None,
+) -> Path:
+    """The run in `directory` (created): `problems` x `samples` in each of `modes`; `response_text`, when given, is
+    every sample's response; `tokenizer` (a local checkpoint) is the one the page's KV curves replay with."""
     directory.mkdir(parents=True, exist_ok=True)
-    problems = directory / "problems.jsonl"
-    rows = [{"id": f"p{i}", "problem": f"What is {i} + 1?", "answer": str(i + 1)} for i in (0, 1)]
-    problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    modes = {name: builtin_mode(name, mask_delimiters=False).describe() for name in MODES}
-    manifest = {"model": "synthetic", "benchmark": str(problems), "backend": "hf", "choice_seed": 0, "modes": modes}
+    benchmark = directory / "problems.jsonl"
+    rows = [{"id": f"p{i}", "problem": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(problems)]
+    benchmark.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    settings = {name: builtin_mode(name, mask_delimiters=False).describe() for name in modes}
+    manifest = {"model": "synthetic", "benchmark": str(benchmark), "backend": "hf", "choice_seed": 0}
+    manifest |= {"modes": settings, "tokenizer": None if tokenizer is None else str(tokenizer)}
     (directory / "manifest.json").write_text(json.dumps(manifest))
     records = []
-    for mode in MODES:
-        for index in (0, 1):
-            for sample in (0, 1):
+    for mode in modes:
+        for index in range(problems):
+            for sample in range(samples):
                 text = response_text if response_text is not None else response(str(index + 1))
                 records.append(
                     {
@@ -51,8 +61,8 @@ def write_small_run(directory: Path, *, response_text: str | None = None) -> Pat
                 )
     records = [dict(record) for record in records]
     (directory / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    by_mode = {mode: [r for r in records if r["mode"] == mode] for mode in MODES}
-    summary = summarize(by_mode, load_benchmark(problems, use_hub=False), samples_per_problem=2)
+    by_mode = {mode: [r for r in records if r["mode"] == mode] for mode in modes}
+    summary = summarize(by_mode, load_benchmark(benchmark, use_hub=False), samples_per_problem=samples)
     (directory / "summary.json").write_text(json.dumps(summary))
-    record_invocation(directory, ["memento", "eval", "--benchmark", str(problems)])
+    record_invocation(directory, ["memento", "eval", "--benchmark", str(benchmark)])
     return directory
