@@ -130,7 +130,7 @@ class Structure:
         if self._header is not None:
             if not self.in_assistant:
                 return False
-            self._recent.extend(token_ids[len(token_ids) - (self._recent.maxlen or 0) :])
+            self._recent.extend(token_ids[-len(self._header) :])
         self.position += count
         return True
 
