@@ -109,3 +109,17 @@ def test_view_refuses_run_files_of_the_wrong_shape(run_dir, capsys, name, damage
     err = _one_line_error(capsys)
     assert expected in err and str(path) in err, err
     assert _snapshot(run_dir) == before  # no page written
+
+
+def test_view_of_a_run_in_progress_names_a_sample_missing_a_summarized_field(run_dir, capsys):
+    """Item 6: without summary.json the page summarizes the samples so far; one lacking a field it needs is named."""
+    (run_dir / "summary.json").unlink()
+    path = run_dir / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[1])
+    del record["tokens"]
+    lines[1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["eval", "view", str(run_dir)]) == 2
+    err = _one_line_error(capsys)
+    assert f"{path}: sample {record['sample']} of {record['id']} in mode {record['mode']}: tokens: missing" in err

@@ -26,7 +26,7 @@ from memento.eval.report.outputs import ACCURACY_PLOT, CDF_PLOT, SUMMARY_FILE
 from memento.eval.report.summary import REFERENCE_MODES, summarize
 from memento.eval.run.backends.base import ENDPOINT
 from memento.eval.run.replay import KVReplay
-from memento.eval.run.schema import check_invocation, check_manifest_file, check_summary
+from memento.eval.run.schema import check_invocation, check_manifest_file, check_summarizable, check_summary
 from memento.eval.run.store import INVOCATIONS_FILE, MANIFEST_FILE, SAMPLES_FILE, StoreError, read_samples
 from memento.folder_lock import LOCK_FILE
 from memento.format import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, split_on_markers
@@ -220,7 +220,11 @@ def load_run(directory: str | Path) -> dict[str, Any]:
         by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, record in records.items():
             if key[1] in problems:
-                by_mode[key[0]].append(record)
+                where = f"{directory / SAMPLES_FILE}: sample {key[2]} of {key[1]} in mode {key[0]}"
+                try:
+                    by_mode[key[0]].append(check_summarizable(record, where))
+                except ShapeError as error:
+                    raise ViewError(str(error)) from None
         summary = summarize(by_mode, benchmark, samples_per_problem=max(k[2] for k in records) + 1)
     replay = _replay_for(manifest)
     configs = {mode: _mode_config(manifest, written, mode) for mode in modes}

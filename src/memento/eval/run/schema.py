@@ -30,6 +30,7 @@ SAMPLE = {
     "sample": "integer",
     "response": "string",
     "correct": "boolean",
+    "answer": "string|null",
     "status": "string|null",
     "finish_reason": "string|null",
     "tokens": "integer|null",
@@ -76,6 +77,11 @@ REQUIRED_FIGURES = (
     *("samples", "pass_at_1", "pass_at_1_stderr", "pass_at_k", "maj_at_k", "format_ok", "tokens_mean"),
     *("blocks_mean", "kv_peak_tokens_mean", "kv_peak_tokens_max", "kv_peak_bytes_mean", "kv_auc_gb_ktok_mean"),
 )
+SUMMARIZED = (
+    *("correct", "answer", "status", "well_formed", "tokens", "blocks", "mementos"),
+    *("kv_peak_tokens", "kv_peak_bytes", "kv_auc_gb_ktok"),
+)
+"""The fields of a sample that `report.summary.summarize` reads."""
 INVOCATION = {"time": "string", "command": "list", "versions": "object"}
 
 
@@ -94,6 +100,11 @@ def check_manifest_file(manifest: Any, where: str) -> dict[str, Any]:
 def check_sample(record: Any, where: str) -> dict[str, Any]:
     """One line of samples.jsonl (`records.build_records`); `where` is ``FILE:LINE``."""
     return check_fields(record, SAMPLE, where, required=("mode", "id", "sample"))
+
+
+def check_summarizable(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """A sample record with every field a summary is made of (`SUMMARIZED`)."""
+    return check_fields(record, SAMPLE, where, required=SUMMARIZED)
 
 
 def check_summary(summary: Any, where: str) -> dict[str, Any]:
