@@ -1,5 +1,5 @@
 """The pipeline's JSON shapes: the answers it asks an LLM for (one schema per answer, which both asks and
-checks) and the record it writes for each trace (`check_record`, which every reader of records.jsonl uses).
+checks) and the record it writes for each trace (`check_record`: `data export` checks every record with it).
 
 Each `AnswerSchema` owns one answer's shape: its JSON schema (sent as OpenAI's
 ``response_format={"type": "json_schema", ...}`` with ``strict: true`` when the endpoint takes it,
