@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
     from memento.training import DataSelection, TrainOptions, distributed, train
     from memento.training.arguments import trainer_arguments_from
+    from memento.training.run_folder import check_output_folder
 
     trainer_arguments = trainer_arguments_from(args)
     train_options = options.from_args(TrainOptions, args, trainer_arguments=trainer_arguments)
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
+    check_output_folder(args.output, args.stage, resume=train_options.resume, overwrite=train_options.overwrite)
     note = distributed.launch_note()
     if note:
         print(f"memento train: {note}", file=sys.stderr)
