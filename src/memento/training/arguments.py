@@ -23,6 +23,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from memento.cli.parsing import add_hint
 from memento.errors import UsageError
+from memento.training import distributed
 
 if TYPE_CHECKING:
     from memento.training.options import TrainOptions
@@ -61,6 +62,12 @@ MEMENTO_FLAGS: dict[str, str] = {
 
 MEMENTO_OWNED = frozenset(MEMENTO_FLAGS)
 """`TrainingArguments` fields a `memento train` option sets (never a passed-through flag)."""
+
+
+COLLECTIVE_TIMEOUT_S = 600
+"""memento's default ``--ddp-timeout``: seconds a process waits in a collective (gloo, NCCL) for the others
+before the run ends naming the rank that stopped answering (`memento.training.heartbeat`); transformers'
+own default is 1800."""
 
 
 def trainer_fields() -> list[dataclasses.Field]:
@@ -146,9 +153,12 @@ def stage_arguments(
         "lr_scheduler_type": "cosine",
         "report_to": [],
         "dataloader_num_workers": 0,
+        "ddp_timeout": COLLECTIVE_TIMEOUT_S,
         "use_cpu": not _cuda(),
         "gradient_checkpointing_kwargs": {"use_reentrant": False} if options.gradient_checkpointing else None,
     }
+    given = {**overridable, **options.trainer_arguments}
+    distributed.start_group(given["ddp_timeout"], given.get("ddp_backend"), cpu=given["use_cpu"])
     try:
         return TrainingArguments(
             output_dir=str(output_dir),
@@ -174,7 +184,7 @@ def stage_arguments(
             remove_unused_columns=False,
             gradient_checkpointing=options.gradient_checkpointing,
             train_sampling_strategy="group_by_length" if options.group_by_length else "random",
-            **{**overridable, **options.trainer_arguments},
+            **given,
         )
     except (ValueError, TypeError, FileNotFoundError) as error:  # TrainingArguments' own validation
         raise UsageError(f"Trainer arguments {sorted(options.trainer_arguments)}: {error}") from None
