@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento train` (hyperparameters from `TrainOptions`, data choice from `DataSelection`)."""
     from memento.training import DataSelection, TrainOptions
     from memento.training.arguments import add_trainer_flags
-    from memento.training.trainer import STAGES
+    from memento.training.options import STAGES
 
     parser.description = (
         "Add the memento tokens to a local checkpoint (or .gguf file) and fine-tune it on memento traces "

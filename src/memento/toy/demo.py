@@ -13,17 +13,15 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from memento.attention import analyze
 from memento.config import MementoConfig
-from memento.inference import GenerationResult, MementoGenerator
-from memento.inference.loading import load_model_and_tokenizer
-from memento.kv import KVGeometry, memento_to_block_ratio, simulate
 from memento.toy import CHECKPOINT, HELD_OUT_SEED
 from memento.toy.task import ToyTask, parse_answer
+
+if TYPE_CHECKING:
+    from memento.inference import GenerationResult, MementoGenerator
+    from memento.kv import KVGeometry
 
 MODES: dict[str, dict[str, Any]] = {
     "memento": {"keep_last_n_blocks": 0},
@@ -61,6 +59,9 @@ def _measure(
     generator: MementoGenerator,
     geometry: KVGeometry,
 ) -> ModeReport:
+    from memento.attention import analyze
+    from memento.kv import memento_to_block_ratio, simulate
+
     config, special_ids = generator.config, generator.special_ids
     per_token = geometry.bytes_per_token
     correct, peaks, aucs, blocks, matches = 0, [], [], [], True
@@ -127,6 +128,12 @@ def run_demo(
         raise FileNotFoundError(f"no model in {model_dir}; train one with `memento toy train --install`")
     options = options or DemoOptions()
     problems, batch_size = options.problems, options.batch_size
+    import torch  # the model stack loads only when the demo runs (`memento demo --help` stays fast)
+
+    from memento.inference import MementoGenerator
+    from memento.inference.loading import load_model_and_tokenizer
+    from memento.kv import KVGeometry
+
     torch.manual_seed(0)
     model, tokenizer = load_model_and_tokenizer(model_dir, dtype="float32", device="cpu")
     geometry = KVGeometry.from_config(model.config, bytes_per_element=model.dtype.itemsize)
