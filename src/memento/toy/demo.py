@@ -175,7 +175,9 @@ def print_demo(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 140))
+    from memento.tables import print_table
+
+    console = Console()
     table = Table(title=f"memento demo: {report['problems']} held-out problems, embedded toy model")
     columns = [
         "mode",
@@ -204,7 +206,7 @@ def print_demo(report: dict[str, Any]) -> None:
             compression,
             "yes" if m["matches_simulator"] else "NO",
         )
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"peak KV with eviction = {report['peak_kv_ratio']:.2f}x without; accuracy gap "
         f"{report['accuracy_gap_pp']:+.1f} pp; restart_mode is the paper's dual-stream ablation "
