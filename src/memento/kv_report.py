@@ -144,7 +144,7 @@ def print_comparisons(comparisons: Comparisons) -> None:
 
     from memento.tables import print_table
 
-    console = Console()
+    console = Console(soft_wrap=True)  # prose lines are never cut or wrapped by rich; tables fit (print_table)
     geometry, config = comparisons.geometry, comparisons.config
     table = Table(
         title=f"KV cache, vanilla -> memento ({geometry.name}, {geometry.bytes_per_token / 1024:.0f} KiB/token, "

@@ -147,7 +147,7 @@ def run_prompted(options: PromptedOptions, *, stdout: TextIO | None = None, stde
         for record in records:
             print(json.dumps(record, ensure_ascii=False), file=stdout, flush=True)
     else:
-        console = Console(file=stdout)
+        console = Console(file=stdout, soft_wrap=True)
         print_table(summary_table(records), console)
         console.print(summary_line(records))
     failed = [r for r in records if "error" in r]

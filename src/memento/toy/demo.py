@@ -177,7 +177,7 @@ def print_demo(report: dict[str, Any]) -> None:
 
     from memento.tables import print_table
 
-    console = Console()
+    console = Console(soft_wrap=True)  # prose lines are never cut or wrapped by rich; tables fit (print_table)
     table = Table(title=f"memento demo: {report['problems']} held-out problems, embedded toy model")
     columns = [
         "mode",

@@ -103,7 +103,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     """The table, then where the files are."""
-    console = console or Console()
+    console = console or Console(soft_wrap=True)
     print_table(summary_table(summary), console)
     notes = []
     if any("billed_tokens_mean" in m for m in summary["modes"].values()):
