@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "flag too."
     )
     parser.add_argument(
-        "--model", type=Path, required=True, help="local Hugging Face checkpoint directory or .gguf file"
+        "--model", type=Path, required=True, help="checkpoint directory, .gguf file, or hub id ORG/NAME[@REVISION]"
     )
     parser.add_argument(
         "--data",

@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(teacher-forced log-probs, greedy decoding) and through the HF reference (MementoGenerator.score); "
         "exit 0 only when they agree within the dtype's tolerance. The last line of stdout is a JSON object."
     )
-    parser.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    parser.add_argument("--model", type=Path, required=True, help="checkpoint directory or hub id ORG/NAME[@REVISION]")
     parser.add_argument("--backend", choices=["vllm"], default="vllm")
     parser.add_argument("--attention-backend", default=None, help="vLLM attention backend (default: vLLM's choice)")
     parser.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16")
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when the check passes, 1 when it fails (the difference printed), 2 on bad input."""
     from memento.vllm.verify import VerifyOptions, run_verify
 
-    paths.checkpoint_directory(args.model, "--model")
+    args.model = paths.checkpoint_directory(args.model, "--model")
     options = VerifyOptions(
         model=args.model,
         weights=args.weights,
