@@ -41,7 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--no-judge", action="store_true", help="skip the judge and refinement")
     options.add_options(build, BuildOptions, title="pipeline")
     build.add_argument("--limit", type=int, default=None, help="only the first N traces")
-    build.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer dir or hub id (default: ~4 chars/token)")
+    build.add_argument(
+        "--tokenizer", type=Path, default=None, help="HF tokenizer dir or hub id (default: ~4 chars/token)"
+    )
     build.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
     build.add_argument("--max-attempts", type=int, default=5, help="tries per LLM call")
     build.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)")

@@ -31,7 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--geometry", default=None, help="preset: qwen3-8b (default), qwen3-32b, phi-4-reasoning, olmo-3-7b-think"
     )
-    source.add_argument("--model-config", type=Path, default=None, help="checkpoint dir, config.json, or hub id ORG/NAME[@REVISION]")
+    source.add_argument(
+        "--model-config", type=Path, default=None, help="checkpoint dir, config.json, or hub id ORG/NAME[@REVISION]"
+    )
     parser.add_argument(
         "--tokenizer",
         type=Path,
@@ -104,8 +106,8 @@ def draw_mask(path: Path, tokenizer: Any, config: MementoConfig, image: Path) ->
 
 def run(args: argparse.Namespace) -> int:
     """Simulate every trace twice (vanilla and memento) and print tables or JSON; plot when asked."""
-    from memento.kv import PRESET_MODEL_TYPES, KVGeometry
     from memento.hub import local_or_hub
+    from memento.kv import PRESET_MODEL_TYPES, KVGeometry
     from memento.kv_report import compare_traces, plot_comparisons, print_comparisons
 
     files = trace_files(args.traces)
