@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Start vLLM's OpenAI-compatible server with memento block masking. Arguments after `--` go to vLLM unchanged."
     )
     parser.add_argument("--backend", choices=["vllm"], default="vllm")
-    parser.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    parser.add_argument("--model", type=Path, required=True, help="checkpoint directory or hub id ORG/NAME[@REVISION]")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dtype", default="auto")
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from memento.config import MementoConfig
     from memento.vllm.serve import serve, served_engine_arguments, server_command
 
-    paths.checkpoint_directory(args.model, "--model")
+    args.model = paths.checkpoint_directory(args.model, "--model")
     if args.block_masking_config is not None:
         config = MementoConfig.from_json(args.block_masking_config)
     else:
