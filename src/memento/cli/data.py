@@ -147,8 +147,9 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write the folder's records as OpenMementos rows and say how many, where, and what was left out."""
-    from memento.data.build import FAILURES, RECORDS, unrecorded_failures
+    from memento.data.build import FAILURES, RECORDS
     from memento.data.export import export_openmementos
+    from memento.data.stats import unrecorded_failures
     from memento.errors import UsageError
 
     directory = paths.existing_directory(args.directory, "directory")

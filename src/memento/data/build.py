@@ -279,34 +279,6 @@ class _Output:
             self._append(FINISHED, id_line(task_id) + "\n")
 
 
-def unrecorded_failures(directory: str | Path) -> dict[str, str]:
-    """Task id (as written in failures.jsonl) -> last reason, for the traces of a build folder that failed and
-    have no record; read only (a torn last line is left out)."""
-    directory = Path(directory)
-    recorded = set()
-    if (directory / RECORDS).exists():
-        recorded = {id_key(line["task_id"]) for _, line in _whole_lines(directory / RECORDS)}
-    failed: dict[str, str] = {}
-    if (directory / FAILURES).exists():
-        for _, line in _whole_lines(directory / FAILURES):
-            if id_key(line["task_id"]) not in recorded:
-                failed[str(line["task_id"])] = str(line.get("reason", ""))
-    return failed
-
-
-def _whole_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every line that is an object with a task_id (others are left to the readers
-    that check them, e.g. `data export`), a torn last line left out."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for number, line in enumerate(text[: text.rfind("\n") + 1].splitlines(), start=1):
-        try:
-            value = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict) and "task_id" in value:
-            yield number, value
-
-
 @dataclass
 class BuildSummary:
     """What one `build` run did, and the state of the output folder after it.
