@@ -355,7 +355,7 @@ def test_out_of_range_slots_are_refused_before_any_write():
 
 @pytest.mark.slow
 def test_gpu_check_runs_every_part_in_cpu_smoke_mode():
-    """bench/gpu_check.py (the Tier B script for a GPU machine) is not broken: its --cpu-smoke mode passes."""
+    """bench/gpu_check.py (the script for a GPU machine) is not broken: its --cpu-smoke mode passes."""
     import json
     import subprocess
     import sys
@@ -367,7 +367,12 @@ def test_gpu_check_runs_every_part_in_cpu_smoke_mode():
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads(process.stdout.strip().splitlines()[-1])
-    assert [summary[part]["ok"] for part in ("mover", "graphs", "decode", "train")] == [True] * 4
+    assert [summary[part]["ok"] for part in ("mover", "graphs", "decode", "train", "vllm")] == [True] * 5
+    # the vLLM part's op probe ran in its subprocess, the strict stand-in in place of the CUDA op
+    probe = summary["vllm"]["probe"]
+    assert probe["op"] == "standin" and [row["cache"] for row in probe["rows"]] == ["bf16", "fp16", "fp8"]
+    assert all(row["self_check"] and row["bytes_equal_standin"] and row["guards_intact"] for row in probe["rows"])
+    assert summary["vllm"]["geometry"] == [16, 4, 128]
     assert all(row["exact_vs_cpu"] and row["loop_exact"] for row in summary["mover"]["rows"])
     assert all(row["evictions"] > 0 for row in summary["decode"]["rows"])
     assert {row["mode"] for row in summary["train"]["rows"]} == {"full", "tiled"}
