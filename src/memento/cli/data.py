@@ -21,10 +21,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build = commands.add_parser(
         "build",
         help="split -> score -> segment -> compress (+judge), resumable",
-        description="Turn a JSONL of chains of thought (task_id, cot, problem, domain) into memento records. "
+        description="Turn chains of thought into memento records: a JSONL of (task_id, cot, problem, domain), a .json "
+        "record or list of them, or the authors' memento traces (their blocks, joined, are the chain of thought). "
         "Re-running the same command resumes: finished traces are skipped, none is lost.",
     )
-    build.add_argument("--input", type=Path, required=True, help="JSONL of chains of thought")
+    build.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="JSONL of chains of thought, a .json record or list of them, or the authors' memento trace JSON",
+    )
     build.add_argument("--output-dir", type=Path, required=True, help="records, failures and progress go here")
     source = build.add_mutually_exclusive_group(required=True)
     source.add_argument("--offline", action="store_true", help="discourse-cue scorer and extractive mementos")
@@ -35,7 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--no-judge", action="store_true", help="skip the judge and refinement")
     options.add_options(build, BuildOptions, title="pipeline")
     build.add_argument("--limit", type=int, default=None, help="only the first N traces")
-    build.add_argument("--tokenizer", type=Path, default=None, help="local HF tokenizer (default: ~4 chars/token)")
+    build.add_argument(
+        "--tokenizer", type=Path, default=None, help="HF tokenizer dir or hub id (default: ~4 chars/token)"
+    )
     build.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
     build.add_argument("--max-attempts", type=int, default=5, help="tries per LLM call")
     build.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)")

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             paths.existing_file(Path(value), flag)
     if eval_options.tokenizer is not None:
-        paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer")
+        eval_options.tokenizer = str(paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer"))
     if eval_options.output is not None:
         paths.output_directory(Path(eval_options.output), "--output")
     prompted = None
@@ -133,7 +133,7 @@ def run_grade(args: argparse.Namespace) -> int:
     grade_options = options.from_args(GradeOptions, args)
     paths.existing_file(Path(grade_options.responses), "--responses")
     if grade_options.tokenizer is not None:
-        paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer")
+        grade_options.tokenizer = str(paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer"))
     if grade_options.model_config is not None and not Path(grade_options.model_config).is_file():
         paths.existing_directory(Path(grade_options.model_config), "--model-config", holding="config.json")
     if grade_options.output is not None:

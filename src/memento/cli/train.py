@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento train` (hyperparameters from `TrainOptions`, data choice from `DataSelection`)."""
     from memento.training import DataSelection, TrainOptions
     from memento.training.arguments import add_trainer_flags
-    from memento.training.trainer import STAGES
+    from memento.training.options import STAGES
 
     parser.description = (
         "Add the memento tokens to a local checkpoint (or .gguf file) and fine-tune it on memento traces "
@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "flag too."
     )
     parser.add_argument(
-        "--model", type=Path, required=True, help="local Hugging Face checkpoint directory or .gguf file"
+        "--model", type=Path, required=True, help="checkpoint directory, .gguf file, or hub id ORG/NAME[@REVISION]"
     )
     parser.add_argument(
         "--data",

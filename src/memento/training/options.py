@@ -16,6 +16,10 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+STAGES = ("full", "memento", "both")
+"""`memento train --stage`: stage 1 (full causal attention), stage 2 (memento attention), or both in turn."""
+
+
 @dataclass
 class TrainOptions:
     """Hyperparameters; defaults are the paper's (AdamW (0.9, 0.999), no weight decay, lr 8e-5,

@@ -31,14 +31,13 @@ from memento.training.arguments import stage_arguments
 from memento.training.collator import MementoCollator
 from memento.training.data import TrainingExample, tokenize_traces
 from memento.training.masks import additive_mask, block_sparse_mask, dense_mask
-from memento.training.options import TrainOptions
+from memento.training.options import STAGES, TrainOptions
 from memento.training.packing import PackedExample, pack_examples
 from memento.training.sources import DataSelection, read_traces
 from memento.training.tokens import add_memento_tokens
 
 logger = logging.getLogger("memento.training")
 
-STAGES = ("full", "memento", "both")
 DONE_MARKER = "memento_training.json"
 _WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 

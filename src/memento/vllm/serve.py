@@ -12,11 +12,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from memento.config import MementoConfig
-from memento.vllm.checks import check_server_start
+from memento.vllm.checks import check_engine_arguments, check_server_start
 from memento.vllm.engine import server_flags, set_environment
 
+SERVER_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
 KEEP_ALIVE_ENV, KEEP_ALIVE_SECONDS = "VLLM_HTTP_TIMEOUT_KEEP_ALIVE", 65
 """vLLM's HTTP keep-alive and ours: above the 5 s after which httpx closes an idle connection."""
 
@@ -39,13 +41,13 @@ def server_command(
     Runs `check_server_start` first: a config the plugin cannot run, a model directory that does
     not exist or whose tokenizer lacks the memento tokens, a port in use, an untested vLLM
     release or its V2 model runner raise `StartupError` (a ValueError, one line) before anything
-    is loaded.
+    is loaded. With masking on, the whole command line (`extra` last: its values win, as in vLLM)
+    is then read by vLLM's own parser and every engine feature the plugin refuses (prefix caching,
+    speculative decoding, parallelism, async scheduling, another scheduler, ...) is refused here.
     """
     check_server_start(model, config, host=host, port=port)
     argv = [
-        sys.executable,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
+        *SERVER_PROGRAM,
         "--model",
         str(model),
         "--host",
@@ -66,12 +68,21 @@ def server_command(
     if block_size is not None:
         argv += ["--block-size", str(block_size)]
     argv += list(extra)
+    if config is not None:
+        check_engine_arguments(served_engine_arguments(argv))
     environment = set_environment(config, dict(os.environ))
     # httpx (the openai client) drops idle connections after 5 s, and so does vLLM's server by default:
     # a request sent on a pooled connection as the server closes it is lost ("Server disconnected
     # without sending a response"). A server that keeps connections longer than its clients avoids it.
     environment.setdefault(KEEP_ALIVE_ENV, str(KEEP_ALIVE_SECONDS))
     return argv, environment
+
+
+def served_engine_arguments(argv: Sequence[str]) -> Any:
+    """vLLM's `EngineArgs` for a `server_command` argv, exactly as the server will parse them."""
+    from memento.vllm.arguments import engine_arguments
+
+    return engine_arguments(argv[len(SERVER_PROGRAM) :])
 
 
 def serve(argv: list[str], environment: dict[str, str]) -> None:
