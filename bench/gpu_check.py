@@ -26,7 +26,7 @@ JSON summary line.
     PYTHONPATH=src python bench/gpu_check.py          # on the GPU; exit 0 when every part passed
     .venv/bin/python bench/gpu_check.py --cpu-smoke   # tiny sizes on CPU: the script is not broken
 
-Budgets (mover 90 s, decode 150 s, train 170 s; with vLLM 60, 110, 110 and vllm 180 s; the item running at
+Budgets (mover 90 s, decode 150 s, train 170 s; with vLLM 60, 100, 100 and vllm 200 s; the item running at
 a deadline finishes, verify is killed at it) keep a GPU run under 8 minutes. Not yet run on a GPU: CPU
 smoke mode only.
 """
@@ -383,7 +383,7 @@ def main() -> None:
     args.moves = 200 if smoke else 1024  # tokens moved per call, over all requests
     with_vllm = not smoke and "vllm" in args.parts and gpu_check_vllm.cuda_vllm_missing() is None
     args.budget_mover = 60 if smoke or with_vllm else 90
-    decode_s, train_s = (110, 110) if with_vllm else (None, None)  # None: their own defaults
+    decode_s, train_s = (100, 100) if with_vllm else (None, None)  # None: their own defaults
     torch.manual_seed(0)
     print(describe(str(device)))
     summary: dict = {"device": str(device), "smoke": smoke}
@@ -392,7 +392,7 @@ def main() -> None:
         "graphs": lambda: part_graphs(args, device),
         "decode": lambda: gpu_check_hf.part_decode(device, smoke, decode_s),
         "train": lambda: gpu_check_hf.part_train(device, smoke, train_s),
-        "vllm": lambda: gpu_check_vllm.part_vllm(smoke, 180),
+        "vllm": lambda: gpu_check_vllm.part_vllm(smoke, 200),
     }
     for name in args.parts:
         run_part(name, parts[name], summary)
