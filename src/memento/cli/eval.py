@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.cli import options, paths
+from memento.cli.parsing import BooleanOptional
 from memento.errors import UsageError
 
 NAME = "eval"
@@ -62,7 +63,7 @@ def _add_output_flags(parser: argparse.ArgumentParser, *, progress: bool = True)
         return
     parser.add_argument(
         "--progress",
-        action=argparse.BooleanOptionalAction,
+        action=BooleanOptional,
         default=None,
         help="progress bar with ETA on stderr (default: when stderr is a terminal)",
     )

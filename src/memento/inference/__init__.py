@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from memento.lazy import lazy_exports
 
 _EXPORTS = {
     "EvictingKVCache": "cache",
@@ -30,10 +31,4 @@ if TYPE_CHECKING:
     from memento.inference.logits import MaxBlockTokensProcessor
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memento.inference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"memento.inference.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

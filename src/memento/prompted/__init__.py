@@ -8,8 +8,9 @@ entry point for other code (thread-safe); `run_prompted(options)` is the `mement
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from memento.lazy import lazy_exports
 
 _EXPORTS = {
     "ChatClient": "client",
@@ -78,10 +79,4 @@ if TYPE_CHECKING:
     from memento.prompted.runner import run_prompted, solve_problems
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memento.prompted' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"memento.prompted.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

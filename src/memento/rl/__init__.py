@@ -8,8 +8,9 @@ TRL is imported only by the trainer side (`MementoGRPOTrainer`, `run_rl`).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from memento.lazy import lazy_exports
 
 _EXPORTS = {
     "memento_inputs": "logprobs",
@@ -55,10 +56,4 @@ if TYPE_CHECKING:
     from memento.rl.run import run_rl
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memento.rl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"memento.rl.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from memento.lazy import lazy_exports
 
 _EXPORTS = {
     "MementoCollator": "collator",
@@ -50,10 +51,4 @@ if TYPE_CHECKING:
     from memento.training.trainer import MementoTrainer, train, train_stage
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memento.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"memento.training.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

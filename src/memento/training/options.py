@@ -108,6 +108,10 @@ class TrainOptions:
             "continue an interrupted run: finished stages are kept, the running one resumes from its last checkpoint"
         ),
     )
+    overwrite: bool = field(
+        default=False,
+        metadata=_help("start over in an output folder an interrupted run left: its checkpoints are deleted first"),
+    )
     trainer_arguments: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
 
     def __post_init__(self) -> None:
@@ -150,5 +154,7 @@ class TrainOptions:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.save_steps < 0:
             raise ValueError(f"save_steps must be >= 0, got {self.save_steps}")
+        if self.resume and self.overwrite:
+            raise ValueError("choose resume (continue the run in the output folder) or overwrite (start over)")
         if self.packing and self.group_by_length:
             raise ValueError("choose packing or group_by_length, not both")
