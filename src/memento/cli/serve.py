@@ -23,8 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         required=True,
-        help="local Hugging Face checkpoint directory, a .gguf file, or smollm2 (SmolLM2-135M-Instruct, installed "
-        "by the setup; serve it with --plain)",
+        help="checkpoint directory, hub id ORG/NAME[@REVISION], a .gguf file, or smollm2 (SmolLM2-135M-Instruct, "
+        "installed by the setup; serve it with --plain)",
     )
     parser.add_argument(
         "--plain",
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from memento.vllm.serve import serve, served_engine_arguments, server_command
 
     model, served_name = _model(args.model)
+    args.model = model
     if args.plain:
         config = MementoConfig(enable=False)
     elif args.block_masking_config is not None:

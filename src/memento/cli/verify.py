@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "within the dtype's tolerance and the control does not; 1 when the check fails or cannot tell; 2 on bad "
         "input; 130/143 when interrupted. With --json the last line of stdout is a JSON object, whatever happens."
     )
-    parser.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    parser.add_argument("--model", type=Path, required=True, help="checkpoint directory or hub id ORG/NAME[@REVISION]")
     parser.add_argument("--backend", choices=["vllm"], default="vllm")
     parser.add_argument("--attention-backend", default=None, help="vLLM attention backend (default: vLLM's choice)")
     parser.add_argument(
@@ -111,7 +111,7 @@ def _json_error(args: argparse.Namespace, error: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from memento.vllm.verify import VerifyOptions, check_verify_start, run_verify
 
-    paths.checkpoint_directory(args.model, "--model")
+    args.model = paths.checkpoint_directory(args.model, "--model")
     options = VerifyOptions(
         model=args.model,
         weights=args.weights,
