@@ -38,9 +38,11 @@ def test_flags_and_passthrough_reach_vllm(started):
 
 def test_verbose_leaves_vllm_logging_alone_and_plain_turns_memento_off(started, monkeypatch):
     monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
     assert main(["serve", "--model", str(CHECKPOINT), "--verbose", "--plain"]) == 0
     ((command, environment),) = started
     assert "VLLM_LOGGING_LEVEL" not in environment and "--uvicorn-log-level" not in command
+    assert "--no-use-tqdm-on-load" not in command and "PYTHONWARNINGS" not in environment
     assert CONFIG_ENV not in environment and "--reasoning-parser" not in command
     assert "memento.vllm.scheduler.MementoScheduler" not in command
 

@@ -53,7 +53,7 @@ def server_command(
     speculative decoding, parallelism, async scheduling, another scheduler, ...) is refused here.
     With masking on, the memento reasoning parser, the response fields (`memento.vllm.responses`) and the
     ``memento_*`` metrics (`memento.vllm.telemetry`) are set up too. Unless `verbose`, vLLM logs only its
-    errors, uvicorn only its warnings, and Python's warnings are off.
+    errors, uvicorn only its warnings, no weight-loading progress bar, and Python's warnings are off.
     """
     check_server_start(model, config, host=host, port=port)
     argv = [
@@ -80,7 +80,7 @@ def server_command(
     if served_name is not None:
         argv += ["--served-model-name", served_name]
     if not verbose:
-        argv += ["--uvicorn-log-level", "warning"]
+        argv += ["--uvicorn-log-level", "warning", "--no-use-tqdm-on-load"]
     argv += list(extra)
     if config is not None:
         check_engine_arguments(served_engine_arguments(argv))
