@@ -227,7 +227,7 @@ def test_30_3_fp32_on_cuda_is_checked_in_ieee_precision():
 
 
 def test_34_10_an_interrupt_swallowed_by_library_code_still_stops_the_check():
-    with interruptible() as signals:
+    with pytest.raises(Interrupted), interruptible() as signals:
         try:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the handler runs here
@@ -254,6 +254,27 @@ def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeyp
         time.sleep(1)
     assert signals.received == [signal.SIGINT, signal.SIGTERM]
     assert not list(tmp_path.glob("memento-verify-*"))
+
+
+def test_34_10_a_signal_that_comes_only_during_the_clean_up_still_means_no_verdict(tmp_path, monkeypatch):
+    """The check itself finished; SIGTERM arrives while its temporary folder is removed (signals deferred).
+    Leaving `interruptible` must still raise, or the caller would go on to report the verdict."""
+    monkeypatch.setattr(verify_module.tempfile, "tempdir", str(tmp_path))
+    removing = shutil.rmtree
+
+    def interrupted_removal(path, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        removing(path, **kwargs)
+
+    monkeypatch.setattr(verify_module.shutil, "rmtree", interrupted_removal)
+    reported = []
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        with interruptible() as signals, scratch_directory(signals) as scratch:
+            (scratch / "model.safetensors").write_bytes(b"weights")
+        reported.append("verdict")  # what run_verify does next
+    assert reported == [] and signals.received == [signal.SIGTERM]
+    assert not list(tmp_path.glob("memento-verify-*"))
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
 
 
 def _start(tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen, Path, Path]:

@@ -178,7 +178,11 @@ class Signals:
 
 @contextlib.contextmanager
 def interruptible() -> Iterator[Signals]:
-    """SIGINT/SIGTERM raise `Interrupted` (so `with` blocks clean up) and are remembered (`Signals`)."""
+    """SIGINT/SIGTERM raise `Interrupted` (so `with` blocks clean up) and are remembered (`Signals`).
+
+    A signal received while raising was deferred (a clean-up), or swallowed by library code, still raises
+    `Interrupted` as the block ends: nothing after an interrupted block reports a verdict.
+    """
     signals = Signals()
     if threading.current_thread() is not threading.main_thread():
         yield signals
@@ -195,6 +199,7 @@ def interruptible() -> Iterator[Signals]:
     finally:
         for number, action in previous.items():
             signal.signal(number, action)
+    signals.raise_if_interrupted()
 
 
 @contextlib.contextmanager
@@ -301,7 +306,6 @@ def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = 
         say(f"scoring with the HF reference on {'cuda' if cuda else 'cpu'}")
         reference, _ = load_model_and_tokenizer(model, dtype=options.dtype, device="cuda" if cuda else "cpu")
         agreement, control = compare(reference, tokenizer, CONFIGS, prompts, scripts, runs, tolerance)
-        signals.raise_if_interrupted()
     passed, can_tell = verdict(
         agreement.largest,
         min(control),
