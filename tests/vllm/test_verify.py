@@ -20,7 +20,7 @@ import torch
 from memento.cli import main
 from memento.toy import CHECKPOINT
 from memento.vllm import verify as verify_module
-from memento.vllm.checks import StartupError, check_attention_backend, check_block_size
+from memento.vllm.checks import UNVERIFIED_BACKEND_ENV, StartupError, check_attention_backend, check_block_size
 from memento.vllm.verify import Interrupted, VerifyOptions, interruptible, precision_environment, scratch_directory
 
 pytestmark = pytest.mark.vllm
@@ -198,6 +198,8 @@ def test_30_3_the_default_dtype_is_the_one_serve_runs(monkeypatch):
 def test_30_3_attention_backend_and_block_size_refusals_follow_the_device():
     check_attention_backend("FLASH_ATTN", cuda=True)
     check_attention_backend("CPU_ATTN", cuda=False)
+    check_attention_backend("flash_attn", cuda=True)  # vLLM reads the name in any case
+    check_attention_backend("auto", cuda=False)  # vLLM's choice
     check_block_size(16, cuda=True)
     for call in (
         lambda: check_attention_backend("CPU_ATTN", cuda=True),
@@ -207,6 +209,13 @@ def test_30_3_attention_backend_and_block_size_refusals_follow_the_device():
     ):
         with pytest.raises(StartupError):
             call()
+
+
+def test_30_4_verify_refuses_an_unverified_backend_without_its_opt_in_before_loading():
+    """The engine would refuse FLASHINFER at start without the opt-in; verify says so first, in the same words."""
+    with pytest.raises(StartupError, match=f"FLASHINFER is unverified.*{UNVERIFIED_BACKEND_ENV}=FLASHINFER"):
+        check_attention_backend("flashinfer", cuda=True, environ={})
+    check_attention_backend("flashinfer", cuda=True, environ={UNVERIFIED_BACKEND_ENV: "FLASHINFER"})
 
 
 def test_30_3_fp32_on_cuda_is_checked_in_ieee_precision():
