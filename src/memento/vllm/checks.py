@@ -100,6 +100,17 @@ def check_engine_arguments(engine_args: Any) -> None:
         raise StartupError(message)
 
 
+def check_served_model(engine_args: Any, model: str | Path) -> None:
+    """Refuse a server command line whose `--model` or `--tokenizer` (given again after `--`: vLLM takes the last)
+    is not the model memento checked: its memento tokens, attention layers and verify pass would be another's."""
+    for flag, value in (("--model", engine_args.model), ("--tokenizer", engine_args.tokenizer)):
+        if value is not None and Path(value).resolve() != Path(model).resolve():
+            raise StartupError(
+                f"{flag} {value} among vLLM's flags: memento checked {model}, and vLLM would serve {value} unchecked; "
+                "name the model with memento serve --model (its tokenizer is the checkpoint's own)"
+            )
+
+
 def check_backends(names: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
     """Refuse an attention backend the plugin does not drive (it would attend to evicted keys), and an unverified
     one (FLASHINFER) unless ``MEMENTO_ALLOW_UNVERIFIED_BACKEND`` names it."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig
-from memento.vllm.checks import check_engine_arguments, check_server_start
+from memento.vllm.checks import check_engine_arguments, check_served_model, check_server_start
 from memento.vllm.engine import server_flags, set_environment
 
 SERVER_PROGRAM = (sys.executable, "-m", "vllm.entrypoints.openai.api_server")
@@ -42,8 +42,9 @@ def server_command(
     not exist or whose tokenizer lacks the memento tokens, a port in use, an untested vLLM
     release or its V2 model runner raise `StartupError` (a ValueError, one line) before anything
     is loaded. With masking on, the whole command line (`extra` last: its values win, as in vLLM)
-    is then read by vLLM's own parser and every engine feature the plugin refuses (prefix caching,
-    speculative decoding, parallelism, async scheduling, another scheduler, ...) is refused here.
+    is then read by vLLM's own parser: a `--model`/`--tokenizer` other than `model` and every engine feature
+    the plugin refuses (prefix caching, speculative decoding, parallelism, async scheduling, another
+    scheduler, ...) are refused here.
     """
     check_server_start(model, config, host=host, port=port)
     argv = [
@@ -69,7 +70,9 @@ def server_command(
         argv += ["--block-size", str(block_size)]
     argv += list(extra)
     if config is not None:
-        check_engine_arguments(served_engine_arguments(argv))
+        engine_args = served_engine_arguments(argv)
+        check_served_model(engine_args, model)
+        check_engine_arguments(engine_args)
     environment = set_environment(config, dict(os.environ))
     # httpx (the openai client) drops idle connections after 5 s, and so does vLLM's server by default:
     # a request sent on a pooled connection as the server closes it is lost ("Server disconnected
