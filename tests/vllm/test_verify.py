@@ -19,9 +19,11 @@ import torch
 
 from memento.cli import main
 from memento.toy import CHECKPOINT
+from memento.vllm import interrupts
 from memento.vllm import verify as verify_module
 from memento.vllm.checks import UNVERIFIED_BACKEND_ENV, StartupError, check_attention_backend, check_block_size
-from memento.vllm.verify import Interrupted, VerifyOptions, interruptible, precision_environment, scratch_directory
+from memento.vllm.interrupts import Interrupted, interruptible, scratch_directory
+from memento.vllm.verify import VerifyOptions, precision_environment
 
 pytestmark = pytest.mark.vllm
 KEYS = {"passed", "backend", "dtype", "max_abs_logprob_diff", "tokens_equal", "evictions", "blocks_released"}
@@ -248,7 +250,7 @@ def test_34_10_an_interrupt_swallowed_by_library_code_still_stops_the_check():
 
 
 def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeypatch):
-    monkeypatch.setattr(verify_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(interrupts.tempfile, "tempdir", str(tmp_path))
     removing = shutil.rmtree
 
     def interrupted_removal(path, **kwargs):
@@ -256,7 +258,7 @@ def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeyp
         time.sleep(0.5)
         removing(path, **kwargs)
 
-    monkeypatch.setattr(verify_module.shutil, "rmtree", interrupted_removal)
+    monkeypatch.setattr(interrupts.shutil, "rmtree", interrupted_removal)
     with pytest.raises(Interrupted), interruptible() as signals, scratch_directory(signals) as scratch:
         (scratch / "model.safetensors").write_bytes(b"weights")
         os.kill(os.getpid(), signal.SIGINT)
@@ -268,14 +270,14 @@ def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeyp
 def test_34_10_a_signal_that_comes_only_during_the_clean_up_still_means_no_verdict(tmp_path, monkeypatch):
     """The check itself finished; SIGTERM arrives while its temporary folder is removed (signals deferred).
     Leaving `interruptible` must still raise, or the caller would go on to report the verdict."""
-    monkeypatch.setattr(verify_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(interrupts.tempfile, "tempdir", str(tmp_path))
     removing = shutil.rmtree
 
     def interrupted_removal(path, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)
         removing(path, **kwargs)
 
-    monkeypatch.setattr(verify_module.shutil, "rmtree", interrupted_removal)
+    monkeypatch.setattr(interrupts.shutil, "rmtree", interrupted_removal)
     reported = []
     with pytest.raises(Interrupted, match="SIGTERM"):
         with interruptible() as signals, scratch_directory(signals) as scratch:
