@@ -128,6 +128,14 @@ def test_a_json_list_of_chains_of_thought_is_read_like_jsonl(tmp_path, capsys):
     assert [r["task_id"] for r in _lines(tmp_path / "out" / "records.jsonl")] == ["t0", "t1"]
 
 
+def test_a_jsonl_file_named_json_is_still_read_line_by_line(tmp_path, capsys):
+    """Many datasets ship JSONL under a .json name; `data build` read them before it learned .json documents."""
+    rows = [{"task_id": f"t{i}", "problem": "p", "domain": "math", "cot": _cot(i + 1)} for i in range(2)]
+    data = _write(tmp_path / "in.json", rows)
+    assert main(_build(data, tmp_path / "out")) == 0, capsys.readouterr().err
+    assert [r["task_id"] for r in _lines(tmp_path / "out" / "records.jsonl")] == ["t0", "t1"]
+
+
 def test_a_json_file_of_neither_form_is_one_line_naming_the_record(tmp_path, capsys):
     data = tmp_path / "in.json"
     data.write_text(json.dumps([{"problem": "p", "segments": "oops"}]))
