@@ -1,9 +1,10 @@
 """The input of `memento data build`: chains of thought, checked whole before any work starts.
 
 A ``.jsonl`` file holds one record per line (`task_id`, `cot` with <think>...</think>, `problem`,
-`domain`); a ``.json`` file holds one such record or a list of them (or is JSONL under that name). The authors' memento traces
-(``problem`` + ``segments`` of blocks and summaries, as in their data release) are accepted too: their
-blocks, joined, are the chain of thought, so the pipeline re-annotates them with its own mementos.
+`domain`); a ``.json`` file holds one such record or a list of them (or is JSONL under that name).
+The authors' memento traces (``problem`` + ``segments`` of blocks and summaries, as in their data
+release) are accepted too: their blocks, joined, are the chain of thought, so the pipeline
+re-annotates them with its own mementos.
 """
 
 from __future__ import annotations
