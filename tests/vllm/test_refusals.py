@@ -267,3 +267,42 @@ def test_the_command_line_and_the_engine_config_are_refused_by_the_same_rule_in_
     with pytest.raises(StartupError) as at_engine_start:
         check_vllm_config(_config(**changes()))
     assert str(before_vllm.value) == str(at_engine_start.value)
+
+
+@pytest.mark.parametrize(
+    ("cache_dtype", "model_dtype", "refused"),
+    [
+        ("bfloat16", "float16", True),
+        ("float16", "float32", True),
+        ("float16", "bfloat16", True),
+        ("bfloat16", "bfloat16", False),
+        ("float16", "float16", False),
+        ("auto", "float32", False),
+        ("fp8", "bfloat16", False),
+    ],
+)
+def test_an_explicit_float_kv_cache_dtype_other_than_the_models_is_refused(cache_dtype, model_dtype, refused):
+    """A bf16 cache under an fp16 model passes the start-up self-check (it probes in the cache's dtype) but the
+    forward hands CUDA's cache write keys in the model dtype, which it does not convert: refused before that."""
+    import torch
+
+    config = _config(
+        cache_config=CacheConfig(enable_prefix_caching=False, cache_dtype=cache_dtype),
+        model_config=SimpleNamespace(dtype=getattr(torch, model_dtype)),
+    )
+    if refused:
+        with pytest.raises(StartupError, match=f"KV cache dtype {cache_dtype} with a {model_dtype} model"):
+            check_vllm_config(config)
+    else:
+        check_vllm_config(config)
+
+
+def test_the_kv_cache_dtype_mismatch_is_refused_from_the_command_line_before_vllm_starts(plugin_on):
+    from memento.vllm.arguments import engine_arguments
+    from memento.vllm.checks import check_engine_arguments
+    from memento.vllm.engine import server_flags
+
+    flags = ["--model", "m", *server_flags(MementoConfig(mask_delimiters=False)), "--dtype", "half"]
+    with pytest.raises(StartupError, match="KV cache dtype bfloat16 with a half model"):
+        check_engine_arguments(engine_arguments([*flags, "--kv-cache-dtype", "bfloat16"]))
+    check_engine_arguments(engine_arguments([*flags, "--kv-cache-dtype", "float16"]))

@@ -71,6 +71,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--output", type=Path, required=True, help="the .parquet file to write")
     export.add_argument("--config", choices=["full", "default"], default="full", help="OpenMementos config")
     export.add_argument("--source", default="memento-data-build", help="the rows' `source` where a record names none")
+    export.add_argument(
+        "--skip-malformed",
+        action="store_true",
+        help="write the well-formed records when some are malformed (default: refuse, write nothing)",
+    )
     export.set_defaults(run=run_export)
 
 
@@ -141,12 +146,29 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Write the folder's records as OpenMementos rows and say how many, where."""
-    from memento.data.build import RECORDS
+    """Write the folder's records as OpenMementos rows and say how many, where, and what was left out."""
+    from memento.data.build import FAILURES, RECORDS
     from memento.data.export import export_openmementos
+    from memento.data.stats import unrecorded_failures
+    from memento.errors import UsageError
 
-    directory = paths.existing_directory(args.directory, "directory", holding=RECORDS)
+    directory = paths.existing_directory(args.directory, "directory")
+    failed = unrecorded_failures(directory)
+    if not (directory / RECORDS).is_file():
+        if failed:
+            first = next(iter(failed.items()))
+            raise UsageError(
+                f"directory {directory}: no {RECORDS}: all {len(failed)} traces built there failed (reasons in "
+                f"{directory / FAILURES}; first, {first[0]}: {first[1]}); rerun memento data build to retry them"
+            )
+        paths.existing_directory(directory, "directory", holding=RECORDS)
     output = paths.output_file(args.output, "--output", suffixes=("parquet",))
-    count = export_openmementos(directory, output, config=args.config, source=args.source)
-    print(f"{count} rows in OpenMementos' {args.config!r} schema -> {output}")
+    exported = export_openmementos(
+        directory, output, config=args.config, source=args.source, skip_malformed=args.skip_malformed
+    )
+    print(f"{exported.rows} rows in OpenMementos' {args.config!r} schema -> {output}")
+    if exported.skipped:
+        print(f"{len(exported.skipped)} malformed records left out (--skip-malformed); first: {exported.skipped[0]}")
+    if failed:
+        print(f"{len(failed)} traces of this folder failed and have no record (reasons in {directory / FAILURES})")
     return 0

@@ -47,6 +47,7 @@ class EngineFeatures:
     kv_connector: bool = False
     kv_offloading: bool = False
     cache_dtype: str = "auto"
+    model_dtype: str = "auto"
     attention_backends: tuple[str, ...] = ()
 
 
@@ -102,6 +103,18 @@ def _scheduler_name(value: Any) -> str:
     if value is None:
         return "vLLM's default scheduler"
     return value if isinstance(value, str) else f"{value.__module__}.{value.__qualname__}"
+
+
+_FLOAT_CACHE_DTYPES = {"float": "float32", "float32": "float32", "half": "float16", "float16": "float16"}
+_FLOAT_CACHE_DTYPES["bfloat16"] = "bfloat16"
+
+
+def float_cache_mismatch(features: EngineFeatures) -> bool:
+    """An explicit 2- or 4-byte KV cache dtype other than the model's: the forward hands the cache write keys in
+    the model dtype, and CUDA's `reshape_and_cache_flash` takes its element size from the key, not the cache."""
+    cache = _FLOAT_CACHE_DTYPES.get(features.cache_dtype)
+    model = _FLOAT_CACHE_DTYPES.get(features.model_dtype.removeprefix("torch."))
+    return cache is not None and model is not None and cache != model
 
 
 def _movable() -> tuple[str, ...]:
@@ -194,6 +207,13 @@ RULES: tuple[Rule, ...] = (
         "use one of {movable}",
     ),
     Rule(
+        float_cache_mismatch,
+        "KV cache dtype {f.cache_dtype} with a {f.model_dtype} model (--kv-cache-dtype)",
+        "the attention layers hand the cache write keys in the model dtype, which CUDA's cache write does not "
+        "convert (elements of the wrong size at the wrong offsets)",
+        "leave --kv-cache-dtype auto (the model's dtype) or use an fp8 cache",
+    ),
+    Rule(
         lambda f: f.tensor_parallel_size > 1,
         "tensor parallelism (--tensor-parallel-size {f.tensor_parallel_size})",
         "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet",
@@ -235,6 +255,7 @@ def from_vllm_config(vllm_config: Any, memento_masking: bool) -> EngineFeatures:
         kv_connector=getattr(vllm_config, "kv_transfer_config", None) is not None,
         kv_offloading=getattr(cache, "kv_offloading_size", None) is not None,
         cache_dtype=str(getattr(cache, "cache_dtype", "auto")),
+        model_dtype=str(getattr(getattr(vllm_config, "model_config", None), "dtype", "auto")).removeprefix("torch."),
         attention_backends=backends,
     )
 
@@ -264,5 +285,6 @@ def from_engine_args(engine_args: Any) -> EngineFeatures:
         kv_connector=engine_args.kv_transfer_config is not None,
         kv_offloading=engine_args.kv_offloading_size is not None,
         cache_dtype=str(engine_args.kv_cache_dtype),
+        model_dtype=str(getattr(engine_args, "dtype", "auto")),
         attention_backends=backends,
     )
