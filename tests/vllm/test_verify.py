@@ -278,14 +278,14 @@ def test_34_10_a_signal_that_comes_only_during_the_clean_up_still_means_no_verdi
         removing(path, **kwargs)
 
     monkeypatch.setattr(interrupts.shutil, "rmtree", interrupted_removal)
-    reported = []
+    reported, handler = [], signal.getsignal(signal.SIGTERM)
     with pytest.raises(Interrupted, match="SIGTERM"):
         with interruptible() as signals, scratch_directory(signals) as scratch:
             (scratch / "model.safetensors").write_bytes(b"weights")
         reported.append("verdict")  # what run_verify does next
     assert reported == [] and signals.received == [signal.SIGTERM]
     assert not list(tmp_path.glob("memento-verify-*"))
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored
 
 
 def _start(tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen, Path, Path]:
