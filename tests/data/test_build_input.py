@@ -113,7 +113,7 @@ def test_the_authors_memento_traces_are_accepted_as_json(tmp_path, capsys):
     assert main(_build(source, out)) == 0
     (record,) = _lines(out / "records.jsonl")
     original = json.loads(source.read_text())
-    assert record["task_id"] == original["problem_source"] and record["problem"] == original["problem"]
+    assert record["task_id"] == "memento_trace_response-1" and record["problem"] == original["problem"]
     authors = trace_from_segments(original)
     rebuilt = " ".join("".join(record["sentences"]).split())
     assert rebuilt == " ".join(" ".join(b.reasoning for b in authors.blocks).split())  # every word of every block

@@ -64,7 +64,7 @@ def _from_memento_trace(record: dict[str, Any], where: str, *, default_id: str) 
     trace = trace_from_segments(record, source=where)
     thinking = "\n\n".join(block.reasoning.strip() for block in trace.blocks)
     cot = f"<think>\n{thinking}\n</think>" + (f"\n\n{trace.answer}" if trace.answer is not None else "")
-    task_id = record.get("task_id", record.get("problem_source", default_id))
+    task_id = record.get("task_id", default_id)  # unique per file record: two traces may share a problem_source
     extra = {k: v for k, v in record.items() if k not in ("segments", "problem", "task_id")}
     return {**extra, "task_id": task_id, "problem": trace.prompt, "cot": cot}
 
