@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.config import MementoConfig
-from memento.vllm.checks import check_engine_arguments, check_server_start
+from memento.vllm.checks import check_engine_arguments, check_served_model, check_server_start
 from memento.vllm.engine import server_flags, set_environment
 from memento.vllm.state import CONFIG_ENV
 from memento.vllm.telemetry import metrics_environment
@@ -49,11 +49,12 @@ def server_command(
     not exist or whose tokenizer lacks the memento tokens, a port in use, an untested vLLM
     release or its V2 model runner raise `StartupError` (a ValueError, one line) before anything
     is loaded. With masking on, the whole command line (`extra` last: its values win, as in vLLM)
-    is then read by vLLM's own parser and every engine feature the plugin refuses (prefix caching,
-    speculative decoding, parallelism, async scheduling, another scheduler, ...) is refused here.
-    With masking on, the memento reasoning parser, the response fields (`memento.vllm.responses`) and the
-    ``memento_*`` metrics (`memento.vllm.telemetry`) are set up too. Unless `verbose`, vLLM logs only its
-    errors, uvicorn only its warnings, no weight-loading progress bar, and Python's warnings are off.
+    is then read by vLLM's own parser: a `--model`/`--tokenizer` other than `model` and every engine feature
+    the plugin refuses (prefix caching, speculative decoding, parallelism, async scheduling, another
+    scheduler, ...) are refused here. With masking on, the memento reasoning parser, the response fields
+    (`memento.vllm.responses`) and the ``memento_*`` metrics (`memento.vllm.telemetry`) are set up too.
+    Unless `verbose`, vLLM logs only its errors, uvicorn only its warnings, no weight-loading progress bar,
+    and Python's warnings are off.
     """
     check_server_start(model, config, host=host, port=port)
     argv = [
@@ -83,7 +84,9 @@ def server_command(
         argv += ["--uvicorn-log-level", "warning", "--no-use-tqdm-on-load"]
     argv += list(extra)
     if config is not None:
-        check_engine_arguments(served_engine_arguments(argv))
+        engine_args = served_engine_arguments(argv)
+        check_served_model(engine_args, model)
+        check_engine_arguments(engine_args)
     environment = set_environment(config, dict(os.environ))
     if not verbose:
         environment.setdefault("VLLM_LOGGING_LEVEL", QUIET_LOG_LEVEL)
