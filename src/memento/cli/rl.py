@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 "(or use --rollouts hf)"
             )
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
+    rl_options.model = str(model)
     paths.output_directory(Path(rl_options.output), "--output")
     paths.output_apart_from_model(Path(rl_options.output), model)
 
