@@ -1,7 +1,8 @@
 """Regenerate docs/eval_view.png from real runs: `memento eval` of the embedded toy model on 12 toy problems x 2
 samples, at the paper's temperature 0.6 and at 1.8 (where it starts to fail), both runs on one
-`memento eval view` page, filtered to the problems whose verdict changed between them, one problem open,
-captured by Debian's headless Chromium (playwright) at 1280 x 900.
+`memento eval view` page, filtered to the problems whose verdict changed between them, the first of them open
+at a wrong sample of the second run (the list stays in view beside it), captured by Debian's headless Chromium
+(playwright) at 1280 x 900.
 
     .venv/bin/python docs/make_eval_view_png.py [--runs runs/eval/view-png]
 """
@@ -49,8 +50,12 @@ def main() -> None:
         problem = first.get_attribute("data-problem-id")
         wrong = first.locator(f"[data-run='{runs[1].name}'][data-verdict='wrong']").first
         (wrong if wrong.count() else first).click()
-        tab.locator(".sample.selected details.block").first.locator("summary").click()
-        tab.evaluate("document.getElementById('list').scrollIntoView()")
+        tab.evaluate(  # from the heading of the sample's run and mode
+            """() => { let node = document.querySelector('.sample.selected');
+            while (node.tagName !== 'H3') node = node.previousElementSibling;
+            node.scrollIntoView({block: 'start'}); }"""
+        )
+        tab.locator(".sample.selected details.block").nth(1).locator("summary").click()
         tab.screenshot(path=str(OUTPUT))
         browser.close()
     print(f"wrote {OUTPUT} ({problem} open)")
