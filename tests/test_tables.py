@@ -58,6 +58,18 @@ def test_column_groups_keep_the_key_columns_and_never_drop_a_column() -> None:
     assert [4] in [group[1:] for group in groups]  # too wide for any terminal: alone with the key column
 
 
+def test_a_column_wider_than_the_terminal_beside_the_row_labels_is_still_whole() -> None:
+    table = Table(title="narrow")
+    table.add_column("name")
+    table.add_column("value", justify="right")
+    figure = "1,234,567,890 -> " * 3 + "42"
+    table.add_row("a row label of some length", figure)
+    buffer = io.StringIO()
+    print_table(table, Console(file=buffer, width=60, force_terminal=True, color_system=None))
+    text = buffer.getvalue()
+    assert "…" not in text and figure in text and "value" in text  # its lines run on; the terminal wraps them
+
+
 def test_memento_kv_piped_prints_every_figure_of_its_json() -> None:
     env = {**os.environ, "COLUMNS": "120"}
     command = [sys.executable, "-m", "memento.cli", "kv", *map(str, REAL_TRACES)]

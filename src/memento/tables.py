@@ -25,13 +25,18 @@ def natural_width(column: Column, console: Console) -> int:
     return max((console.measure(cell).maximum for cell in cells), default=0)
 
 
+def table_width(widths: list[int]) -> int:
+    """The characters a table of columns `widths` (each its natural width) takes, borders and padding included."""
+    return _EDGE + sum(widths) + _SEPARATOR * max(len(widths) - 1, 0)
+
+
 def column_groups(widths: list[int], width: int, key_columns: int = 1) -> list[list[int]]:
     """Column indices per printed table: the key columns, then as many others as fit in `width` characters.
 
     A column too wide to fit beside the key columns even alone gets a table of its own with them.
     """
     keys = list(range(min(key_columns, len(widths))))
-    base = _EDGE + sum(widths[i] for i in keys) + _SEPARATOR * max(len(keys) - 1, 0)
+    base = table_width([widths[i] for i in keys])
     groups: list[list[int]] = []
     current: list[int] = []
     used = base
@@ -54,12 +59,16 @@ def print_table(table: Table, console: Console | None = None, *, key_columns: in
 
     console = console or Console()
     widths = [natural_width(column, console) for column in table.columns]
-    full = _EDGE + sum(widths) + _SEPARATOR * max(len(widths) - 1, 0)
+    full = table_width(widths)
     if not console.is_terminal:
         width = max(full, len(str(table.title or "")))
         console = Console(file=console.file, width=width, color_system=None, force_terminal=False)
     groups = column_groups(widths, console.width, key_columns)
     for number, indices in enumerate(groups, 1):
+        needed = table_width([widths[i] for i in indices])
+        target = console  # a part too wide for the terminal even alone: its lines run on (the terminal wraps them)
+        if needed > console.width:
+            target = Console(file=console.file, width=needed, color_system=console.color_system, force_terminal=True)
         title = table.title
         if len(groups) > 1 and title is not None:
             title = f"{title} ({number}/{len(groups)})"
@@ -71,4 +80,4 @@ def print_table(table: Table, console: Console | None = None, *, key_columns: in
         cells = [list(table.columns[index].cells) for index in indices]
         for row_number, row in enumerate(table.rows):
             part.add_row(*(column_cells[row_number] for column_cells in cells), end_section=row.end_section)
-        console.print(part)
+        target.print(part)

@@ -113,7 +113,7 @@ def test_the_authors_memento_traces_are_accepted_as_json(tmp_path, capsys):
     assert main(_build(source, out)) == 0
     (record,) = _lines(out / "records.jsonl")
     original = json.loads(source.read_text())
-    assert record["task_id"] == original["problem_source"] and record["problem"] == original["problem"]
+    assert record["task_id"] == "memento_trace_response-1" and record["problem"] == original["problem"]
     authors = trace_from_segments(original)
     rebuilt = " ".join("".join(record["sentences"]).split())
     assert rebuilt == " ".join(" ".join(b.reasoning for b in authors.blocks).split())  # every word of every block
@@ -125,6 +125,14 @@ def test_a_json_list_of_chains_of_thought_is_read_like_jsonl(tmp_path, capsys):
     data = tmp_path / "in.json"
     data.write_text(json.dumps(rows))
     assert main(_build(data, tmp_path / "out")) == 0
+    assert [r["task_id"] for r in _lines(tmp_path / "out" / "records.jsonl")] == ["t0", "t1"]
+
+
+def test_a_jsonl_file_named_json_is_still_read_line_by_line(tmp_path, capsys):
+    """Many datasets ship JSONL under a .json name; `data build` read them before it learned .json documents."""
+    rows = [{"task_id": f"t{i}", "problem": "p", "domain": "math", "cot": _cot(i + 1)} for i in range(2)]
+    data = _write(tmp_path / "in.json", rows)
+    assert main(_build(data, tmp_path / "out")) == 0, capsys.readouterr().err
     assert [r["task_id"] for r in _lines(tmp_path / "out" / "records.jsonl")] == ["t0", "t1"]
 
 

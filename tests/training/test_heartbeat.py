@@ -32,6 +32,19 @@ def test_the_collective_timeout_is_mementos_default_unless_given(tmp_path):
     assert stage_arguments(tmp_path, given, memento=False, evaluate=False, bf16=False).ddp_timeout == 30
 
 
+def test_a_timed_out_error_outside_a_process_group_keeps_its_traceback():
+    """A single process (no group): a "timed out" RuntimeError (a hub download, a device) is not a stalled rank;
+    report_timeout leaves it alone rather than ending the process with a line about collectives."""
+    code = (
+        "from memento.training import distributed\n"
+        "distributed.report_timeout(RuntimeError('Read timed out.'), 600)\n"
+        "print('left to the caller')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "left to the caller\n", done.stderr
+    assert "--ddp-timeout" not in done.stderr
+
+
 def _rank_pid(launcher: int, rank: int, deadline: float) -> int:
     """The pid of the worker of `launcher` (torchrun) whose RANK is `rank`."""
     while time.time() < deadline:

@@ -11,19 +11,14 @@ import pytest
 from memento.cli import main
 from memento.training.run_folder import DONE_MARKER
 from tests.cli.test_bad_input import refused
-from tests.conftest import build_tokenizer
-from tests.models import save_checkpoint
-from tests.training.test_train_cli import _records
+from tests.training.test_train_cli import write_workspace
 
 FLAGS = ["--epochs", "1", "--max-length", "256", "--save-total-limit", "5"]
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("run_folder")
-    save_checkpoint(directory / "base", build_tokenizer(with_memento_tokens=False), layers=1)
-    (directory / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records(4)))
-    return directory
+    return write_workspace(tmp_path_factory.mktemp("run_folder"), records=4)
 
 
 def _argv(workspace: Path, output: Path, *flags: str) -> list[str]:

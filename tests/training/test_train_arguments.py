@@ -13,17 +13,13 @@ from memento.cli import main
 from memento.errors import UsageError
 from memento.training.arguments import MEMENTO_OWNED, stage_arguments, trainer_fields
 from memento.training.options import TrainOptions
-from tests.conftest import build_tokenizer
-from tests.models import save_checkpoint, tiny_model
-from tests.training.test_train_cli import _records
+from tests.models import tiny_model
+from tests.training.test_train_cli import write_workspace
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("arguments")
-    save_checkpoint(directory / "base", build_tokenizer(with_memento_tokens=False), layers=1)
-    (directory / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records(4)))
-    return directory
+    return write_workspace(tmp_path_factory.mktemp("arguments"), records=4)
 
 
 def _train(workspace: Path, output: Path, *flags: str) -> int:

@@ -89,3 +89,16 @@ def test_what_the_plugin_accepts_still_starts_vllm(served, monkeypatch):
     assert _serve("--attention-backend", "FLASHINFER") == 0
     assert len(served) == 4
     assert served[0][-1] == "--enforce-eager" and "--no-async-scheduling" in served[0]
+
+
+def test_a_model_or_tokenizer_given_again_after_the_separator_is_refused(served, capsys, tmp_path):
+    """vLLM serves the last --model: memento would have checked (and verified) one model and served another."""
+    assert _serve("--model", str(tmp_path)) == 2
+    assert _serve("--tokenizer", str(tmp_path)) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("memento serve: error: --") for line in lines)
+    assert f"--model {tmp_path} among vLLM's flags: memento checked {CHECKPOINT}" in lines[0]
+    assert lines[1].startswith(f"memento serve: error: --tokenizer {tmp_path} among vLLM's flags")
+    assert served == []
+    assert _serve("--tokenizer", str(CHECKPOINT)) == 0  # the same checkpoint: nothing else served
+    assert len(served) == 1

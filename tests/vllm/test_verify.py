@@ -19,9 +19,11 @@ import torch
 
 from memento.cli import main
 from memento.toy import CHECKPOINT
+from memento.vllm import interrupts
 from memento.vllm import verify as verify_module
-from memento.vllm.checks import StartupError, check_attention_backend, check_block_size
-from memento.vllm.verify import Interrupted, VerifyOptions, interruptible, precision_environment, scratch_directory
+from memento.vllm.checks import UNVERIFIED_BACKEND_ENV, StartupError, check_attention_backend, check_block_size
+from memento.vllm.interrupts import Interrupted, interruptible, scratch_directory
+from memento.vllm.verify import VerifyOptions, precision_environment
 
 pytestmark = pytest.mark.vllm
 KEYS = {"passed", "backend", "dtype", "max_abs_logprob_diff", "tokens_equal", "evictions", "blocks_released"}
@@ -198,6 +200,8 @@ def test_30_3_the_default_dtype_is_the_one_serve_runs(monkeypatch):
 def test_30_3_attention_backend_and_block_size_refusals_follow_the_device():
     check_attention_backend("FLASH_ATTN", cuda=True)
     check_attention_backend("CPU_ATTN", cuda=False)
+    check_attention_backend("flash_attn", cuda=True)  # vLLM reads the name in any case
+    check_attention_backend("auto", cuda=False)  # vLLM's choice
     check_block_size(16, cuda=True)
     for call in (
         lambda: check_attention_backend("CPU_ATTN", cuda=True),
@@ -207,6 +211,13 @@ def test_30_3_attention_backend_and_block_size_refusals_follow_the_device():
     ):
         with pytest.raises(StartupError):
             call()
+
+
+def test_30_4_verify_refuses_an_unverified_backend_without_its_opt_in_before_loading():
+    """The engine would refuse FLASHINFER at start without the opt-in; verify says so first, in the same words."""
+    with pytest.raises(StartupError, match=f"FLASHINFER is unverified.*{UNVERIFIED_BACKEND_ENV}=FLASHINFER"):
+        check_attention_backend("flashinfer", cuda=True, environ={})
+    check_attention_backend("flashinfer", cuda=True, environ={UNVERIFIED_BACKEND_ENV: "FLASHINFER"})
 
 
 def test_30_3_fp32_on_cuda_is_checked_in_ieee_precision():
@@ -227,7 +238,7 @@ def test_30_3_fp32_on_cuda_is_checked_in_ieee_precision():
 
 
 def test_34_10_an_interrupt_swallowed_by_library_code_still_stops_the_check():
-    with interruptible() as signals:
+    with pytest.raises(Interrupted), interruptible() as signals:
         try:
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(1)  # the handler runs here
@@ -239,7 +250,7 @@ def test_34_10_an_interrupt_swallowed_by_library_code_still_stops_the_check():
 
 
 def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeypatch):
-    monkeypatch.setattr(verify_module.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(interrupts.tempfile, "tempdir", str(tmp_path))
     removing = shutil.rmtree
 
     def interrupted_removal(path, **kwargs):
@@ -247,13 +258,34 @@ def test_34_10_a_second_signal_does_not_cut_the_clean_up_short(tmp_path, monkeyp
         time.sleep(0.5)
         removing(path, **kwargs)
 
-    monkeypatch.setattr(verify_module.shutil, "rmtree", interrupted_removal)
+    monkeypatch.setattr(interrupts.shutil, "rmtree", interrupted_removal)
     with pytest.raises(Interrupted), interruptible() as signals, scratch_directory(signals) as scratch:
         (scratch / "model.safetensors").write_bytes(b"weights")
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
     assert signals.received == [signal.SIGINT, signal.SIGTERM]
     assert not list(tmp_path.glob("memento-verify-*"))
+
+
+def test_34_10_a_signal_that_comes_only_during_the_clean_up_still_means_no_verdict(tmp_path, monkeypatch):
+    """The check itself finished; SIGTERM arrives while its temporary folder is removed (signals deferred).
+    Leaving `interruptible` must still raise, or the caller would go on to report the verdict."""
+    monkeypatch.setattr(interrupts.tempfile, "tempdir", str(tmp_path))
+    removing = shutil.rmtree
+
+    def interrupted_removal(path, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        removing(path, **kwargs)
+
+    monkeypatch.setattr(interrupts.shutil, "rmtree", interrupted_removal)
+    reported, handler = [], signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Interrupted, match="SIGTERM"):
+        with interruptible() as signals, scratch_directory(signals) as scratch:
+            (scratch / "model.safetensors").write_bytes(b"weights")
+        reported.append("verdict")  # what run_verify does next
+    assert reported == [] and signals.received == [signal.SIGTERM]
+    assert not list(tmp_path.glob("memento-verify-*"))
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored
 
 
 def _start(tmp_path: Path, *arguments: str) -> tuple[subprocess.Popen, Path, Path]:

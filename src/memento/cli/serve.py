@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Start vLLM's OpenAI-compatible server with memento block masking. Arguments after `--` go to vLLM unchanged."
     )
     parser.add_argument("--backend", choices=["vllm"], default="vllm")
-    parser.add_argument("--model", type=Path, required=True, help="checkpoint directory or hub id ORG/NAME[@REVISION]")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="checkpoint directory, hub id ORG/NAME[@REVISION], a .gguf file, or smollm2 (SmolLM2-135M-Instruct, "
+        "installed by the setup; serve it with --plain)",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="serve the model as vLLM does, without memento attention (any chat model, e.g. for memento prompted)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show vLLM's whole log (default: warnings and errors)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dtype", default="auto")
@@ -47,13 +60,16 @@ def run(args: argparse.Namespace) -> int:
     from memento.config import MementoConfig
     from memento.vllm.serve import serve, served_engine_arguments, server_command
 
-    args.model = paths.checkpoint_directory(args.model, "--model")
-    if args.block_masking_config is not None:
+    model, served_name = _model(args.model)
+    args.model = model
+    if args.plain:
+        config = MementoConfig(enable=False)
+    elif args.block_masking_config is not None:
         config = MementoConfig.from_json(args.block_masking_config)
     else:
-        config = options.memento_config(args, options.checkpoint_model_type(args.model))
+        config = options.memento_config(args, options.checkpoint_model_type(model))
     argv, environment = server_command(  # refuses what the plugin refuses in this command line, before vLLM starts
-        args.model,
+        model,
         config if config.enable else None,
         host=args.host,
         port=args.port,
@@ -62,12 +78,35 @@ def run(args: argparse.Namespace) -> int:
         num_blocks=args.num_blocks,
         block_size=args.block_size,
         memory_fraction=args.memory_fraction,
+        verbose=args.verbose,
+        served_name=served_name,
         extra=args.passthrough,
     )
     if config.enable:
         check_gpu_configuration(args, config, served_engine_arguments(argv))
+    mode = "memento attention" if config.enable else "plain, no memento attention"
+    print(
+        f"memento serve: starting vLLM ({mode}) for {served_name or model} at http://{args.host}:{args.port}/v1; "
+        "ready when GET /v1/models answers (a minute or more on CPU)"
+        + ("" if args.verbose else "; --verbose for vLLM's log"),
+        file=sys.stderr,
+    )
     serve(argv, environment)
     return 0  # not reached: serve() replaces this process
+
+
+def _model(flag: Path) -> tuple[Path, str | None]:
+    """The checkpoint directory to serve and the name clients use for it (None: the path, vLLM's default).
+
+    A named chat model (`memento.chat_models`) is served under its name; a .gguf is converted once (cached).
+    """
+    from memento.chat_models import CHAT_MODELS, chat_model_file
+
+    if str(flag) in CHAT_MODELS and not flag.exists():
+        from memento.inference.loading import resolve_checkpoint
+
+        return resolve_checkpoint(chat_model_file(str(flag))), str(flag)
+    return paths.model_checkpoint(flag, "--model"), None
 
 
 def check_gpu_configuration(args: argparse.Namespace, config: Any, engine_args: Any) -> None:
@@ -77,8 +116,6 @@ def check_gpu_configuration(args: argparse.Namespace, config: Any, engine_args: 
     configuration verified is the one served: ``--dtype half`` is float16, the last of a repeated flag wins.
     A KV cache dtype other than the model's is refused on any platform (memento verify does not check one yet).
     """
-    import sys
-
     import torch
 
     from memento.errors import UsageError

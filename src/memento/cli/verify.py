@@ -86,7 +86,7 @@ def _progress(line: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the check passes, 1 when it fails or cannot tell, 2 on bad input, 128 + signal when interrupted."""
-    from memento.vllm.verify import Interrupted
+    from memento.vllm.interrupts import Interrupted
 
     try:
         return _run(args)

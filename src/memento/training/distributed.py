@@ -67,9 +67,11 @@ def report_timeout(error: BaseException, timeout_s: float) -> None:
     """If `error` is a collective that timed out, say in one line which rank stopped answering and end the process.
 
     Exit status 1, at once: the process group is broken (a collective still waits on the silent rank), and
-    freeing it, or letting the interpreter finalize it, can hang on that rank or abort.
+    freeing it, or letting the interpreter finalize it, can hang on that rank or abort. Only in a group of
+    several processes: elsewhere a "timed out" error is no collective's, and keeps its own traceback.
     """
-    if not heartbeat.is_timeout(error):
+    grouped = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not heartbeat.is_timeout(error) or not grouped or torch.distributed.get_world_size() < 2:
         return
     print(f"memento train: error: {heartbeat.stalled_line(error, timeout_s)}", file=sys.stderr, flush=True)
     sys.stdout.flush()

@@ -100,6 +100,17 @@ def check_engine_arguments(engine_args: Any) -> None:
         raise StartupError(message)
 
 
+def check_served_model(engine_args: Any, model: str | Path) -> None:
+    """Refuse a server command line whose `--model` or `--tokenizer` (given again after `--`: vLLM takes the last)
+    is not the model memento checked: its memento tokens, attention layers and verify pass would be another's."""
+    for flag, value in (("--model", engine_args.model), ("--tokenizer", engine_args.tokenizer)):
+        if value is not None and Path(value).resolve() != Path(model).resolve():
+            raise StartupError(
+                f"{flag} {value} among vLLM's flags: memento checked {model}, and vLLM would serve {value} unchecked; "
+                "name the model with memento serve --model (its tokenizer is the checkpoint's own)"
+            )
+
+
 def check_backends(names: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
     """Refuse an attention backend the plugin does not drive (it would attend to evicted keys), and an unverified
     one (FLASHINFER) unless ``MEMENTO_ALLOW_UNVERIFIED_BACKEND`` names it."""
@@ -115,16 +126,16 @@ KERNEL_BLOCK_MULTIPLE = {True: 16, False: 32}
 CPU_ATTN of a multiple of 32 (their `get_supported_kernel_block_sizes`)."""
 
 
-def check_attention_backend(name: str, cuda: bool) -> None:
-    """Refuse an ``--attention-backend`` the plugin does not drive, or one this machine's vLLM cannot run."""
-    if name not in SUPPORTED_BACKENDS:
-        raise StartupError(
-            f"--attention-backend {name}: memento's vLLM plugin drives {', '.join(SUPPORTED_BACKENDS)} "
-            f"({CPU_BACKEND} on CPU)"
-        )
-    if cuda == (name == CPU_BACKEND):
-        where = "a CUDA machine runs a GPU backend" if cuda else f"vLLM's CPU build runs {CPU_BACKEND} only"
-        raise StartupError(f"--attention-backend {name}: {where}")
+def check_attention_backend(name: str, cuda: bool, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an ``--attention-backend`` the plugin does not drive (or, unverified, not without its opt-in), or one
+    this machine's vLLM cannot run. Read as vLLM reads it: any case, ``auto`` leaves the choice to vLLM."""
+    for backend in refusals.backend_names(name):
+        message = refusals.backend_refusal(backend, environ)
+        if message is not None:
+            raise StartupError(f"--attention-backend {name}: {message}")
+        if cuda == (backend == CPU_BACKEND):
+            where = "a CUDA machine runs a GPU backend" if cuda else f"vLLM's CPU build runs {CPU_BACKEND} only"
+            raise StartupError(f"--attention-backend {name}: {where}")
 
 
 def check_block_size(block_size: int, cuda: bool) -> None:

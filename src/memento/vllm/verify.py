@@ -19,16 +19,11 @@ process starts vLLM.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
-import shutil
-import signal
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +37,7 @@ from memento.vllm.checks import (
     check_model,
     installed_vllm_version,
 )
+from memento.vllm.interrupts import interruptible, scratch_directory
 from memento.vllm.verify_script import MIN_TOKENS
 
 TOLERANCES = {"float32": 2e-3, "float16": 5e-2, "bfloat16": 1e-1}
@@ -146,68 +142,6 @@ def precision_environment(dtype: str, cuda: bool, environ: dict[str, str] | None
     return environ  # type: ignore[return-value]
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM during a check: no verdict (the number of the signal in `signal_number`)."""
-
-    def __init__(self, signal_number: int) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signal_number).name}")
-        self.signal_number = signal_number
-
-
-@dataclass
-class Signals:
-    """SIGINT/SIGTERM received during a check, and whether they raise now (not while its files are removed)."""
-
-    received: list[int] = field(default_factory=list)
-    raising: bool = True
-
-    def raise_if_interrupted(self) -> None:
-        """A signal whose exception library code swallowed still stops the check."""
-        if self.received:
-            raise Interrupted(self.received[0])
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Signals are only recorded meanwhile (a second Ctrl-C must not cut short a clean-up)."""
-        self.raising = False
-        try:
-            yield
-        finally:
-            self.raising = True
-
-
-@contextlib.contextmanager
-def interruptible() -> Iterator[Signals]:
-    """SIGINT/SIGTERM raise `Interrupted` (so `with` blocks clean up) and are remembered (`Signals`)."""
-    signals = Signals()
-    if threading.current_thread() is not threading.main_thread():
-        yield signals
-        return
-
-    def handler(number: int, frame: Any) -> None:
-        signals.received.append(number)
-        if signals.raising:
-            raise Interrupted(number)
-
-    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield signals
-    finally:
-        for number, action in previous.items():
-            signal.signal(number, action)
-
-
-@contextlib.contextmanager
-def scratch_directory(signals: Signals) -> Iterator[Path]:
-    """A temporary ``memento-verify-*`` folder (the random model copy), removed however the check ends."""
-    path = Path(tempfile.mkdtemp(prefix="memento-verify-"))
-    try:
-        yield path
-    finally:
-        with signals.deferred():
-            shutil.rmtree(path, ignore_errors=True)
-
-
 def random_model(model: Path, directory: Path, seed: int) -> Path:
     """A seeded random model with `model`'s attention geometry (2 layers) and its tokenizer, saved to `directory`."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -301,7 +235,6 @@ def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = 
         say(f"scoring with the HF reference on {'cuda' if cuda else 'cpu'}")
         reference, _ = load_model_and_tokenizer(model, dtype=options.dtype, device="cuda" if cuda else "cpu")
         agreement, control = compare(reference, tokenizer, CONFIGS, prompts, scripts, runs, tolerance)
-        signals.raise_if_interrupted()
     passed, can_tell = verdict(
         agreement.largest,
         min(control),
