@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -115,6 +116,23 @@ def rollout_engine(model_dir: Path, model: Any, options: RLOptions, longest_prom
     return RolloutEngine(model_dir, dtype="bfloat16" if options.bf16 else "float32", seed=options.seed, **arguments)
 
 
+def completion_budget(config: Any, longest_prompt: int, max_completion_length: int) -> int:
+    """New tokens per rollout: `max_completion_length`, cut so the longest prompt plus its completion fits the
+    model's positions (said once, on stderr, instead of a warning per prompt)."""
+    positions = getattr(config.get_text_config(), "max_position_embeddings", None)
+    if positions is None or longest_prompt + max_completion_length <= positions:
+        return max_completion_length
+    budget = positions - longest_prompt
+    if budget < 1:
+        raise ValueError(f"the longest prompt has {longest_prompt} tokens, the model holds {positions} positions")
+    print(
+        f"memento rl: completions capped at {budget} tokens (--max-completion-length {max_completion_length}; the "
+        f"model holds {positions} positions and the longest prompt has {longest_prompt} tokens)",
+        file=sys.stderr,
+    )
+    return budget
+
+
 def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None, engine: Any = None) -> Path:
     """Train `options.model` with CISPO on memento rollouts; returns the directory of the saved checkpoint.
 
@@ -147,11 +165,12 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None, eng
         tokenizer.pad_token = tokenizer.eos_token
     memento_config = resolve_memento_config(options.config, model.config.model_type)
     terms = reward_terms(options, tokenizer)
+    longest = max(len(encode_prompt(tokenizer, row["prompt"])) for row in rows)
     sampling = SamplingOptions(
         temperature=options.temperature,
         top_p=options.top_p,
         top_k=options.top_k,
-        max_new_tokens=options.max_completion_length,
+        max_new_tokens=completion_budget(model.config, longest, options.max_completion_length),
     )
     if engine is not None and options.rollouts != "vllm":
         raise ValueError("an engine is for --rollouts vllm")
@@ -160,7 +179,6 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None, eng
         from memento.rl.vllm_rollout import VLLMRollout
 
         if engine is None:
-            longest = max(len(encode_prompt(tokenizer, row["prompt"])) for row in rows)
             engine = rollout_engine(model_dir, model, options, longest)
         rollout: Any = VLLMRollout(engine, tokenizer, memento_config, sampling)
     else:
