@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.cli import options, paths
+from memento.cli.parsing import BooleanOptional
 from memento.errors import UsageError
 
 NAME = "eval"
@@ -45,13 +46,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     grade.set_defaults(run=run_grade)
     view = commands.add_parser(
         "view",
-        help="write one self-contained HTML page of a run (summary, plots, every problem and sample)",
+        help="write one self-contained HTML page of a run, or of several side by side",
         description="Write an offline HTML page of a memento eval (or eval grade) output directory: the summary, "
         "accuracy vs peak KV, every problem with its verdicts, each sample's blocks, mementos and KV sawtooth. "
-        "Works on a run still in progress (what is there so far).",
+        "Works on a run still in progress (what is there so far). Several RUN_DIRs (one benchmark; their "
+        "problem sets may differ, a problem a run lacks is left blank) go side by side on one page, each "
+        "verdict marked with its run (data-run: the folder's name), with a filter for the problems whose "
+        "verdict changed between runs; --output is then required.",
     )
-    view.add_argument("run_dir", metavar="RUN_DIR", help="output directory of memento eval or memento eval grade")
-    view.add_argument("--output", default=None, help="the HTML file to write (default RUN_DIR/view.html)")
+    view.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="output directory of memento eval or memento eval grade"
+    )
+    view.add_argument(
+        "--output", default=None, help="the HTML file to write (default RUN_DIR/view.html; required with several runs)"
+    )
     view.add_argument("--open", action="store_true", help="open the page in the default browser")
     view.set_defaults(run=run_view)
 
@@ -62,7 +70,7 @@ def _add_output_flags(parser: argparse.ArgumentParser, *, progress: bool = True)
         return
     parser.add_argument(
         "--progress",
-        action=argparse.BooleanOptionalAction,
+        action=BooleanOptional,
         default=None,
         help="progress bar with ETA on stderr (default: when stderr is a terminal)",
     )
@@ -85,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     from memento.eval.run.backends.prompted import PROMPTED_FLAGS, endpoint_settings
     from memento.eval.run.options import EvalOptions
     from memento.eval.run.runner import default_output
-    from memento.eval.run.store import record_invocation
     from memento.folder_lock import hold_folder
     from memento.prompted.config import PromptedConfig
 
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             paths.existing_file(Path(value), flag)
     if eval_options.tokenizer is not None:
-        paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer")
+        eval_options.tokenizer = str(paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer"))
     if eval_options.output is not None:
         paths.output_directory(Path(eval_options.output), "--output")
     prompted = None
@@ -111,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(eval_options.output) if eval_options.output is not None else default_output(eval_options)
     try:
         with hold_folder(output, "--output"):  # a second run into the same folder is refused
-            record_invocation(output, ["memento", *sys.argv[1:]])
-            summary = run_eval(eval_options, progress=progress, prompted=prompted)
+            command = ["memento", *sys.argv[1:]]
+            summary = run_eval(eval_options, progress=progress, prompted=prompted, command=command)
     except BenchmarkUnavailable as error:
         raise UsageError(f"--benchmark: {error}") from None
     except BackendError as error:
@@ -133,7 +140,7 @@ def run_grade(args: argparse.Namespace) -> int:
     grade_options = options.from_args(GradeOptions, args)
     paths.existing_file(Path(grade_options.responses), "--responses")
     if grade_options.tokenizer is not None:
-        paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer")
+        grade_options.tokenizer = str(paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer"))
     if grade_options.model_config is not None and not Path(grade_options.model_config).is_file():
         paths.existing_directory(Path(grade_options.model_config), "--model-config", holding="config.json")
     if grade_options.output is not None:
@@ -157,23 +164,52 @@ def run_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_view(args: argparse.Namespace) -> int:
-    """Write the run's HTML page; print where it is."""
-    from memento.eval.report.view import write_view
-    from memento.eval.report.view_data import ViewError
+def _page_output(run_dirs: list[Path], output: Path) -> Path:
+    """`--output` as a file to write that is none of any run's own files (the page would replace it)."""
+    import os
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
+    from memento.eval.report.view_data import run_files
+
+    paths.output_file(output, "--output")
+    target = output.resolve()
+    for run_dir in run_dirs:
+        for own in run_files(run_dir):
+            if own.resolve() == target or (own.exists() and output.exists() and os.path.samefile(own, output)):
+                default = f" (default {run_dir / 'view.html'})" if len(run_dirs) == 1 else ""
+                raise UsageError(
+                    f"--output {output}: is the run's own {own.name}; writing the page there would destroy the run "
+                    f"{run_dir}, choose another file{default}"
+                )
+    return output
+
+
+def run_view(args: argparse.Namespace) -> int:
+    """Write the page of the run (or of the runs side by side); print where it is."""
+    from memento.eval.report.view import render_page, write_page
+    from memento.eval.report.view_data import ViewError, load_run
+    from memento.eval.report.view_runs import run_names
+
+    run_dirs = [Path(run_dir) for run_dir in args.run_dirs]
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise UsageError(
+                f"RUN_DIR {run_dir}: not a directory; give the output directory of memento eval (or eval grade)"
+            )
+    if len(run_dirs) > 1 and args.output is None:
         raise UsageError(
-            f"RUN_DIR {run_dir}: not a directory; give the output directory of memento eval (or eval grade)"
+            f"--output: required with {len(run_dirs)} RUN_DIRs (the page belongs to none of them), "
+            "e.g. --output compare.html"
         )
-    output = Path(args.output) if args.output else run_dir / "view.html"
-    if not output.parent.is_dir():
-        raise UsageError(f"--output {output}: directory {output.parent} does not exist")
+    output = _page_output(run_dirs, Path(args.output) if args.output else run_dirs[0] / "view.html")
     try:
-        path = write_view(run_dir, output)
+        names = run_names(run_dirs)
+        page = render_page(*(load_run(run_dir) for run_dir in run_dirs), names=names)
     except ViewError as error:
         raise UsageError(f"RUN_DIR {error}") from None
+    try:
+        path = write_page(page, output)
+    except OSError as error:
+        raise UsageError(f"--output {output}: cannot write the page ({error.strerror})") from None
     print(path)
     if args.open:
         import webbrowser
