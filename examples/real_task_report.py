@@ -288,7 +288,9 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
                 linestyle=style,
                 marker="o",
                 capsize=3,
-                label=LABELS.get(mode, mode.replace("_budget", f" (budget {result['budget_tokens']})"))
+                label=LABELS.get(mode)
+                or LABELS[mode.removesuffix("_budget")]
+                + f", within {result['budget_tokens']} KV"
                 + (" (no budget)" if style == "--" else ""),
             )
         axis.set_xlabel("difficulty (transfers = blocks)")
