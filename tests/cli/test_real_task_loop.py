@@ -53,8 +53,8 @@ def test_the_task_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_pa
     assert state["data"]["blocks"] == 2 * (1 + 2 + 3) and state["data"]["lost_state"] == 0  # a block a transfer
     for stage in ("stage1-full", "stage2-memento"):
         assert (out / "model" / stage / "model.safetensors").is_file()
-    plain = json.loads((out / "plain-model" / "stage1-full" / "memento_training.json").read_text())
-    assert plain["examples"] == 6 and not (out / "plain-model" / "stage2-memento").exists()
+    plain = json.loads((out / "plain-model" / "memento_training.json").read_text())  # --stage full: one stage
+    assert plain["stage"] == "full" and plain["examples"] == 6 and not (out / "plain-model" / "stage2-memento").exists()
 
     written = json.loads(figures.read_text())
     assert isinstance(written["model"], str) and isinstance(written["task"], str)
