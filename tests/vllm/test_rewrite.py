@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from memento.config import MementoConfig
+from memento.vllm.packed import PackedRows
 from memento.vllm.rewrite import PhysicalStep, write_step
 from tests.vllm.paged import Driver, GpuLikeRunner, long_memento_sequence, paged_attention, write_logical
 
@@ -118,9 +119,12 @@ def test_aliased_buffers_get_their_own_device_tensor_and_the_host_rows_stay_logi
     table.block_table.gpu = table.block_table.cpu  # as CPUModelRunner._postprocess_tensors leaves it
     table.add_row([5, 6, 7, 8], 0)
     table.commit_block_table(1)
-    write_step(
-        runner, PhysicalStep(rows=[0], seq_lens=[20], tables=[[5, 8]], widths=[4], token_index=[0], slots=[8 * 16 + 3])
-    )
+    packed = PackedRows()
+    row = packed.row("r0")
+    packed.sync(row, table.block_table.np[0], 4, set())
+    packed.release(row, [1, 2])  # entries 1 and 2 given back: the packed row is blocks 5, 8
+    step = PhysicalStep(rows=[0], seq_lens=[20], packed_rows=[row.index], starts=[0], counts=[1], firsts=[19], width=4)
+    write_step(runner, step, packed)
     assert table.block_table.gpu.data_ptr() != table.block_table.cpu.data_ptr()
     assert table.block_table.np[0, :4].tolist() == [5, 6, 7, 8]
     assert table.block_table.gpu[0, :4].tolist() == [5, 8, 0, 0]

@@ -100,16 +100,20 @@ class MementoScheduler(CountingScheduler):
         blocks hold nothing live and may go to any request scheduled now.
         """
         (manager,) = self.kv_cache_manager.coordinator.single_type_managers
+        states = self.memento_states
         for request in self.running:
-            state = self.memento_states.get(request.request_id, request.sampling_params)
+            state = states.get(request.request_id, request.sampling_params)
             if state is None:
                 continue
             computed = request.num_computed_tokens
             state.advance(request.all_token_ids, computed)
             plan = state.layout.begin_step(computed, state.closed_spans)
-            for entry in plan.released_entries:
-                manager._remove_blocks_in_range(request.request_id, entry, entry + 1)
-            self.memento_blocks_released += len(plan.released_entries)
+            if plan.released_entries:
+                for entry in plan.released_entries:
+                    manager._remove_blocks_in_range(request.request_id, entry, entry + 1)
+                self.memento_blocks_released += len(plan.released_entries)
+            if not state.restarts:  # restart_mode only
+                continue
             memento = state.due_restart(computed)
             if memento is not None:  # restart_mode: compute the memento again, its block now out of sight
                 request.num_computed_tokens = memento.start
