@@ -1,24 +1,27 @@
 """The plugin's host time per engine step against batch size and context length, this tree vs a baseline tree.
 
 What one decode step of a served engine runs in the plugin, on synthetic request state (no model,
-no KV cache): the scheduler hook (`MementoScheduler._before_schedule`: follow each running
-request, give back emptied entries), the worker's rewrite before vLLM builds the attention
-metadata (`runtime.rewrite_before_build`: place the step's tokens, write physical lengths, packed
-block-table rows and slots into the runner's buffers) and its compaction after the forward
-(`WORKER.after_forward`). The runner is vLLM's own `BlockTable` / `CpuGpuBuffer` objects with
-separate device tensors, as on a GPU, filled each step with the logical values vLLM's
-`_prepare_inputs` computes (that part is vLLM's and not timed). The K/V copy of a compaction is
-device work (`kv_mover`); its index list is built and turned into a tensor, the copy is skipped.
+no KV cache): the scheduler's hooks (`MementoScheduler._before_schedule`: follow each running
+request, give back emptied entries; `_forget_finished` after each step's output), the worker's
+rewrite before vLLM builds the attention metadata (`runtime.rewrite_before_build`: place the
+step's tokens, write physical lengths, packed block-table rows and slots into the runner's
+buffers) and its compaction after the forward (`WORKER.after_forward`). The runner is vLLM's own
+`BlockTable` / `CpuGpuBuffer` objects with separate device tensors (here on the CPU), as on a
+GPU, filled each step with the logical values vLLM's `_prepare_inputs` computes (vLLM's part, not
+timed). The K/V copy of a compaction is device work (`kv_mover`): its index tensor is built, the
+copy is skipped.
 
 Each request is a memento trace (blocks of 800-1,500 tokens closed by 100-250-token mementos,
 the paper's ~6x compression; every block evicted after its memento), grown by prefill chunks
 (cut after closing tokens, as the scheduler cuts them) to each context length, then decoded
 one token per request per step: blocks close and compact inside the timed steps at their
 natural rate. One long-lived process per source tree holds the state; measurements alternate
-between them (A B B A ...), repeated. Printed: per (requests, context) the median over repeats
-of each tree's median step time [min-max], and the per-repeat ratios baseline / this tree.
+between them (A B, then B A), repeated. A step's time is the sum of its three parts' medians
+over the measurement's steps. Printed: per (requests, context) each tree's median [min-max]
+over repeats, and the per-repeat ratios baseline / this tree.
 
-    .venv/bin/python bench/vllm_step_overhead.py --baseline-src /tmp/main-src   # git archive main src | tar -x
+    git archive main src | tar -x -C /tmp/base     # the baseline's source tree
+    .venv/bin/python bench/vllm_step_overhead.py --baseline-src /tmp/base/src
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,7 +62,7 @@ class Engine:
     """Synthetic engine state driven through the plugin's real per-step code (child process)."""
 
     def __init__(self, requests: int, max_context: int, block_size: int, chunk: int, seed: int) -> None:
-        from vllm.v1.utils import CpuGpuBuffer
+        from vllm.v1.utils import ConstantList, CpuGpuBuffer
         from vllm.v1.worker.block_table import BlockTable
 
         from memento.config import MementoConfig
@@ -96,11 +100,14 @@ class Engine:
         self.released = 0
         manager = SimpleNamespace(_remove_blocks_in_range=self._remove)
         self.requests = [
-            SimpleNamespace(request_id=f"r{i}", sampling_params=None, num_computed_tokens=0, all_token_ids=s)
+            SimpleNamespace(
+                request_id=f"r{i}", sampling_params=None, num_computed_tokens=0, all_token_ids=ConstantList(s)
+            )
             for i, s in enumerate(self.scripts)
         ]
         self.scheduler = SimpleNamespace(
             running=[],
+            requests={request.request_id: request for request in self.requests},
             memento_states=RequestStates(ids, config, block_size),
             kv_cache_manager=SimpleNamespace(coordinator=SimpleNamespace(single_type_managers=(manager,))),
             memento_blocks_released=0,
@@ -116,8 +123,9 @@ class Engine:
         self.released += stop - start
 
     def step(self, count_of: list[int]) -> tuple[float, float, float]:
-        """One step over requests 0..len(count_of)-1 (row i = request i); seconds in the scheduler hook,
-        the rewrite before the metadata build, the compaction after the forward."""
+        """One step over requests 0..len(count_of)-1 (row i = request i); seconds in the scheduler's hooks
+        (before scheduling, after the step's output), the rewrite before the metadata build, the compaction
+        after the forward."""
         from memento.vllm.runtime import WORKER, rewrite_before_build
         from memento.vllm.scheduler import MementoScheduler
 
@@ -134,6 +142,9 @@ class Engine:
         start = time.perf_counter()
         WORKER.after_forward()
         compacted = time.perf_counter() - start
+        start = time.perf_counter()
+        MementoScheduler._forget_finished(self.scheduler)  # `update_from_output`'s part, every step
+        scheduled += time.perf_counter() - start
         for request, count in zip(requests, count_of, strict=True):
             request.num_computed_tokens += count
         return scheduled, built, compacted
@@ -213,8 +224,9 @@ class Tree:
         self.name = name
         environment = {**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": "1"}
         command = [sys.executable, str(Path(__file__).resolve()), *arguments, "--child"]
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the child) vLLM's import chatter
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True, env=environment
         )
         self.read()
 
@@ -227,7 +239,8 @@ class Tree:
         for line in self.process.stdout:  # type: ignore[union-attr]
             if line.startswith(MARKER):
                 return json.loads(line.removeprefix(MARKER))
-        sys.exit(f"the {self.name} process ended (exit {self.process.wait()}); its error output is above")
+        self.errors.seek(0)
+        sys.exit(f"the {self.name} process ended (exit {self.process.wait()}):\n{self.errors.read()[-4000:]}")
 
 
 def spread(values: list[float], digits: int = 2) -> str:
@@ -276,16 +289,16 @@ def main() -> None:
 
 
 def report(options: argparse.Namespace, results: dict, names: list[str]) -> None:
-    def total_ms(reply: dict) -> float:  # median over the measurement's steps
-        return statistics.median(sum(parts) for parts in reply["times"]) * 1e3
-
     def part_ms(reply: dict, part: int) -> float:
         return statistics.median(parts[part] for parts in reply["times"]) * 1e3
 
+    def total_ms(reply: dict) -> float:  # a step's three parts, each its median over the measurement's steps
+        return sum(part_ms(reply, part) for part in range(3))
+
     print(
-        f"plugin host time per decode step (ms; scheduler hook + rewrite + compaction), block size "
-        f"{options.block_size}, median over {options.steps} steps per measurement, {options.repeats} interleaved "
-        f"measurements per tree: median [min-max]"
+        f"plugin host time per decode step (ms): scheduler hook + rewrite + compaction, each the median over "
+        f"{options.steps} steps (robust to the OS descheduling a process mid-step on a shared machine); block size "
+        f"{options.block_size}; {options.repeats} interleaved measurements per tree: median [min-max]"
     )
     header = f"{'requests':>8} {'context':>8} " + " ".join(f"{name:>22}" for name in names)
     if len(names) == 2:
