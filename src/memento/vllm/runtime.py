@@ -92,7 +92,7 @@ class WorkerLayouts:
         states = self._states()
         known = states.states
         placed = []  # per masked row: (batch row, physical length, packed row, first token, tokens, first slot)
-        width = 0
+        width = packed_width = 0
         moves: tuple[list[int], list[int]] = ([], [])
         for row, request_id in enumerate(batch.req_ids[:num_reqs]):
             state = known.get(request_id, _UNSEEN)
@@ -121,12 +121,13 @@ class WorkerLayouts:
                 )
             placed.append((row, first + count, packed.index, starts[row], count, first))
             width = max(width, entries)
+            packed_width = max(packed_width, len(packed.blocks))
             self.rows.append(_StepRow(row, seq_len, state, packed))
         if not placed:
             return None
         self._move(*moves)
         rows, lengths, indices, firsts_in_step, counts, firsts = map(list, zip(*placed, strict=True))
-        return PhysicalStep(rows, lengths, indices, firsts_in_step, counts, firsts, width)
+        return PhysicalStep(rows, lengths, indices, firsts_in_step, counts, firsts, width, packed_width)
 
     def after_forward(self) -> None:
         """Right after a forward: compact every request whose step computed a span's closing token."""
