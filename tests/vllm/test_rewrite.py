@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,3 +133,26 @@ def test_aliased_buffers_get_their_own_device_tensor_and_the_host_rows_stay_logi
     assert table.block_table.gpu[0, :4].tolist() == [5, 8, 0, 0]
     assert int(runner.seq_lens[0]) == 20 and int(runner.optimistic_seq_lens_cpu[0]) == 20
     assert int(table.slot_mapping.gpu[0]) == 8 * 16 + 3
+
+
+class CountingRows(np.ndarray):
+    """vLLM's host block-table rows, counting the entries the plugin reads out of them."""
+
+    read = 0
+
+    def tolist(self):  # type: ignore[override]
+        CountingRows.read += self.size
+        return super().tolist()
+
+
+def test_each_logical_table_entry_is_read_once_not_every_step():
+    """Issue 30, finding 5: the worker used to read each masked request's whole logical row every step
+    (host time growing with the context); it now reads an entry once, when the request's row grows."""
+    driver = Driver(CONFIGS[0], 16)
+    table = driver.runner.table
+    table.block_table.np = table.block_table.np.view(CountingRows)
+    CountingRows.read = 0
+    sequence = long_memento_sequence(random.Random(2), blocks=8)
+    driver.run([sequence], torch_forward)
+    assert len(sequence) > 300 and driver.checked_queries == len(sequence)
+    assert CountingRows.read == -(-len(sequence) // 16)
