@@ -138,8 +138,9 @@ class WorkerLayouts:
         for row, seq_len, state, packed in self.rows:
             state.advance(tokens[row], seq_len)
             due = state.layout.spans_applied
-            # nothing else changes the layout now: entries a crossed block boundary empties go at the next step
-            if due < len(state.closed_spans) and state.closed_spans[due][0] < seq_len:
+            # only a span due (or restart_mode, whose rewinds compare with this length) changes the layout now;
+            # entries a crossed block boundary empties are given back at the next step, as the scheduler does
+            if state.restarts or (due < len(state.closed_spans) and state.closed_spans[due][0] < seq_len):
                 self._apply(packed, state.layout.begin_step(seq_len, state.closed_spans), moves)
         self.rows.clear()
         self._move(*moves)
