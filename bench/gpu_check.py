@@ -1,7 +1,8 @@
-"""Tier B GPU check (no vLLM needed): the token mover, CUDA-graph buffer semantics, HF decode, training step.
+"""GPU check: the token mover, CUDA-graph buffer semantics, HF decode, training step; with vLLM's CUDA build also
+its cache-write op and `memento verify`.
 
-One command on a CUDA machine with torch + transformers (+ peft, accelerate), no vLLM, no network;
-everything is built from configs. Four parts, each guarded (a failure is reported and the others run)
+One command on a CUDA machine with torch + transformers (+ peft, accelerate), no network; vLLM optional;
+everything is built from configs. Five parts, each guarded (a failure is reported and the others run)
 and each with a time budget (items past it are reported as skipped); one table per part, then one
 JSON summary line.
 
@@ -17,12 +18,17 @@ JSON summary line.
 4. train:  the block-sparse memento training step (flex_attention, the trainer's CUDA path, and the
            tiled `memento.training.sparse_attention`) vs full causal at 8K and 32K tokens: step time
            and peak memory (gpu_check_hf.py).
+5. vllm:   only where vLLM's CUDA build is importable (else "skipped"): the real `reshape_and_cache_flash`
+           with the self-check's bf16/fp16/fp8 probes against its strict stand-in, then raw float32
+           probes (issue 30.1, informational), each in a subprocess; then `memento verify --dtype bfloat16`
+           on 16 query / 4 KV heads of size 128 (gpu_check_vllm.py).
 
     PYTHONPATH=src python bench/gpu_check.py          # on the GPU; exit 0 when every part passed
     .venv/bin/python bench/gpu_check.py --cpu-smoke   # tiny sizes on CPU: the script is not broken
 
-Budgets (mover 90 s, decode 150 s, train 170 s; the item running at a deadline finishes) keep a GPU run
-under 8 minutes. Not yet run on a GPU: CPU smoke mode only.
+Budgets (mover 90 s, decode 150 s, train 170 s; with vLLM 60, 100, 100 and vllm 200 s; the item running at
+a deadline finishes, verify is killed at it) keep a GPU run under 8 minutes. Not yet run on a GPU: CPU
+smoke mode only.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # provenance, gpu_check_hf, train_step
 
 import gpu_check_hf
+import gpu_check_vllm
 from memento.vllm.kv_mover import move_tokens
 from provenance import describe
 
@@ -294,11 +301,7 @@ def part_graphs(args: argparse.Namespace, device: torch.device) -> dict:
     step.cache.copy_(base_cache)
     lens_c = [20, 20, 20, 20]
     slots_c = last_slots(table_b, lens_c)
-    new = (
-        torch.tensor(table_b, device=device),
-        torch.tensor(lens_c, device=device),
-        torch.tensor(slots_c, device=device),
-    )
+    new = tuple(torch.tensor(values, device=device) for values in (table_b, lens_c, slots_c))
     if graph is not None:
         out = replay()  # the graph cannot be handed the new tensors: it replays its captured addresses
     else:
@@ -364,7 +367,7 @@ def run_part(name: str, part: Callable[[], dict], summary: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on CPU, to check the script runs")
-    parser.add_argument("--parts", nargs="+", default=["mover", "graphs", "decode", "train"])
+    parser.add_argument("--parts", nargs="+", default=["mover", "graphs", "decode", "train", "vllm"])
     parser.add_argument("--device", default=None, help="default: cuda (cpu with --cpu-smoke)")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args()
@@ -378,15 +381,18 @@ def main() -> None:
     args.mover_shape = (4, 64, 2, 32, 16) if smoke else (36, 512, 8, 128, 16)
     args.blocks_per_request = 16 if smoke else 64
     args.moves = 200 if smoke else 1024  # tokens moved per call, over all requests
-    args.budget_mover = 60 if smoke else 90
+    with_vllm = not smoke and "vllm" in args.parts and gpu_check_vllm.cuda_vllm_missing() is None
+    args.budget_mover = 60 if smoke or with_vllm else 90
+    decode_s, train_s = (100, 100) if with_vllm else (None, None)  # None: their own defaults
     torch.manual_seed(0)
     print(describe(str(device)))
     summary: dict = {"device": str(device), "smoke": smoke}
     parts = {
         "mover": lambda: part_mover(args, device),
         "graphs": lambda: part_graphs(args, device),
-        "decode": lambda: gpu_check_hf.part_decode(device, smoke),
-        "train": lambda: gpu_check_hf.part_train(device, smoke),
+        "decode": lambda: gpu_check_hf.part_decode(device, smoke, decode_s),
+        "train": lambda: gpu_check_hf.part_train(device, smoke, train_s),
+        "vllm": lambda: gpu_check_vllm.part_vllm(smoke, 200),
     }
     for name in args.parts:
         run_part(name, parts[name], summary)

@@ -85,14 +85,14 @@ def _force(model, script: torch.Tensor):
     return model.register_forward_hook(hook, with_kwargs=True)
 
 
-def part_decode(device: torch.device, smoke: bool) -> dict:
+def part_decode(device: torch.device, smoke: bool, budget: float | None = None) -> dict:
     from memento.inference import MementoGenerator
 
     geometry = TINY if smoke else QWEN3_06B
     batches, new_tokens, repeats = ([1, 2], 24, 2) if smoke else ([1, 8, 32], 256, 2)
     block, memento, prompt = (6, 2, 8) if smoke else (56, 8, 64)
     dtype = torch.float32 if smoke else torch.bfloat16
-    budget = 60 if smoke else 150
+    budget = budget or (60 if smoke else 150)
     model = _model(geometry, device, dtype).eval()
     weights_mib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
     sequence, ids = _script(geometry["vocab_size"], prompt + new_tokens + 1, block, memento, prompt)
@@ -169,7 +169,7 @@ def part_decode(device: torch.device, smoke: bool) -> dict:
     return {"weights_mib": weights_mib, "rows": rows, "ok": ok}
 
 
-def part_train(device: torch.device, smoke: bool) -> dict:
+def part_train(device: torch.device, smoke: bool, budget: float | None = None) -> dict:
     from memento.attention import key_hidden_from
     from memento.training.masks import block_sparse_mask
     from memento.training.sparse_attention import register
@@ -178,7 +178,7 @@ def part_train(device: torch.device, smoke: bool) -> dict:
     cuda = device.type == "cuda"
     lengths, layers, hidden, steps, repeats = ([256, 512], 2, 64, 1, 1) if smoke else ([8192, 32768], 12, 1024, 2, 2)
     dtype = torch.float32 if smoke else torch.bfloat16
-    budget = 90 if smoke else 170
+    budget = budget or (90 if smoke else 170)
     vocab = 2048
     modes = ["full", "tiled"] + (["flex"] if cuda else [])  # flex_attention has no backward on CPU
     geometry = {

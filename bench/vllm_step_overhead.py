@@ -113,6 +113,12 @@ class Engine:
             memento_blocks_released=0,
             memento_restarts=0,
         )
+        try:  # the scheduler's per-request eviction figures (trees that have them)
+            from memento.vllm.telemetry import Telemetry
+
+            self.scheduler.memento_telemetry = Telemetry()
+        except ImportError:
+            pass
         self.next_block = 1  # 0 is the null block
 
     def _move(self, caches: list, sources: list[int], targets: list[int]) -> None:

@@ -10,7 +10,17 @@ disables Triton); CUDA capability stubbed to (9, 0); TRITON_ATTN registered in t
 engine core in-process.
 
     PYTHONPATH=src .venv/bin/python bench/vllm_triton_interpreter.py --max-tokens 120
+    PYTHONPATH=src .venv/bin/python bench/vllm_triton_interpreter.py --dtype bfloat16 --cache-write flash
 Prints tokens equal, the largest |log-prob difference| over whole distributions, blocks given back.
+
+`--cache-write flash` stores K/V with FLASH_ATTN's own `do_kv_cache_update`, its CUDA op replaced by the
+strict stand-in (`memento.vllm.op_contracts`): the engine's start-up self-check and every forward then meet
+the contract of the op FLASH_ATTN and FLASHINFER write through on a GPU (key dtype = cache dtype, ...);
+`triton` (default) keeps TRITON_ATTN's Triton write, behind its own contract check. `--attention torch`
+replaces Triton's attention kernel by the contract every GPU backend implements, in torch (per request,
+query j attends to the first seq_len - q_len + j + 1 keys read through its block-table row; fp32
+accumulation): Triton's interpreter computes bf16 attention wrongly (unified_attention, one 40-token bf16
+decode: max error 8e8; fp16: 2.6e-4), so bf16 runs need it; the metadata is still TRITON_ATTN's builder's.
 """
 
 from __future__ import annotations
@@ -30,14 +40,50 @@ backends.setdefault("cpu", backends["nvidia"])
 torch.cuda.get_device_capability = lambda *args, **kwargs: (9, 0)
 
 
+def paged_attention(impl, layer, query, key, value, kv_cache, metadata, output, *args, **kwargs) -> torch.Tensor:
+    """TRITON_ATTN's forward, in torch: bottom-right causal attention over each row's block table (fp32 sums)."""
+    if metadata is None:  # profiling run
+        return output.fill_(0)
+    block_size, head_size = kv_cache.shape[2], impl.head_size
+    starts = metadata.query_start_loc.tolist()
+    for row in range(metadata.seq_lens.shape[0]):
+        first, last = starts[row], starts[row + 1]
+        length = int(metadata.seq_lens[row])
+        index = torch.arange(length)
+        tokens = kv_cache[metadata.block_table[row, index // block_size].long(), :, index % block_size].float()
+        groups = impl.num_heads // impl.num_kv_heads
+        keys = tokens[..., :head_size].repeat_interleave(groups, dim=1)  # [length, heads, D]
+        values = tokens[..., head_size:].repeat_interleave(groups, dim=1)
+        scores = torch.einsum("qhd,khd->hqk", query[first:last].float(), keys) * impl.scale
+        visible = index[None, :] <= (length - (last - first) + torch.arange(last - first))[:, None]
+        scores = scores.masked_fill(~visible[None], float("-inf"))
+        attended = torch.einsum("hqk,khd->qhd", scores.softmax(-1), values)
+        output[first:last] = attended.reshape(output[first:last].shape).to(output.dtype)
+    return output
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-tokens", type=int, default=120)
     parser.add_argument("--requests", type=int, default=2)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--cache-write", choices=["triton", "flash"], default="triton")
+    parser.add_argument("--attention", choices=["triton", "torch"], default="triton")
     options = parser.parse_args()
+    from vllm.v1.attention.backends import flash_attn, triton_attn
     from vllm.v1.attention.backends.registry import AttentionBackendEnum, register_backend
 
+    from memento.vllm import op_contracts
+
     register_backend(AttentionBackendEnum.CPU_ATTN, "vllm.v1.attention.backends.triton_attn.TritonAttentionBackend")
+    if options.cache_write == "flash":
+        flash_attn.reshape_and_cache_flash = op_contracts.reshape_and_cache_flash
+        triton_attn.TritonAttentionImpl.do_kv_cache_update = flash_attn.FlashAttentionImpl.do_kv_cache_update
+    else:
+        write = op_contracts.checked_triton_write(triton_attn.triton_reshape_and_cache_flash)
+        triton_attn.triton_reshape_and_cache_flash = write
+    if options.attention == "torch":
+        triton_attn.TritonAttentionImpl.forward = paged_attention
     from transformers import AutoTokenizer
 
     from memento.config import MementoConfig
@@ -53,7 +99,7 @@ def main() -> None:
     llm = offline_llm(
         CHECKPOINT,
         config,
-        dtype="float32",
+        dtype=options.dtype,
         enforce_eager=True,
         block_size=32,
         num_gpu_blocks_override=64,
@@ -77,20 +123,26 @@ def main() -> None:
     backend = attention_backends(WORKER.runner)
     released = llm.llm_engine.engine_core.engine_core.scheduler.memento_blocks_released
     llm.llm_engine.engine_core.shutdown()
-    model, _ = load_model_and_tokenizer(CHECKPOINT, dtype="float32", device="cpu")
+    model, _ = load_model_and_tokenizer(CHECKPOINT, dtype=options.dtype, device="cpu")
     generator = MementoGenerator(model, tokenizer, config)
     tokens = [list(o.outputs[0].token_ids) for o in outputs]
     reference = [r.token_ids for r in generator.generate(prompts, max_new_tokens=options.max_tokens)]
-    worst = 0.0
+    worst = worst_probability = 0.0
     for prompt, output, generated in zip(prompts, outputs, tokens, strict=True):
-        expected = torch.log_softmax(generator.score(prompt + generated, chunk_size=16)[len(prompt) - 1 : -1], -1)
+        scores = generator.score(prompt + generated, chunk_size=16)[len(prompt) - 1 : -1]
+        expected = torch.log_softmax(scores.float(), -1)
         got = torch.full_like(expected, float("nan"))
         for row, step in enumerate(output.outputs[0].logprobs):
             for token, entry in step.items():
                 got[row, int(token)] = entry.logprob
         worst = max(worst, float((got - expected).abs().max()))
-    print(f"backend {backend}, {len(tokens)} x {options.max_tokens} tokens in {seconds:.0f} s (interpreted)")
+        worst_probability = max(worst_probability, float((got.exp() - expected.exp()).abs().max()))
+    print(
+        f"backend {backend}, {options.dtype}, {options.cache_write} cache write, {options.attention} attention, "
+        f"{len(tokens)} x {options.max_tokens} tokens in {seconds:.0f} s (interpreted)"
+    )
     print(f"tokens equal MementoGenerator: {tokens == reference}; largest |log-prob difference| {worst:.3g}")
+    print(f"largest |probability difference| {worst_probability:.3g}")
     closed = sum(t.count(generator.special_ids.summary_end) for t in tokens)
     print(f"blocks given back: {released}; spans closed: {closed}")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")

@@ -1,18 +1,16 @@
-"""`memento.folder_lock`: one run per folder, a refusal naming the holder's pid, takeover from a dead run.
+"""`memento.folder_lock`: one run per folder, a refusal naming the holder's pid, freed when the holder dies.
 
-Real processes: the holder is another Python process (killed with SIGKILL, or leaving behind a child
-that inherited its lock), the contender is this one.
+Real processes: the holder is another Python process (killed with SIGKILL, or leaving behind a forked
+child), the contender is this one or one in a new pid namespace.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -64,29 +62,82 @@ def test_a_second_holder_is_refused_naming_the_first_and_the_lock_goes_with_the_
     assert not (folder / LOCK_FILE).exists()  # released: the file goes
 
 
-def test_a_lock_kept_by_the_orphan_of_a_dead_run_is_taken_over(tmp_path):
+def test_a_forked_child_of_a_run_does_not_keep_its_folder_locked(tmp_path):
     folder = tmp_path / "run"
-    holder, orphan = _holder(folder, "orphan")
+    holder, child = _holder(folder, "orphan")
     holder.wait()
-    dead = holder.pid
     try:
-        deadline = time.time() + 10
-        while time.time() < deadline:  # the run's pid is gone (its child, still holding the lock, is not)
-            try:
-                os.kill(dead, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-        assert (folder / LOCK_FILE).read_text().strip() == str(dead)
-        with (folder / LOCK_FILE).open() as handle, pytest.raises(BlockingIOError):
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # still locked, by the orphan
+        os.kill(child, 0)  # the run's child lives on, but the lock went with the run
         with hold_folder(folder, "--output"):
             assert (folder / LOCK_FILE).read_text().strip() == str(os.getpid())
-            # and it holds against the next one
             with pytest.raises(FolderBusy, match=rf"pid {os.getpid()}"), hold_folder(folder, "--output"):
-                pass
+                pass  # and it holds against the next one
     finally:
-        os.kill(orphan, signal.SIGKILL)
+        os.kill(child, signal.SIGKILL)
+
+
+def test_a_live_holder_whose_lock_file_names_a_dead_pid_keeps_the_folder(tmp_path):
+    """Issue 34, item 2: the pid in the file is information, never a reason to take the lock."""
+    folder = tmp_path / "run"
+    holder, _ = _holder(folder, "hold")
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()  # a pid that names no process now
+    try:
+        (folder / LOCK_FILE).write_text(f"{dead.pid}\n")
+        with pytest.raises(FolderBusy, match=rf"another run \(pid {dead.pid}\)"), hold_folder(folder, "--output"):
+            pass
+        assert (folder / LOCK_FILE).read_text().strip() == str(dead.pid)  # the holder's file is left alone
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with hold_folder(folder, "--output"):  # the kill -9 freed it
+        assert (folder / LOCK_FILE).read_text().strip() == str(os.getpid())
+
+
+def unshare_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+# Tries to take the folder from inside a new pid namespace, where the holder's pid names no process.
+CONTENDER = textwrap.dedent(
+    """
+    import os, sys
+    from memento.folder_lock import FolderBusy, hold_folder
+    assert os.getpid() == 1  # a fresh pid namespace
+    try:
+        with hold_folder(sys.argv[1], "--output"):
+            print("taken")
+    except FolderBusy as error:
+        print(error)
+    """
+)
+
+
+@pytest.mark.skipif(not unshare_works(), reason="needs `unshare --pid` (root or user namespaces)")
+def test_a_holder_in_another_pid_namespace_keeps_the_folder(tmp_path):
+    """Issue 34, item 2: a run in a second container on a shared volume cannot see the holder's pid."""
+    folder = tmp_path / "run"
+    holder, _ = _holder(folder, "hold")
+    try:
+        contender = subprocess.run(
+            ["unshare", "--pid", "--fork", sys.executable, "-c", CONTENDER, str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert contender.returncode == 0, contender.stderr
+        assert contender.stdout.startswith(f"--output {folder}: another run (pid {holder.pid}) is writing")
+        assert (folder / LOCK_FILE).read_text().strip() == str(holder.pid)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    contender = subprocess.run(
+        ["unshare", "--pid", "--fork", sys.executable, "-c", CONTENDER, str(folder)], capture_output=True, text=True
+    )
+    assert contender.stdout == "taken\n", contender.stderr  # the kill -9 freed it, across namespaces too
 
 
 def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed_and_others_are_kept(tmp_path):

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import bisect
+
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from transformers import LlamaConfig, Qwen3Config
 
-from memento.attention import visibility_mask
+from memento.attention import BlockTracker, visibility_mask
 from memento.config import MementoConfig
 from memento.counting import load_tokenizer
 from memento.kv import KVGeometry, memento_to_block_ratio, simulate
 from memento.kv_report import compare_traces
 from tests.conftest import REAL_TRACES
-from tests.test_attention import PLAIN, SEQUENCE, cfg
+from tests.test_attention import ALL_CONFIGS, IDS, PLAIN, SEQUENCE, cfg, memento_sequences
 
 
 @pytest.mark.parametrize(
@@ -121,3 +125,59 @@ def test_simulate_tensor_and_bad_prompt_length():
     assert simulate(torch.tensor(SEQUENCE[:14]), PLAIN, GEOMETRY, cfg()).peak_tokens == 12
     with pytest.raises(ValueError, match="prompt_length"):
         simulate(SEQUENCE, PLAIN, GEOMETRY, cfg(), prompt_length=99)
+
+
+def _token_by_token(ids, special_ids, geometry, config, assistant_start):
+    """What `simulate` measures, one `BlockTracker.feed` per token (as it did before runs were taken whole)."""
+    tracker = BlockTracker(special_ids, config, assistant_start=assistant_start)
+    live, occupancy, occupancy_bytes, peaks, evictions = [], [], [], [0, 0], [0, 0]
+    for position, token in enumerate(ids):
+        step = tracker.feed(token)
+        live.append(position)
+        peaks = [max(peaks[0], len(live)), max(peaks[1], geometry.cache_bytes(live, position))]
+        for span in step.evicted:
+            lo, hi = bisect.bisect_left(live, span.start), bisect.bisect_left(live, span.stop)
+            del live[lo:hi]
+            evictions = [evictions[0] + 1, evictions[1] + hi - lo]
+        occupancy.append(len(live))
+        occupancy_bytes.append(geometry.cache_bytes(live, position))
+    return occupancy, occupancy_bytes, peaks, evictions
+
+
+SLIDING = KVGeometry(2, 1, 4, sliding_windows=(3, None))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sequence=memento_sequences(),
+    run=st.integers(1, 40),
+    config=st.sampled_from(ALL_CONFIGS),
+    chatml=st.booleans(),
+    assistant_start=st.none() | st.integers(0, 12),
+    sliding=st.booleans(),
+)
+def test_simulate_takes_runs_between_markers_whole_as_token_by_token(
+    sequence, run, config, chatml, assistant_start, sliding
+):
+    """Item 16 of issue 34: the runs of plain tokens between markers, taken whole, give every figure that feeding
+    them one by one gives (occupancy and bytes at every step, peaks, evictions), prompt or not, any rule."""
+    ids = [token for t in sequence for token in ([t] * run if t in (1, 2, 7) else [t])]  # longer plain runs
+    geometry = SLIDING if sliding else GEOMETRY
+    report = simulate(ids, IDS if chatml else PLAIN, geometry, config, prompt_length=0, assistant_start=assistant_start)
+    occupancy, occupancy_bytes, peaks, evictions = _token_by_token(
+        ids, IDS if chatml else PLAIN, geometry, config, assistant_start
+    )
+    assert report.occupancy == occupancy and report.occupancy_bytes == occupancy_bytes
+    assert [report.peak_tokens, report.peak_bytes] == peaks
+    assert [report.num_evictions, report.evicted_tokens] == evictions
+
+
+def test_simulate_reads_a_prompt_token_by_token_until_the_assistant_header():
+    """A plain run inside a ChatML prompt can complete the assistant header: it is fed token by token, so the
+    blocks after the header are found and evicted exactly as fed one by one."""
+    from tests.models import ASSISTANT, BE, BS, IM_END, IM_START, SE, SS, USER
+
+    ids = [IM_START, USER, 1, 1, 1, IM_END, IM_START, ASSISTANT, BS, 2, 2, BE, SS, 3, SE, BS, 4, BE, SS, 5, SE, 7]
+    report = simulate(ids, IDS, GEOMETRY, cfg(), prompt_length=0)
+    occupancy, _, _, evictions = _token_by_token(ids, IDS, GEOMETRY, cfg(), None)
+    assert report.occupancy == occupancy and [report.num_evictions, report.evicted_tokens] == evictions == [2, 3]

@@ -300,6 +300,16 @@ class BlockTracker:
         self.evicted_spans.extend(evicted)
         return TrackerStep(position, role, block_index, tuple(evicted), recompute)
 
+    @property
+    def markers(self) -> frozenset[int]:
+        """The token ids that can change what the tracker does; any other token only takes a position."""
+        return self._structure.markers
+
+    def skip(self, token_ids: Sequence[int]) -> bool:
+        """Feed `token_ids`, none of them in `markers` (so none evicts anything), in O(1): True; False when they
+        must be fed one by one instead (still in a prompt whose assistant header is awaited), nothing consumed."""
+        return self._structure.skip(token_ids)
+
     def feed_many(self, token_ids: Iterable[int]) -> list[TrackerStep]:
         """Feed several tokens; one `TrackerStep` each."""
         return [self.feed(int(token_id)) for token_id in token_ids]

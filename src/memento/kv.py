@@ -297,20 +297,41 @@ def simulate(
     occupancy_bytes: list[int] = []
     peak_tokens = peak_bytes = 0
     num_evictions = evicted_tokens = 0
-    for position, token_id in enumerate(ids):
-        step = tracker.feed(token_id)
+
+    def step(position: int, token_id: int) -> None:
+        nonlocal peak_tokens, peak_bytes, num_evictions, evicted_tokens
+        evicted = tracker.feed(token_id).evicted
         live.append(position)
         peak_tokens = max(peak_tokens, len(live))
         peak_bytes = max(peak_bytes, geometry.cache_bytes(live, position))
-        if step.evicted:
-            for span in step.evicted:
-                lo = bisect.bisect_left(live, span.start)
-                hi = bisect.bisect_left(live, span.stop)
-                del live[lo:hi]
-                evicted_tokens += hi - lo
-                num_evictions += 1
+        for span in evicted:
+            lo = bisect.bisect_left(live, span.start)
+            hi = bisect.bisect_left(live, span.stop)
+            del live[lo:hi]
+            evicted_tokens += hi - lo
+            num_evictions += 1
         occupancy.append(len(live))
         occupancy_bytes.append(geometry.cache_bytes(live, position))
+
+    # Between two markers every token only joins the cache: with full attention in every layer (bytes
+    # proportional to tokens) such a run is taken whole, so the time goes with the markers, not the tokens.
+    per_token = geometry.bytes_per_token if geometry.sliding_windows is None else None
+    markers = tracker.markers
+    stops = [index for index, token_id in enumerate(ids) if token_id in markers]
+    start = 0
+    for stop in [*stops, len(ids)]:
+        if stop > start and per_token is not None and tracker.skip(ids[start:stop]):
+            size = len(live)
+            live.extend(range(start, stop))
+            occupancy.extend(range(size + 1, len(live) + 1))
+            occupancy_bytes.extend(range((size + 1) * per_token, len(live) * per_token + 1, per_token))
+            peak_tokens, peak_bytes = max(peak_tokens, len(live)), max(peak_bytes, len(live) * per_token)
+        else:
+            for position in range(start, stop):
+                step(position, ids[position])
+        if stop < len(ids):
+            step(stop, ids[stop])
+        start = stop + 1
     auc = sum(occupancy_bytes[prompt_length:]) / 1e12
     return KVReport(
         geometry=geometry.name,

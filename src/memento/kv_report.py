@@ -142,7 +142,9 @@ def print_comparisons(comparisons: Comparisons) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 170))
+    from memento.tables import print_table
+
+    console = Console(soft_wrap=True)  # prose lines are never cut or wrapped by rich; tables fit (print_table)
     geometry, config = comparisons.geometry, comparisons.config
     table = Table(
         title=f"KV cache, vanilla -> memento ({geometry.name}, {geometry.bytes_per_token / 1024:.0f} KiB/token, "
@@ -195,7 +197,7 @@ def print_comparisons(comparisons: Comparisons) -> None:
         _maybe(overall["memento_to_block_tokens"]),
         _maybe(overall["memento_to_block_chars_median"]),
     )
-    console.print(table)
+    print_table(table, console)
     console.print(f"tokens counted by: {comparisons.tokenizer or 'the given tokenizer'}")
     console.print(
         "AUC: GB x 1k generated tokens (overall: sum); compression is memento/block (lower is stronger): "

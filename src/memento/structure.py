@@ -7,6 +7,7 @@ A tolerant state machine fed one token at a time; `memento.attention` builds the
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -90,6 +91,9 @@ class Structure:
         # A token is prompt only inside a non-assistant ChatML turn: after an <|im_start|> and before
         # an <|im_start|>assistant header completes. Text with no ChatML markup is assistant text.
         self.in_assistant = assistant_start is None or assistant_start <= 0
+        # The ids `feed` reacts to; any other token at most moves the position (see `skip`).
+        markers = (*special_ids.memento_ids, special_ids.im_start)
+        self.markers = frozenset(marker for marker in markers if marker is not None)
 
     @property
     def open_block(self) -> BlockSpan | None:
@@ -113,6 +117,22 @@ class Structure:
         if not self.in_assistant:
             return TokenRole.PROMPT, -1, None
         return self._transition(token_id, position)
+
+    def skip(self, token_ids: Sequence[int]) -> bool:
+        """Consume `token_ids`, none of them in `markers`, as `feed` would one by one, in O(1): True. Where such a
+        token may still change the state (in a non-assistant turn, while the assistant header is awaited),
+        nothing is consumed: False (feed them one by one)."""
+        count = len(token_ids)
+        if self._assistant_start is not None:
+            self.position += count
+            self.in_assistant = self.position - 1 >= self._assistant_start
+            return True
+        if self._header is not None:
+            if not self.in_assistant:
+                return False
+            self._recent.extend(token_ids[-len(self._header) :])
+        self.position += count
+        return True
 
     def _transition(self, token_id: int, position: int) -> tuple[TokenRole, int, StructuralEvent | None]:
         ids, state = self.ids, self._state

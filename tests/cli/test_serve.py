@@ -29,6 +29,22 @@ def test_flags_and_passthrough_reach_vllm(started):
     assert config["keep_last_n_blocks"] == 1 and config["max_block_tokens"] == 64
     assert config["mask_delimiters"] is False  # the toy model is a Qwen3: per model family
     assert int(environment["VLLM_HTTP_TIMEOUT_KEEP_ALIVE"]) > 5  # outlives httpx's idle connections
+    assert command[1:3] == ["-m", "vllm.entrypoints.launchers.api_server.entry"]  # not the deprecated api_server
+    assert command[command.index("--reasoning-parser") + 1] == "memento"
+    assert (
+        environment["VLLM_LOGGING_LEVEL"] == "ERROR" and command[command.index("--uvicorn-log-level") + 1] == "warning"
+    )
+
+
+def test_verbose_leaves_vllm_logging_alone_and_plain_turns_memento_off(started, monkeypatch):
+    monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
+    monkeypatch.delenv("PYTHONWARNINGS", raising=False)
+    assert main(["serve", "--model", str(CHECKPOINT), "--verbose", "--plain"]) == 0
+    ((command, environment),) = started
+    assert "VLLM_LOGGING_LEVEL" not in environment and "--uvicorn-log-level" not in command
+    assert "--no-use-tqdm-on-load" not in command and "PYTHONWARNINGS" not in environment
+    assert CONFIG_ENV not in environment and "--reasoning-parser" not in command
+    assert "memento.vllm.scheduler.MementoScheduler" not in command
 
 
 def test_a_keep_alive_the_user_set_is_kept(started, monkeypatch):
@@ -39,7 +55,7 @@ def test_a_keep_alive_the_user_set_is_kept(started, monkeypatch):
 
 def test_bad_serve_input_is_one_line(started, capsys, tmp_path):
     assert main(["serve", "--model", str(tmp_path / "nowhere")]) == 2
-    assert capsys.readouterr().err.strip().endswith("nowhere: no such directory")
+    assert "nowhere: no such file or directory" in capsys.readouterr().err.strip()
     assert main(["serve", "--model", str(CHECKPOINT), "--block-masking-config", "{bad"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -101,3 +101,45 @@ def test_an_empty_chain_of_thought_is_a_failure_never_a_record(tmp_path, capsys,
     assert all(r["blocks"] and all(r["blocks"]) for r in _lines(out / "records.jsonl"))
     (failure,) = _lines(out / "failures.jsonl")
     assert failure["task_id"] == "empty" and "no text before </think>" in failure["reason"]
+
+
+def test_the_authors_memento_traces_are_accepted_as_json(tmp_path, capsys):
+    """Issue 33 item 10: one of the authors' trace files (JSON, not JSONL) is read, its blocks re-annotated."""
+    from memento.format import trace_from_segments
+    from tests.conftest import REAL_TRACES
+
+    out = tmp_path / "out"
+    source = next(p for p in REAL_TRACES if p.name == "memento_trace_response.json")
+    assert main(_build(source, out)) == 0
+    (record,) = _lines(out / "records.jsonl")
+    original = json.loads(source.read_text())
+    assert record["task_id"] == "memento_trace_response-1" and record["problem"] == original["problem"]
+    authors = trace_from_segments(original)
+    rebuilt = " ".join("".join(record["sentences"]).split())
+    assert rebuilt == " ".join(" ".join(b.reasoning for b in authors.blocks).split())  # every word of every block
+    assert len(record["blocks"]) >= 2 and len(record["mementos"]) == len(record["blocks"])
+
+
+def test_a_json_list_of_chains_of_thought_is_read_like_jsonl(tmp_path, capsys):
+    rows = [{"task_id": f"t{i}", "problem": "p", "domain": "math", "cot": _cot(i + 1)} for i in range(2)]
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps(rows))
+    assert main(_build(data, tmp_path / "out")) == 0
+    assert [r["task_id"] for r in _lines(tmp_path / "out" / "records.jsonl")] == ["t0", "t1"]
+
+
+def test_a_jsonl_file_named_json_is_still_read_line_by_line(tmp_path, capsys):
+    """Many datasets ship JSONL under a .json name; `data build` read them before it learned .json documents."""
+    rows = [{"task_id": f"t{i}", "problem": "p", "domain": "math", "cot": _cot(i + 1)} for i in range(2)]
+    data = _write(tmp_path / "in.json", rows)
+    assert main(_build(data, tmp_path / "out")) == 0, capsys.readouterr().err
+    assert [r["task_id"] for r in _lines(tmp_path / "out" / "records.jsonl")] == ["t0", "t1"]
+
+
+def test_a_json_file_of_neither_form_is_one_line_naming_the_record(tmp_path, capsys):
+    data = tmp_path / "in.json"
+    data.write_text(json.dumps([{"problem": "p", "segments": "oops"}]))
+    assert main(_build(data, tmp_path / "out")) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and f"{data}:1" in error and "segments" in error
+    assert not (tmp_path / "out" / "records.jsonl").exists()

@@ -92,3 +92,80 @@ def test_export_refuses_bad_locations_in_one_line(built, tmp_path, capsys):
     assert main(["data", "export", str(built), "--output", str(tmp_path / "x.csv")]) == 2
     assert "unknown file type '.csv'; use one of parquet" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def _damaged_folder(built, tmp_path, damage) -> tuple:
+    """A copy of the built folder whose first record is `damage(record)` (a JSON value written as is)."""
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    lines = (built / "records.jsonl").read_text().splitlines()
+    lines[0] = json.dumps(damage(json.loads(lines[0])))
+    (folder / "records.jsonl").write_text("\n".join(lines) + "\n")
+    return folder, len(lines)
+
+
+def _without_first_memento(record: dict) -> dict:
+    text = record["text"]
+    start, end = text.index("<|summary_start|>"), text.index("<|summary_end|>") + len("<|summary_end|>")
+    return {**record, "text": text[:start] + text[end:]}
+
+
+MALFORMED = [
+    (lambda r: {**r, "sentences": None}, "sentences: expected a list, got null"),
+    (lambda r: [r], "expected a JSON object, got a list"),
+    (lambda r: {**r, "text": 5}, "text: expected a string, got a number"),
+    (lambda r: {**r, "mementos": r["mementos"][:-1]}, "expected one range and one memento per block"),
+    (_without_first_memento, "records.jsonl:1: text: offset"),
+    (lambda r: {**r, "mementos": ["", *r["mementos"][1:]]}, "mementos[0]: empty"),
+    (lambda r: {**r, "blocks": "one block"}, "blocks: expected a list, got a string"),
+    (lambda r: {k: v for k, v in r.items() if k != "problem"}, "problem: missing, expected a string"),
+    (lambda r: {**r, "block_ranges": [[5, 2], *r["block_ranges"][1:]]}, "block_ranges[0]: [5, 2] is not a range"),
+]
+
+
+@pytest.mark.parametrize(("damage", "expected"), MALFORMED)
+def test_export_refuses_malformed_records_or_skips_them_with_a_count(built, tmp_path, capsys, damage, expected):
+    """Item 7: each record is checked against the record schema; a malformed one is never written: refused in one
+    line naming file:line and field (nothing written), or with --skip-malformed left out and counted."""
+    folder, total = _damaged_folder(built, tmp_path, damage)
+    output = tmp_path / "om.parquet"
+    assert main(["data", "export", str(folder), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"1 of {total} records are malformed, nothing written" in err and "records.jsonl:1: " in err, err
+    assert expected in err, err
+    assert not output.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["damaged"]
+    assert main(["data", "export", str(folder), "--output", str(output), "--skip-malformed"]) == 0
+    out = capsys.readouterr().out
+    assert f"{total - 1} rows in OpenMementos' 'full' schema" in out and "1 malformed records left out" in out
+    import pyarrow.parquet as parquet
+
+    problems = parquet.read_table(output).column("problem").to_pylist()
+    wanted = [json.loads(line)["problem"] for line in (built / "records.jsonl").read_text().splitlines()[1:]]
+    assert problems == wanted  # the others, whole and in order
+
+
+def test_export_of_a_folder_where_every_trace_failed_says_so(tmp_path, capsys):
+    """Item 14: a folder with failures and no record is reported as such (how many, where, the first reason), and
+    once a retry succeeds failures.jsonl lists only the traces that still have no record."""
+    data, out = tmp_path / "in.jsonl", tmp_path / "out"
+    empty = [{"task_id": f"t{i}", "problem": f"p{i}", "cot": "<think> </think>"} for i in range(3)]
+    data.write_text("".join(json.dumps(line) + "\n" for line in empty))
+    flags = ("--offline", "--min-block-tokens", str(OPTIONS.min_block_tokens), "--min-blocks", "2")
+    assert main(["data", "build", "--input", str(data), "--output-dir", str(out), *flags]) == 1
+    capsys.readouterr()
+    assert main(["data", "export", str(out), "--output", str(tmp_path / "x.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "all 3 traces built there failed" in err, err
+    assert str(out / "failures.jsonl") in err and "empty chain of thought" in err
+    assert not (tmp_path / "x.parquet").exists()
+
+    _write_input(data, 2, {"task_id": "t2", "problem": "p2", "cot": "<think> </think>"})  # t0, t1 now whole
+    assert main(["data", "build", "--input", str(data), "--output-dir", str(out), *flags]) == 1
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [f["task_id"] for f in failures] == ["t2", "t2"]  # the recovered t0, t1 dropped; t2's two tries kept
+    capsys.readouterr()
+    assert main(["data", "export", str(out), "--output", str(tmp_path / "x.parquet")]) == 0
+    printed = capsys.readouterr().out
+    assert "2 rows in OpenMementos' 'full' schema" in printed
+    assert f"1 traces of this folder failed and have no record (reasons in {out / 'failures.jsonl'})" in printed

@@ -4,7 +4,9 @@ and again while it lasts. Real threads and clocks; the real command line on a 30
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -15,19 +17,30 @@ from tests.data.test_long_trace import _thinking
 
 
 def test_slow_stages_are_said_once_they_run_long_and_repeated_while_they_last():
+    """Waits on what the watcher said, not on sleeps, so that a loaded machine changes only how long it takes."""
     said: list[str] = []
-    with SlowStages(said.append, after=0.2, every=0.3, tick=0.02) as watch:
-        watch.enter("t1", "segmenting 9 sentences")
+
+    def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, said
+            time.sleep(0.01)
+
+    with SlowStages(said.append, after=0.5, every=0.3, tick=0.02) as watch:
         watch.enter(7, "splitting")
-        time.sleep(0.1)
         watch.leave(7)  # done before `after`: never said
-        time.sleep(0.6)
+        watch.enter("t1", "segmenting 9 sentences")
+        until(lambda: len(said) >= 2)  # said once past `after`, and again `every` later
         watch.leave("t1")
-        count = len(said)
-        time.sleep(0.4)
-    assert said[0] == "t1: segmenting 9 sentences (0 s so far)"
-    assert count >= 2 and all(line.startswith("t1: segmenting 9 sentences (") for line in said)
-    assert len(said) == count  # nothing said once the trace is done
+        # a line the watcher decided before the leave may still come; one for a stage entered after the leave
+        # comes after it (one thread says them in order), so once "later" is said, t1 is said no more
+        watch.enter("later", "scoring")
+        until(lambda: any(line.startswith("later: ") for line in said))
+        count = sum(line.startswith("t1: ") for line in said)
+        until(lambda: sum(line.startswith("later: ") for line in said) >= 2)
+    assert re.fullmatch(r"t1: segmenting 9 sentences \(\d+ s so far\)", said[0]), said
+    assert count >= 2 and not any(line.startswith("7: ") for line in said)
+    assert sum(line.startswith("t1: ") for line in said) == count  # nothing said once the trace is done
 
 
 def test_a_long_trace_says_its_stages_on_stderr(tmp_path, capsys, monkeypatch):

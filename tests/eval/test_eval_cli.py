@@ -63,3 +63,27 @@ def test_grade_input_errors(capsys, tmp_path):
     bad.write_text('{"id": "toy-0", "response": "x"}\n\n{"id": "toy-1", response}\n')
     refused(capsys, ["eval", "grade", "--benchmark", "toy", "--responses", str(bad)], "bad.jsonl:3: invalid JSON")
     refused(capsys, ["eval", "grade", "--benchmark", "nope", "--responses", str(bad)], "unknown benchmark 'nope'")
+
+
+@pytest.mark.parametrize("name", ["1bad", "my mode", "a/b"])
+def test_config_with_a_bad_mode_name_says_the_name_is_wrong(capsys, tmp_path, name):
+    """Item 15: NAME=CONFIG with a NAME that is no mode name is refused for its name, not read as JSON; the new
+    output folder of the failed start is not left behind (with no invocations.jsonl in it)."""
+    output = tmp_path / "new"
+    argv = [*MODEL, "--benchmark", "toy", "--config", f'{name}={{"enable": true}}', "--output", str(output)]
+    line = refused(capsys, argv, f"the mode name {name!r} before '=' is not a name", "starting with a letter")
+    assert "JSON" not in line
+    assert not output.exists()
+
+
+def test_a_failed_start_leaves_no_invocation_behind(capsys, tmp_path):
+    """Item 15: a start refused after the output folder is taken (an unknown benchmark) writes no invocations.jsonl,
+    in a new folder (removed again) or in an existing run's folder."""
+    output = tmp_path / "new"
+    refused(capsys, [*MODEL, "--benchmark", "aime99", "--output", str(output)], "unknown benchmark 'aime99'")
+    assert not output.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("x")
+    refused(capsys, [*MODEL, "--benchmark", "aime99", "--output", str(existing)], "unknown benchmark 'aime99'")
+    assert sorted(p.name for p in existing.iterdir()) == ["keep.txt"]

@@ -67,6 +67,8 @@ def test_summary_json_files_and_replay(finished):
     assert {"samples.jsonl", "summary.json", "manifest.json", "accuracy_vs_kv.png", "kv_peak_cdf.png"} <= {
         p.name for p in output.iterdir()
     }
+    invocations = [json.loads(line) for line in (output / "invocations.jsonl").read_text().splitlines()]
+    assert invocations and invocations[0]["command"][:2] == ["memento", "eval"]  # recorded once the run started
     records = _samples(output)
     assert len(records) == LIMIT * SAMPLES * len(MODES)
     for (mode, problem, sample), record in records.items():

@@ -97,9 +97,9 @@ def test_a_model_that_never_answers_ends_at_max_rounds_with_a_requested_answer()
 
 def test_429_500_dropped_connection_and_timeout_are_retried_with_backoff():
     model = ScriptedModel()
-    with FakeOpenAI(responder=model, timeout_sleep=1.5) as server:
+    with FakeOpenAI(responder=model, timeout_sleep=3.0) as server:  # a healthy answer has 1 s, even under load
         server.faults = ["429", "500", "drop", "timeout"]
-        result = _solver(server, timeout=0.5).solve(problem_text("ok"))
+        result = _solver(server, timeout=1.0).solve(problem_text("ok"))
     assert server.requests[:5] == ["429", "500", "drop", "timeout", "ok"]
     assert result.bill.retries == 4
     assert result.answer == "\\boxed{2}" and result.mementos == ["x is at least 1"]

@@ -145,18 +145,25 @@ def test_killed_mid_run_the_rerun_completes_without_redoing_finished_problems(tm
             handle.write(json.dumps({"id": problem_id, "problem": problem_text("ok,ok", tag=f"T{k}T")}) + "\n")
     output = tmp_path / "results.jsonl"
     flags = ("--file", str(problems), "--output", str(output), "--concurrency", "1", "--json")
-    with FakeOpenAI(responder=ScriptedModel(delay=0.12)) as server:
+    # the first run waits on p3's first call (concurrency 1): killed there, whatever the machine's speed
+    with FakeOpenAI(responder=ScriptedModel(), hold="T3T") as server:
         process = subprocess.Popen(
             _command(server, *flags), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_environment()
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not output.exists() or len(output.read_text().splitlines()) < 2):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+            any("T3T" in str(body) for body in server.bodies)
+            and output.exists()
+            and len(output.read_text().splitlines()) == 3
+        ):
+            assert process.poll() is None, process.communicate()[1]
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.communicate()
         finished_first = [json.loads(line)["id"] for line in output.read_text().splitlines()]
-        assert 2 <= len(finished_first) < len(ids)  # a partial, readable file
+        assert finished_first == ids[:3]  # a partial, readable file
         requests_first = len(server.bodies)
+        server.release.set()
 
         done = subprocess.run(_command(server, *flags), capture_output=True, text=True, env=_environment(), timeout=120)
         assert done.returncode == 0, done.stderr

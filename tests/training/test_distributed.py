@@ -157,6 +157,8 @@ def test_accelerate_fsdp_on_cpu_is_one_line_not_plain_ddp(workspace, tmp_path):
     result = subprocess.run(command, env=_environment(), capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.startswith("memento train: error:")]
-    assert len(lines) == 2 and "FSDP needs GPUs" in lines[0]  # one line from each of the 2 processes
+    # at least one process says why; once one exits the launcher may end the other before it prints
+    # (issue 34, item 17: two lines were asserted and one came on a loaded machine)
+    assert 1 <= len(lines) <= 2 and all("FSDP needs GPUs" in line for line in lines), result.stderr[-4000:]
     assert f'File "{ROOT / "src"}' not in result.stderr  # no traceback through memento's code
     assert not output.exists()  # nothing trained

@@ -13,17 +13,13 @@ from memento.cli import main
 from memento.errors import UsageError
 from memento.training.arguments import MEMENTO_OWNED, stage_arguments, trainer_fields
 from memento.training.options import TrainOptions
-from tests.conftest import build_tokenizer
-from tests.models import save_checkpoint, tiny_model
-from tests.training.test_train_cli import _records
+from tests.models import tiny_model
+from tests.training.test_train_cli import write_workspace
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("arguments")
-    save_checkpoint(directory / "base", build_tokenizer(with_memento_tokens=False), layers=1)
-    (directory / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records(4)))
-    return directory
+    return write_workspace(tmp_path_factory.mktemp("arguments"), records=4)
 
 
 def _train(workspace: Path, output: Path, *flags: str) -> int:
@@ -117,3 +113,23 @@ def test_save_steps_saves_and_evaluates_every_n_steps(tmp_path):
     assert (stepped.eval_strategy, stepped.eval_steps) == ("steps", 3)
     by_epoch = stage_arguments(tmp_path, TrainOptions(), memento=False, evaluate=False, bf16=False)
     assert by_epoch.save_strategy == "epoch"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[1, 2]", "holds an array, expected a JSON object (the config)"),  # issue 34, item 8: was AttributeError
+        ('"zero3"', "holds a string, expected a JSON object"),
+        ("{", "not valid JSON"),
+        (None, "cannot read it (No such file or directory)"),
+    ],
+    ids=["list", "string", "cut-off", "missing"],
+)
+def test_a_deepspeed_config_that_is_not_a_json_object_is_one_line(workspace, tmp_path, capsys, text, expected):
+    config = tmp_path / "ds.json"
+    if text is not None:
+        config.write_text(text)
+    assert _train(workspace, tmp_path / "out", "--deepspeed", str(config)) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and error.startswith(f"memento train: error: --deepspeed {config}: "), error
+    assert expected in error and not (tmp_path / "out").exists()

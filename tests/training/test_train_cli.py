@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -15,6 +16,14 @@ from tests.conftest import build_tokenizer
 from tests.models import save_checkpoint
 
 WORDS = ["add", "3", "and", "4", "to", "get", "7", "so", "the", "sum", "is", "42", "check", "12", "+", "30"]
+
+
+def write_workspace(directory: Path, records: int) -> Path:
+    """`directory` with a 1-layer base checkpoint (``base``, no memento tokens yet) and `records` traces
+    (``train.jsonl``): what the `memento train` tests start from."""
+    save_checkpoint(directory / "base", build_tokenizer(with_memento_tokens=False), layers=1)
+    (directory / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records(records)))
+    return directory
 
 
 def _records(count: int, seed: int = 0) -> list[dict]:

@@ -25,6 +25,7 @@ from vllm.v1.worker.block_table import BlockTable
 
 from memento.attention import visibility_mask
 from memento.config import MementoConfig
+from memento.vllm.op_contracts import reshape_and_cache_flash
 from memento.vllm.runtime import WorkerLayouts
 from memento.vllm.state import RequestStates
 from tests.models import SPECIAL_IDS
@@ -254,10 +255,11 @@ class Driver:
 
 
 def write_logical(cache: torch.Tensor, key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor) -> None:
-    """What FLASH_ATTN's and TRITON_ATTN's cache writes do, in torch: token i to slot slots[i] of the logical view."""
-    size, d = cache.shape[2], key.shape[-1]
-    cache[slots // size, :, slots % size, :d] = key
-    cache[slots // size, :, slots % size, d:] = value
+    """FLASH_ATTN's cache write as its impl calls it (token i to slot slots[i] of the logical view), through the
+    strict stand-in of the CUDA op: key/value must already be in the cache's dtype, slots in range."""
+    one = torch.ones((), dtype=torch.float32)
+    key_cache, value_cache = cache.transpose(1, 2).split(key.shape[-1], dim=-1)
+    reshape_and_cache_flash(key, value, key_cache, value_cache, slots, "auto", one, one)
 
 
 def paged_attention(

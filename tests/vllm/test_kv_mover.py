@@ -28,8 +28,10 @@ from memento.vllm.kv_mover import (
     check_cache_dtype,
     check_cache_layout,
     move_tokens,
+    probe_dtype,
     scratch_like,
 )
+from memento.vllm.op_contracts import reshape_and_cache_flash
 
 pytestmark = pytest.mark.vllm
 
@@ -51,6 +53,12 @@ def _interpret_triton() -> None:
 
     # vLLM's bf16/fp8 write guards ask the platform for an SM80/SM89 capability
     type(current_platform).get_device_capability = classmethod(lambda cls, device_id=0: DeviceCapability(9, 0))
+    from vllm.v1.attention.backends import triton_attn
+
+    from memento.vllm.op_contracts import checked_triton_write
+
+    # the real kernel, behind the strict contract of its arguments (what it would misread on a GPU)
+    triton_attn.triton_reshape_and_cache_flash = checked_triton_write(triton_attn.triton_reshape_and_cache_flash)
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +106,7 @@ def _layer_caches(
 
 def _writer(cache_dtype: str, model_dtype: torch.dtype):
     """write(kv_cache, key, value, slots) with the Triton backend's own cache write for `cache_dtype`."""
-    from vllm.v1.attention.backends.triton_attn import TritonAttentionImpl
-    from vllm.v1.attention.ops.triton_reshape_and_cache_flash import triton_reshape_and_cache_flash
+    from vllm.v1.attention.backends.triton_attn import TritonAttentionImpl, triton_reshape_and_cache_flash
 
     scale = torch.ones((), dtype=torch.float32)
     layer = SimpleNamespace(_k_scale=scale, _v_scale=scale)
@@ -206,7 +213,7 @@ def _case_layout_check(split_scales: bool, cache_dtype: str, layout: str) -> str
                 page[tail : tail + 2 * scale] = scales
 
     try:
-        check_cache_layout(cache, write_tokens, HEAD_SIZE)
+        check_cache_layout(cache, write_tokens, HEAD_SIZE, torch.bfloat16)
     except UsageError as error:
         return str(error)
     return ""
@@ -348,7 +355,7 @@ def test_out_of_range_slots_are_refused_before_any_write():
 
 @pytest.mark.slow
 def test_gpu_check_runs_every_part_in_cpu_smoke_mode():
-    """bench/gpu_check.py (the Tier B script for a GPU machine) is not broken: its --cpu-smoke mode passes."""
+    """bench/gpu_check.py (the script for a GPU machine) is not broken: its --cpu-smoke mode passes."""
     import json
     import subprocess
     import sys
@@ -360,21 +367,25 @@ def test_gpu_check_runs_every_part_in_cpu_smoke_mode():
     )
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
     summary = json.loads(process.stdout.strip().splitlines()[-1])
-    assert [summary[part]["ok"] for part in ("mover", "graphs", "decode", "train")] == [True] * 4
+    assert [summary[part]["ok"] for part in ("mover", "graphs", "decode", "train", "vllm")] == [True] * 5
+    # the vLLM part's op probe ran in its subprocess, the strict stand-in in place of the CUDA op
+    probe = summary["vllm"]["probe"]
+    assert probe["op"] == "standin" and [row["cache"] for row in probe["rows"]] == ["bf16", "fp16", "fp8"]
+    assert all(row["self_check"] and row["bytes_equal_standin"] and row["guards_intact"] for row in probe["rows"])
+    assert summary["vllm"]["geometry"] == [16, 4, 128]
     assert all(row["exact_vs_cpu"] and row["loop_exact"] for row in summary["mover"]["rows"])
     assert all(row["evictions"] > 0 for row in summary["decode"]["rows"])
     assert {row["mode"] for row in summary["train"]["rows"]} == {"full", "tiled"}
 
 
 def _logical_write(cache: torch.Tensor, swap: bool = False):
-    """A plain torch cache write through the logical view (K then V; `swap`: V then K)."""
+    """FLASH_ATTN's cache write (the strict stand-in of its CUDA op) on the logical view (`swap`: V then K)."""
     head_size = cache.shape[3] // 2
+    one = torch.ones((), dtype=torch.float32)
 
     def write(key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor) -> None:
         first, second = (value, key) if swap else (key, value)
-        block, offset = slots // cache.shape[2], slots % cache.shape[2]
-        cache[block, :, offset, :head_size] = first.to(cache.dtype)
-        cache[block, :, offset, head_size:] = second.to(cache.dtype)
+        reshape_and_cache_flash(first, second, *cache.transpose(1, 2).split(head_size, -1), slots, "auto", one, one)
 
     return write
 
@@ -384,8 +395,32 @@ def test_layout_check_names_what_it_could_not_read_back():
     cache = scratch_like(nhd)
     assert cache.shape == nhd.shape
     assert sorted(range(4), key=cache.stride, reverse=True) == sorted(range(4), key=nhd.stride, reverse=True)
-    check_cache_layout(cache, _logical_write(cache), 32)  # the logical layout passes
+    check_cache_layout(cache, _logical_write(cache), 32, torch.bfloat16)  # the logical layout passes
     with pytest.raises(UsageError, match=r"K written by the backend does not read back at \[\.\.\., 0:32\]"):
-        check_cache_layout(cache, _logical_write(cache, swap=True), 32)
+        check_cache_layout(cache, _logical_write(cache, swap=True), 32, torch.bfloat16)
     with pytest.raises(UsageError, match="the backend wrote nothing at slot 45 head 0"):
-        check_cache_layout(cache, lambda key, value, slots: None, 32)
+        check_cache_layout(cache, lambda key, value, slots: None, 32, torch.bfloat16)
+
+
+@pytest.mark.parametrize(
+    ("cache_dtype", "model_dtype"),
+    [
+        (torch.float32, torch.float32),
+        (torch.float16, torch.float16),
+        (torch.bfloat16, torch.bfloat16),
+        (torch.uint8, torch.bfloat16),  # fp8 caches are allocated as bytes; the write quantises the model dtype
+    ],
+    ids=["fp32", "fp16", "bf16", "fp8"],
+)
+def test_layout_check_passes_the_strict_flash_write_in_every_dtype(cache_dtype, model_dtype):
+    """The probes reach the strict CUDA-op stand-in in the dtype it demands (main: float32 always, refused)."""
+    cache = scratch_like(torch.zeros(4, 16, 2, 64, dtype=cache_dtype).permute(0, 2, 1, 3))
+    one = torch.ones((), dtype=torch.float32)
+
+    def write(key: torch.Tensor, value: torch.Tensor, slots: torch.Tensor) -> None:
+        assert key.dtype == value.dtype == probe_dtype(cache_dtype, model_dtype)
+        kv_cache_dtype = "fp8" if cache_dtype == torch.uint8 else "auto"
+        reshape_and_cache_flash(key, value, *cache.transpose(1, 2).split(32, -1), slots, kv_cache_dtype, one, one)
+
+    check_cache_layout(cache, write, 32, model_dtype)
+    assert probe_dtype(cache_dtype, model_dtype) == (model_dtype if cache_dtype == torch.uint8 else cache_dtype)

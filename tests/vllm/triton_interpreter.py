@@ -27,12 +27,17 @@ def main(block_size: int, kernel_block_size: int | None, mask_delimiters: bool, 
 
     from vllm.config import set_current_vllm_config
     from vllm.engine.arg_utils import EngineArgs
+    from vllm.v1.attention.backends import triton_attn
     from vllm.v1.attention.backends.triton_attn import TritonAttentionImpl, TritonAttentionMetadataBuilder
     from vllm.v1.kv_cache_interface import FullAttentionSpec
 
     from memento.config import MementoConfig
     from memento.toy import CHECKPOINT
+    from memento.vllm.op_contracts import checked_triton_write
     from tests.vllm.paged import Driver, long_memento_sequence
+
+    # the real Triton write, behind the strict contract of its arguments (what it would misread on a GPU)
+    triton_attn.triton_reshape_and_cache_flash = checked_triton_write(triton_attn.triton_reshape_and_cache_flash)
 
     vllm_config = EngineArgs(
         model=str(CHECKPOINT), dtype="float32", enforce_eager=True, max_model_len=1024

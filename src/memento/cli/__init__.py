@@ -11,24 +11,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Collection, Sequence
-from typing import NoReturn
 
 from memento.cli import data, demo, generate, kv, prompted, rl, serve, toy, train, verify
 from memento.cli import eval as evaluate
+from memento.cli.parsing import Parser
 
 COMMANDS = (kv, generate, train, serve, verify, demo, toy, data, evaluate, prompted, rl)
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (the usage is one `--help` away)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser(configured: Collection[str] | None = None) -> argparse.ArgumentParser:
     """The `memento` parser; only the commands named in `configured` (all when None) get their options."""
-    parser = _Parser(prog="memento", description="Memento: reasoning in blocks with KV eviction.")
+    parser = Parser(prog="memento", description="Memento: reasoning in blocks with KV eviction.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         subparser = commands.add_parser(command.NAME, help=command.HELP, description=command.HELP)

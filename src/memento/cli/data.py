@@ -21,10 +21,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build = commands.add_parser(
         "build",
         help="split -> score -> segment -> compress (+judge), resumable",
-        description="Turn a JSONL of chains of thought (task_id, cot, problem, domain) into memento records. "
+        description="Turn chains of thought into memento records: a JSONL of (task_id, cot, problem, domain), a .json "
+        "record or list of them, or the authors' memento traces (their blocks, joined, are the chain of thought). "
         "Re-running the same command resumes: finished traces are skipped, none is lost.",
     )
-    build.add_argument("--input", type=Path, required=True, help="JSONL of chains of thought")
+    build.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="JSONL of chains of thought, a .json record or list of them, or the authors' memento trace JSON",
+    )
     build.add_argument("--output-dir", type=Path, required=True, help="records, failures and progress go here")
     source = build.add_mutually_exclusive_group(required=True)
     source.add_argument("--offline", action="store_true", help="discourse-cue scorer and extractive mementos")
@@ -35,7 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--no-judge", action="store_true", help="skip the judge and refinement")
     options.add_options(build, BuildOptions, title="pipeline")
     build.add_argument("--limit", type=int, default=None, help="only the first N traces")
-    build.add_argument("--tokenizer", type=Path, default=None, help="local HF tokenizer (default: ~4 chars/token)")
+    build.add_argument(
+        "--tokenizer", type=Path, default=None, help="HF tokenizer dir or hub id (default: ~4 chars/token)"
+    )
     build.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request")
     build.add_argument("--max-attempts", type=int, default=5, help="tries per LLM call")
     build.add_argument("--backoff", type=float, default=1.0, help="first retry wait in seconds (doubles)")
@@ -63,6 +71,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     export.add_argument("--output", type=Path, required=True, help="the .parquet file to write")
     export.add_argument("--config", choices=["full", "default"], default="full", help="OpenMementos config")
     export.add_argument("--source", default="memento-data-build", help="the rows' `source` where a record names none")
+    export.add_argument(
+        "--skip-malformed",
+        action="store_true",
+        help="write the well-formed records when some are malformed (default: refuse, write nothing)",
+    )
     export.set_defaults(run=run_export)
 
 
@@ -133,12 +146,29 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    """Write the folder's records as OpenMementos rows and say how many, where."""
-    from memento.data.build import RECORDS
+    """Write the folder's records as OpenMementos rows and say how many, where, and what was left out."""
+    from memento.data.build import FAILURES, RECORDS
     from memento.data.export import export_openmementos
+    from memento.data.stats import unrecorded_failures
+    from memento.errors import UsageError
 
-    directory = paths.existing_directory(args.directory, "directory", holding=RECORDS)
+    directory = paths.existing_directory(args.directory, "directory")
+    failed = unrecorded_failures(directory)
+    if not (directory / RECORDS).is_file():
+        if failed:
+            first = next(iter(failed.items()))
+            raise UsageError(
+                f"directory {directory}: no {RECORDS}: all {len(failed)} traces built there failed (reasons in "
+                f"{directory / FAILURES}; first, {first[0]}: {first[1]}); rerun memento data build to retry them"
+            )
+        paths.existing_directory(directory, "directory", holding=RECORDS)
     output = paths.output_file(args.output, "--output", suffixes=("parquet",))
-    count = export_openmementos(directory, output, config=args.config, source=args.source)
-    print(f"{count} rows in OpenMementos' {args.config!r} schema -> {output}")
+    exported = export_openmementos(
+        directory, output, config=args.config, source=args.source, skip_malformed=args.skip_malformed
+    )
+    print(f"{exported.rows} rows in OpenMementos' {args.config!r} schema -> {output}")
+    if exported.skipped:
+        print(f"{len(exported.skipped)} malformed records left out (--skip-malformed); first: {exported.skipped[0]}")
+    if failed:
+        print(f"{len(failed)} traces of this folder failed and have no record (reasons in {directory / FAILURES})")
     return 0

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     demo_options = options.from_args(DemoOptions, args)
     paths.image_file(args.plot, "--plot")
     if args.model is not None:
-        paths.checkpoint_directory(args.model, "--model")
+        args.model = paths.checkpoint_directory(args.model, "--model")
     if args.save_traces is not None:
         paths.output_directory(args.save_traces, "--save-traces")
     report = run_demo(args.model, demo_options, save_traces=args.save_traces)

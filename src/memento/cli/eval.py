@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from memento.cli import options, paths
+from memento.cli.parsing import BooleanOptional
 from memento.errors import UsageError
 
 NAME = "eval"
@@ -62,7 +63,7 @@ def _add_output_flags(parser: argparse.ArgumentParser, *, progress: bool = True)
         return
     parser.add_argument(
         "--progress",
-        action=argparse.BooleanOptionalAction,
+        action=BooleanOptional,
         default=None,
         help="progress bar with ETA on stderr (default: when stderr is a terminal)",
     )
@@ -85,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
     from memento.eval.run.backends.prompted import PROMPTED_FLAGS, endpoint_settings
     from memento.eval.run.options import EvalOptions
     from memento.eval.run.runner import default_output
-    from memento.eval.run.store import record_invocation
     from memento.folder_lock import hold_folder
     from memento.prompted.config import PromptedConfig
 
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             paths.existing_file(Path(value), flag)
     if eval_options.tokenizer is not None:
-        paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer")
+        eval_options.tokenizer = str(paths.tokenizer_directory(Path(eval_options.tokenizer), "--tokenizer"))
     if eval_options.output is not None:
         paths.output_directory(Path(eval_options.output), "--output")
     prompted = None
@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     output = Path(eval_options.output) if eval_options.output is not None else default_output(eval_options)
     try:
         with hold_folder(output, "--output"):  # a second run into the same folder is refused
-            record_invocation(output, ["memento", *sys.argv[1:]])
-            summary = run_eval(eval_options, progress=progress, prompted=prompted)
+            command = ["memento", *sys.argv[1:]]
+            summary = run_eval(eval_options, progress=progress, prompted=prompted, command=command)
     except BenchmarkUnavailable as error:
         raise UsageError(f"--benchmark: {error}") from None
     except BackendError as error:
@@ -133,7 +133,7 @@ def run_grade(args: argparse.Namespace) -> int:
     grade_options = options.from_args(GradeOptions, args)
     paths.existing_file(Path(grade_options.responses), "--responses")
     if grade_options.tokenizer is not None:
-        paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer")
+        grade_options.tokenizer = str(paths.tokenizer_directory(Path(grade_options.tokenizer), "--tokenizer"))
     if grade_options.model_config is not None and not Path(grade_options.model_config).is_file():
         paths.existing_directory(Path(grade_options.model_config), "--model-config", holding="config.json")
     if grade_options.output is not None:
@@ -157,23 +157,42 @@ def run_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _page_output(run_dir: Path, output: Path) -> Path:
+    """`--output` as a file to write that is none of the run's own files (the page would replace it)."""
+    import os
+
+    from memento.eval.report.view_data import run_files
+
+    paths.output_file(output, "--output")
+    target = output.resolve()
+    for own in run_files(run_dir):
+        if own.resolve() == target or (own.exists() and output.exists() and os.path.samefile(own, output)):
+            raise UsageError(
+                f"--output {output}: is the run's own {own.name}; writing the page there would destroy the run, "
+                f"choose another file (default {run_dir / 'view.html'})"
+            )
+    return output
+
+
 def run_view(args: argparse.Namespace) -> int:
     """Write the run's HTML page; print where it is."""
-    from memento.eval.report.view import write_view
-    from memento.eval.report.view_data import ViewError
+    from memento.eval.report.view import render_page, write_page
+    from memento.eval.report.view_data import ViewError, load_run
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(
             f"RUN_DIR {run_dir}: not a directory; give the output directory of memento eval (or eval grade)"
         )
-    output = Path(args.output) if args.output else run_dir / "view.html"
-    if not output.parent.is_dir():
-        raise UsageError(f"--output {output}: directory {output.parent} does not exist")
+    output = _page_output(run_dir, Path(args.output) if args.output else run_dir / "view.html")
     try:
-        path = write_view(run_dir, output)
+        page = render_page(load_run(run_dir))
     except ViewError as error:
         raise UsageError(f"RUN_DIR {error}") from None
+    try:
+        path = write_page(page, output)
+    except OSError as error:
+        raise UsageError(f"--output {output}: cannot write the page ({error.strerror})") from None
     print(path)
     if args.open:
         import webbrowser

@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model",
         type=Path,
         default=None,
-        help="local Hugging Face checkpoint directory (default: the embedded toy model)",
+        help="checkpoint directory or hub id ORG/NAME[@REVISION] (default: the embedded toy model)",
     )
     prompt = parser.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", help="user message (the chat template is applied)")

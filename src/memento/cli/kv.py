@@ -31,7 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--geometry", default=None, help="preset: qwen3-8b (default), qwen3-32b, phi-4-reasoning, olmo-3-7b-think"
     )
-    source.add_argument("--model-config", type=Path, default=None, help="local checkpoint dir or config.json")
+    source.add_argument(
+        "--model-config", type=Path, default=None, help="checkpoint dir, config.json, or hub id ORG/NAME[@REVISION]"
+    )
     parser.add_argument(
         "--tokenizer",
         type=Path,
@@ -104,6 +106,7 @@ def draw_mask(path: Path, tokenizer: Any, config: MementoConfig, image: Path) ->
 
 def run(args: argparse.Namespace) -> int:
     """Simulate every trace twice (vanilla and memento) and print tables or JSON; plot when asked."""
+    from memento.hub import local_or_hub
     from memento.kv import PRESET_MODEL_TYPES, KVGeometry
     from memento.kv_report import compare_traces, plot_comparisons, print_comparisons
 
@@ -113,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if args.mask_png is not None:
         paths.image_file(args.mask_png, "--mask-png")
     if args.tokenizer is not None:
-        paths.tokenizer_directory(args.tokenizer, "--tokenizer")
+        args.tokenizer = paths.tokenizer_directory(args.tokenizer, "--tokenizer")
     if args.model_config is not None:
+        args.model_config = local_or_hub(args.model_config, "--model-config", patterns=("config.json",))
         if not args.model_config.is_file():
             paths.existing_directory(args.model_config, "--model-config", holding="config.json")
         geometry = KVGeometry.from_config(args.model_config)

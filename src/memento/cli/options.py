@@ -19,6 +19,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from memento.cli.parsing import BooleanOptional
 from memento.config import MementoConfig, default_mask_delimiters
 from memento.errors import UsageError
 
@@ -64,7 +65,7 @@ def _argument(field: dataclasses.Field, annotation: Any, help_text: str | None) 
         if kind is not bool and default is not None and default != ():
             argument["help"] = f"{help_text or ''} (default: {default})".lstrip()
     if kind is bool:
-        return {**argument, "action": argparse.BooleanOptionalAction}
+        return {**argument, "action": BooleanOptional}
     if typing.get_origin(kind) is Literal:
         choices = typing.get_args(kind)
         return {**argument, "type": type(choices[0]), "choices": choices}

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from memento.errors import UsageError
+from memento.hub import TOKENIZER_FILES, local_or_hub
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
@@ -35,9 +36,13 @@ def existing_directory(path: Path, flag: str, *, holding: str | None = None) -> 
 
 
 def checkpoint_directory(path: Path, flag: str) -> Path:
-    """A Hugging Face checkpoint: a directory with config.json whose safetensors files are whole (headers read)."""
+    """A Hugging Face checkpoint: a directory with config.json whose safetensors files are whole (headers read).
+
+    A hub id (``ORG/NAME[@REVISION]``) is resolved to its snapshot in the HF cache first (`memento.hub`); the
+    local folder is returned, for the caller to use from then on."""
     from safetensors import SafetensorError, safe_open
 
+    path = local_or_hub(path, flag)
     existing_directory(path, flag, holding="config.json")
     for weights in sorted(path.glob("*.safetensors")):
         try:
@@ -54,6 +59,7 @@ def model_checkpoint(path: Path, flag: str) -> Path:
     a .gguf file (or a directory holding exactly one) converted once to its cached checkpoint."""
     from memento.inference.loading import resolve_checkpoint
 
+    path = local_or_hub(path, flag)
     if (path / "config.json").is_file():
         checkpoint_directory(path, flag)
     try:
@@ -63,7 +69,8 @@ def model_checkpoint(path: Path, flag: str) -> Path:
 
 
 def tokenizer_directory(path: Path, flag: str) -> Path:
-    """`path` must be a directory holding a saved Hugging Face tokenizer."""
+    """`path` must be a directory holding a saved Hugging Face tokenizer (a hub id: its snapshot, returned)."""
+    path = local_or_hub(path, flag, patterns=TOKENIZER_FILES)
     existing_directory(path, flag)
     if not any((path / name).is_file() for name in _TOKENIZER_FILES):
         raise UsageError(f"{flag} {path}: no tokenizer here (none of {', '.join(_TOKENIZER_FILES)})")

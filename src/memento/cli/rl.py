@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise UsageError("memento rl needs TRL, which is not installed: pip install 'memento[rl]'") from None
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
+    rl_options.model = str(model)
     paths.output_directory(Path(rl_options.output), "--output")
     paths.output_apart_from_model(Path(rl_options.output), model)
 

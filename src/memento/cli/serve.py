@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from memento.cli import options, paths
 
@@ -17,7 +19,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Start vLLM's OpenAI-compatible server with memento block masking. Arguments after `--` go to vLLM unchanged."
     )
     parser.add_argument("--backend", choices=["vllm"], default="vllm")
-    parser.add_argument("--model", type=Path, required=True, help="local Hugging Face checkpoint directory")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="checkpoint directory, hub id ORG/NAME[@REVISION], a .gguf file, or smollm2 (SmolLM2-135M-Instruct, "
+        "installed by the setup; serve it with --plain)",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="serve the model as vLLM does, without memento attention (any chat model, e.g. for memento prompted)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show vLLM's whole log (default: warnings and errors)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--dtype", default="auto")
@@ -33,8 +47,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-verify",
         action="store_true",
-        help="on a GPU, serve without first passing `memento verify` on this configuration: attention may then "
-        "silently see evicted blocks or miss live ones",
+        help="serve what `memento verify` has not passed: on a GPU, without running it on this configuration; "
+        "anywhere, with a --kv-cache-dtype it does not check. Attention may then silently see evicted blocks or "
+        "miss live ones",
     )
     options.add_memento_options(parser)
     parser.set_defaults(run=run, passthrough=[])
@@ -43,15 +58,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build vLLM's command line and become the server (never returns on success)."""
     from memento.config import MementoConfig
-    from memento.vllm.serve import serve, server_command
+    from memento.vllm.serve import serve, served_engine_arguments, server_command
 
-    paths.checkpoint_directory(args.model, "--model")
-    if args.block_masking_config is not None:
+    model, served_name = _model(args.model)
+    args.model = model
+    if args.plain:
+        config = MementoConfig(enable=False)
+    elif args.block_masking_config is not None:
         config = MementoConfig.from_json(args.block_masking_config)
     else:
-        config = options.memento_config(args, options.checkpoint_model_type(args.model))
-    argv, environment = server_command(
-        args.model,
+        config = options.memento_config(args, options.checkpoint_model_type(model))
+    argv, environment = server_command(  # refuses what the plugin refuses in this command line, before vLLM starts
+        model,
         config if config.enable else None,
         host=args.host,
         port=args.port,
@@ -60,43 +78,79 @@ def run(args: argparse.Namespace) -> int:
         num_blocks=args.num_blocks,
         block_size=args.block_size,
         memory_fraction=args.memory_fraction,
+        verbose=args.verbose,
+        served_name=served_name,
         extra=args.passthrough,
     )
     if config.enable:
-        check_gpu_configuration(args, config)
+        check_gpu_configuration(args, config, served_engine_arguments(argv))
+    mode = "memento attention" if config.enable else "plain, no memento attention"
+    print(
+        f"memento serve: starting vLLM ({mode}) for {served_name or model} at http://{args.host}:{args.port}/v1; "
+        "ready when GET /v1/models answers (a minute or more on CPU)"
+        + ("" if args.verbose else "; --verbose for vLLM's log"),
+        file=sys.stderr,
+    )
     serve(argv, environment)
     return 0  # not reached: serve() replaces this process
 
 
-def check_gpu_configuration(args: argparse.Namespace, config: object) -> None:
-    """On CUDA: say what GPU serving rests on, and run `memento verify` once per configuration (unless skipped)."""
-    import sys
+def _model(flag: Path) -> tuple[Path, str | None]:
+    """The checkpoint directory to serve and the name clients use for it (None: the path, vLLM's default).
 
+    A named chat model (`memento.chat_models`) is served under its name; a .gguf is converted once (cached).
+    """
+    from memento.chat_models import CHAT_MODELS, chat_model_file
+
+    if str(flag) in CHAT_MODELS and not flag.exists():
+        from memento.inference.loading import resolve_checkpoint
+
+        return resolve_checkpoint(chat_model_file(str(flag))), str(flag)
+    return paths.model_checkpoint(flag, "--model"), None
+
+
+def check_gpu_configuration(args: argparse.Namespace, config: Any, engine_args: Any) -> None:
+    """Serve only what memento verified: on CUDA, run `memento verify` once per configuration (unless skipped).
+
+    `engine_args` is vLLM's reading of the whole server command line (`served_engine_arguments`), so the
+    configuration verified is the one served: ``--dtype half`` is float16, the last of a repeated flag wins.
+    A KV cache dtype other than the model's is refused on any platform (memento verify does not check one yet).
+    """
     import torch
 
+    from memento.errors import UsageError
+    from memento.vllm.refusals import backend_names
+
+    kv_cache_dtype = str(engine_args.kv_cache_dtype)
+    if kv_cache_dtype != "auto" and not args.skip_verify:
+        raise UsageError(
+            f"--kv-cache-dtype {kv_cache_dtype}: memento verify checks only the model's own KV dtype so far; "
+            "--skip-verify serves anyway, at the risk of wrong attention"
+        )
     if not torch.cuda.is_available():
         return  # vLLM's CPU backend: verified by the test suite (tests/vllm)
-    from memento.errors import UsageError
-    from memento.vllm.verified import GPU_STATUS, ensure_verified
+    from memento.vllm import verified
+    from memento.vllm.arguments import model_dtype
 
-    print(GPU_STATUS, file=sys.stderr)
+    print(verified.GPU_STATUS, file=sys.stderr)
     if args.skip_verify:
         print("memento: --skip-verify: serving on a GPU configuration memento verify has not passed", file=sys.stderr)
         return
-    vllm_flags = argparse.ArgumentParser(add_help=False)
-    vllm_flags.add_argument("--attention-backend", default=None)
-    vllm_flags.add_argument("--kv-cache-dtype", default="auto")
-    vllm_flags.add_argument("--enforce-eager", action="store_true")
-    given, _ = vllm_flags.parse_known_args(list(args.passthrough))  # also --flag=value
-    if given.kv_cache_dtype != "auto":
-        raise UsageError(
-            f"--kv-cache-dtype {given.kv_cache_dtype}: memento verify checks only the model's own KV dtype so far; "
-            "--skip-verify serves anyway, at the risk of wrong attention"
-        )
-    dtype = args.dtype if args.dtype in ("float32", "float16", "bfloat16") else "bfloat16"
-    verdict, ran = ensure_verified(args.model, dtype, given.attention_backend, given.enforce_eager, args.block_size)
+    dtype = model_dtype(args.model, engine_args.dtype)
+    backends = backend_names(engine_args.attention_backend) + backend_names(engine_args.attention_config.backend)
+    verified.check_cache_directory()
+    verdict, ran = verified.ensure_verified(
+        args.model,
+        dtype,
+        backends[0] if backends else None,
+        bool(engine_args.enforce_eager),
+        engine_args.block_size,
+        kv_cache_dtype=kv_cache_dtype,
+        memento_config=config,
+    )
     print(
-        f"memento verify {'passed' if ran else 'passed before'} on this configuration ({verdict['attention_backend']}, "
-        f"{dtype}): largest log-prob difference {verdict['max_abs_logprob_diff']:.3g}",
+        f"memento verify {'passed' if ran else 'passed before'} on this configuration "
+        f"({verdict.get('attention_backend')}, {dtype}): largest log-prob difference "
+        f"{verdict.get('max_abs_logprob_diff')}",
         file=sys.stderr,
     )

@@ -16,7 +16,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of `memento train` (hyperparameters from `TrainOptions`, data choice from `DataSelection`)."""
     from memento.training import DataSelection, TrainOptions
     from memento.training.arguments import add_trainer_flags
-    from memento.training.trainer import STAGES
+    from memento.training.options import STAGES
 
     parser.description = (
         "Add the memento tokens to a local checkpoint (or .gguf file) and fine-tune it on memento traces "
@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "flag too."
     )
     parser.add_argument(
-        "--model", type=Path, required=True, help="local Hugging Face checkpoint directory or .gguf file"
+        "--model", type=Path, required=True, help="checkpoint directory, .gguf file, or hub id ORG/NAME[@REVISION]"
     )
     parser.add_argument(
         "--data",
@@ -49,7 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
     from memento.training import DataSelection, TrainOptions, distributed, train
-    from memento.training.arguments import trainer_arguments_from
+    from memento.training.arguments import COLLECTIVE_TIMEOUT_S, trainer_arguments_from
+    from memento.training.run_folder import check_output_folder
 
     trainer_arguments = trainer_arguments_from(args)
     train_options = options.from_args(TrainOptions, args, trainer_arguments=trainer_arguments)
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         for location in locations:
             check_data_location(location, flag)
     paths.output_directory(args.output, "--output")
+    check_output_folder(args.output, args.stage, resume=train_options.resume, overwrite=train_options.overwrite)
     note = distributed.launch_note()
     if note:
         print(f"memento train: {note}", file=sys.stderr)
@@ -65,15 +67,20 @@ def run(args: argparse.Namespace) -> int:
         paths.output_apart_from_model(args.output, args.model)  # before anything loads or converts
     model = paths.model_checkpoint(args.model, "--model")  # a .gguf is converted once (cached)
     paths.output_apart_from_model(args.output, model)  # and apart from the checkpoint a .gguf became
-    final = train(
-        model,
-        args.data,
-        args.output,
-        stage=args.stage,
-        options=train_options,
-        eval_data=args.eval_data,
-        selection=selection,
-    )
+    try:
+        final = train(
+            model,
+            args.data,
+            args.output,
+            stage=args.stage,
+            options=train_options,
+            eval_data=args.eval_data,
+            selection=selection,
+        )
+    except RuntimeError as error:  # a collective that timed out: which rank stopped answering, in one line
+        timeout = trainer_arguments.get("ddp_timeout", COLLECTIVE_TIMEOUT_S)
+        distributed.report_timeout(error, timeout)
+        raise
     if distributed.rank() == 0:
         print(f"model and tokenizer saved to {final}")
     distributed.finish()

@@ -194,8 +194,8 @@ def usage_dict(usage: Usage) -> dict[str, int]:
 class _Output:
     """Append-only, fsynced output files: which traces have a record, which failed (and why).
 
-    A failure line stays in ``failures.jsonl`` when the trace later succeeds; a trace counts as
-    failed while it has a failure line and no record.
+    ``failures.jsonl`` lists only traces that have no record: the lines of a trace that succeeds on a
+    retry are dropped when the run ends (or, after a kill, when the next run opens the folder).
     """
 
     def __init__(self, directory: Path) -> None:
@@ -222,6 +222,23 @@ class _Output:
         if missing:
             self._append(FINISHED, "".join(line + "\n" for line in sorted(missing)))
         self._lock = threading.Lock()
+        self.prune_failures()
+
+    def prune_failures(self) -> None:
+        """Rewrite failures.jsonl without the lines of traces that have a record now (whole, then renamed)."""
+        path = self.directory / FAILURES
+        if not path.exists():
+            return
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = [line for line in lines if not line.strip() or id_key(json.loads(line)["task_id"]) not in self.recorded]
+        if len(keep) == len(lines):
+            return
+        temporary = path.with_name(f".{FAILURES}.partial")
+        with temporary.open("w", encoding="utf-8") as handle:
+            handle.write("".join(keep))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
     def _lines(self, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
         path = self.directory / name
@@ -354,6 +371,7 @@ def build(
                 if failure is not None:
                     failures.append(f"{record['task_id']}: {failure}")
                 bar.advance(task)
+    output.prune_failures()
     return BuildSummary(
         processed=len(todo),
         skipped=len(records) - len(todo),

@@ -11,11 +11,13 @@ reads with ``datasets.load_dataset("parquet", data_files=...)`` and trains with
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memento.data.stats import read_records
-from memento.format import parse_text
+from memento.data.build import RECORDS
+from memento.data.schemas import check_record
+from memento.format import parse_text, read_jsonl
 from memento.training.openmementos import CONFIGS, row_from_trace
 
 FORMATS = ("openmementos",)
@@ -59,19 +61,55 @@ def openmementos_row(record: dict[str, Any], *, config: str = "full", source: st
     return row
 
 
-def export_openmementos(
-    directory: str | Path, output: str | Path, *, config: str = "full", source: str = "memento-data-build"
-) -> int:
-    """Write the folder's records to `output` (.parquet) in OpenMementos' `config` schema; returns the row count.
+@dataclass
+class Exported:
+    """What an export wrote: `rows`, and the malformed records it left out (`skipped`: one line each)."""
 
-    Written to a temporary name first and renamed: an interrupted export leaves no partial file.
+    rows: int
+    skipped: list[str] = field(default_factory=list)
+
+
+class MalformedRecords(ValueError):
+    """Records that are not whole records of `memento data build`; nothing was written."""
+
+
+def export_openmementos(
+    directory: str | Path,
+    output: str | Path,
+    *,
+    config: str = "full",
+    source: str = "memento-data-build",
+    skip_malformed: bool = False,
+) -> Exported:
+    """Write the folder's records to `output` (.parquet) in OpenMementos' `config` schema.
+
+    Every record is checked first (`schemas.check_record`): a malformed one is never written. With any,
+    `MalformedRecords` (one line: how many, the first one's file:line and field) and nothing is written,
+    unless `skip_malformed`: then the others are, and `Exported.skipped` says which were not. Written to a
+    temporary name first and renamed: an interrupted export leaves no partial file.
     """
     import pyarrow as pa
     import pyarrow.parquet as parquet
 
     if config not in CONFIGS:
         raise ValueError(f"config must be one of {CONFIGS}, got {config!r}")
-    rows = [openmementos_row(record, config=config, source=source) for record in read_records(directory)]
+    path = Path(directory) / RECORDS
+    rows, skipped, total = [], [], 0
+    for number, record in read_jsonl(path):
+        total += 1
+        try:
+            check_record(record, f"{path}:{number}")
+        except ValueError as error:
+            skipped.append(str(error))
+            continue
+        rows.append(openmementos_row(record, config=config, source=source))
+    if skipped and not skip_malformed:
+        raise MalformedRecords(
+            f"{len(skipped)} of {total} records are malformed, nothing written (--skip-malformed writes the "
+            f"{total - len(skipped)} others); first: {skipped[0]}"
+        )
+    if not rows:
+        raise MalformedRecords(f"{path}: no record to export ({total} lines, {len(skipped)} malformed)")
     table = pa.Table.from_pylist(rows, schema=_schema(config))
     output = Path(output)
     staging = output.with_name(f".{output.name}.partial")
@@ -80,4 +118,4 @@ def export_openmementos(
         os.replace(staging, output)
     finally:
         staging.unlink(missing_ok=True)
-    return len(rows)
+    return Exported(len(rows), skipped)

@@ -1,4 +1,5 @@
-"""The JSON answers the pipeline asks an LLM for: one schema per answer, which both asks and checks.
+"""The pipeline's JSON shapes: the answers it asks an LLM for (one schema per answer, which both asks and
+checks) and the record it writes for each trace (`check_record`: `data export` checks every record with it).
 
 Each `AnswerSchema` owns one answer's shape: its JSON schema (sent as OpenAI's
 ``response_format={"type": "json_schema", ...}`` with ``strict: true`` when the endpoint takes it,
@@ -13,6 +14,7 @@ The checks do not enforce `maxLength`: an over-long memento an endpoint let thro
 - `boundary_scores(boundaries)`: a 0-3 score for each asked boundary between two sentences.
 - `mementos(count, max_chars)`: one non-empty memento per block, in order, none longer than `max_chars`.
 - `grades(count)`: the judge's 0-10 score and feedback for each block's memento.
+- `check_record(record, where)`: one line of records.jsonl (`build.process_trace`'s output).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from memento.format import parse_text
+from memento.json_shapes import ShapeError, check, check_fields, check_items
 
 SCORE_RANGE = (0, 3)
 """Boundary scores: 0 = never cut here .. 3 = a clear unit of work ends here."""
@@ -133,3 +138,61 @@ def grades(count: int) -> AnswerSchema:
         return [by_block[b] for b in range(1, count + 1)]
 
     return AnswerSchema("grades", _object(grades=_array(entry, count)), parse)
+
+
+RECORD = {
+    "task_id": "string|integer|number|boolean",
+    "problem": "string",
+    "text": "string",
+    "sentences": "list",
+    "block_ranges": "list",
+    "blocks": "list",
+    "mementos": "list",
+    "domain": "string|null",
+    "source": "string|null",
+    "answer": "string|null",
+}
+"""A record's fields and their JSON kinds (`build.process_trace` writes them all; `source` when the input had one)."""
+RECORD_REQUIRED = ("task_id", "problem", "text", "sentences", "block_ranges", "blocks", "mementos")
+
+
+def check_record(record: Any, where: str) -> dict[str, Any]:
+    """`record` when it is a whole record of `memento data build`, else `ShapeError` (a ValueError) naming `where`
+    (``FILE:LINE``) and the field: the kinds of `RECORD`; sentences, blocks and mementos lists of strings, each
+    memento non-empty; one [first, last] sentence range per block, in order inside the sentences; one memento
+    per block; and `text` the memento format of those blocks, each closed by its memento."""
+    check_fields(record, RECORD, where, required=RECORD_REQUIRED)
+    for field in ("sentences", "blocks", "mementos"):
+        check_items(record[field], "string", where, field)
+    ranges, blocks, mementos = record["block_ranges"], record["blocks"], record["mementos"]
+    if len(blocks) != len(ranges) or len(mementos) != len(blocks):
+        raise ShapeError(
+            f"{where}: {len(blocks)} blocks, {len(ranges)} block_ranges and {len(mementos)} mementos: expected one "
+            "range and one memento per block"
+        )
+    if not blocks:
+        raise ShapeError(f"{where}: blocks: expected at least one block, got none")
+    previous = -1
+    for index, pair in enumerate(ranges):
+        check(pair, "list", where, f"block_ranges[{index}]")
+        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+            raise ShapeError(f"{where}: block_ranges[{index}]: expected [first, last] sentence indices, got {pair!r}")
+        first, last = pair
+        if not previous < first <= last < len(record["sentences"]):
+            raise ShapeError(
+                f"{where}: block_ranges[{index}]: {pair} is not a range of sentences after {previous} and below "
+                f"{len(record['sentences'])}"
+            )
+        previous = last
+    for index, memento in enumerate(mementos):
+        if not memento.strip():
+            raise ShapeError(f"{where}: mementos[{index}]: empty, expected the block's memento")
+    try:
+        trace = parse_text(record["text"])
+    except ValueError as error:
+        raise ShapeError(f"{where}: text: {' '.join(str(error).split())}") from None
+    unclosed = [i for i, block in enumerate(trace.blocks) if not (block.memento or "").strip()]
+    if len(trace.blocks) != len(blocks) or unclosed:
+        found = f"block {unclosed[0]} without a memento" if unclosed else f"{len(trace.blocks)} blocks"
+        raise ShapeError(f"{where}: text: {found}, expected the record's {len(blocks)} blocks, each with its memento")
+    return record

@@ -3,19 +3,22 @@
 Compression is always memento / block (`kv.memento_to_block_ratio`), in characters (the paper's
 per-block medians: math 0.16, code 0.18, science 0.23) and in tokens (over all blocks, the inverse
 of OpenMementos' ~6x; ~194 tokens a memento for ~1,150 a block). A memento longer than its block
-compresses nothing: its record is flagged.
+compresses nothing: its record is flagged. `unrecorded_failures`: the traces that failed and have no record.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from memento.data.build import RECORDS
+from memento.data.build import FAILURES, RECORDS
 from memento.format import read_jsonl
 from memento.kv import memento_to_block_ratio
+from memento.record_ids import id_key
 
 PAPER_CHARS_MEDIAN = {"math": 0.16, "code": 0.18, "science": 0.23}
 """The paper's median memento/block character ratio per domain."""
@@ -38,6 +41,34 @@ def read_records(directory: str | Path) -> list[dict[str, Any]]:
     if not records:
         raise ValueError(f"{path} holds no records")
     return records
+
+
+def unrecorded_failures(directory: str | Path) -> dict[str, str]:
+    """Task id (as written in failures.jsonl) -> last reason, for the traces of a build folder that failed and
+    have no record; read only (a torn last line is left out)."""
+    directory = Path(directory)
+    recorded = set()
+    if (directory / RECORDS).exists():
+        recorded = {id_key(line["task_id"]) for _, line in _whole_lines(directory / RECORDS)}
+    failed: dict[str, str] = {}
+    if (directory / FAILURES).exists():
+        for _, line in _whole_lines(directory / FAILURES):
+            if id_key(line["task_id"]) not in recorded:
+                failed[str(line["task_id"])] = str(line.get("reason", ""))
+    return failed
+
+
+def _whole_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every line that is an object with a task_id (others are left to the readers
+    that check them, e.g. `data export`), a torn last line left out."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text[: text.rfind("\n") + 1].splitlines(), start=1):
+        try:
+            value = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and "task_id" in value:
+            yield number, value
 
 
 def _judge(records: list[dict[str, Any]]) -> dict[str, Any] | None:

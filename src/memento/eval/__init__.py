@@ -20,8 +20,9 @@ The public names below load their module on first use, so ``import memento.eval`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from memento.lazy import lazy_exports
 
 _EXPORTS = {
     "Benchmark": "benchmarks.problems",
@@ -137,10 +138,4 @@ if TYPE_CHECKING:
     from memento.eval.run.sampling import sample_seed
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'memento.eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"memento.eval.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from memento.eval.report.outputs import summarize_run
@@ -23,18 +23,20 @@ def run_eval(
     progress: bool = True,
     make: Callable[..., Backend] = make_backend,
     prompted: PromptedConfig | None = None,
+    command: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the evaluation of `options`; returns the summary also written to summary.json.
 
     `make(options, model, memento=...)` builds a backend (tests pass their own). The prompted
     backend runs `run.prompted_run` with the solver `prompted` (default: `options`' endpoint and
-    `PromptedConfig`'s budgets).
+    `PromptedConfig`'s budgets). `command` goes to invocations.jsonl once the run has started (its
+    benchmark, modes and manifest accepted): a start that fails leaves no line.
     """
     if options.backend == "prompted":
         from memento.eval.run.prompted_run import generate_prompted_run
 
-        return summarize_run(generate_prompted_run(options, prompted, progress=progress))
-    return summarize_run(generate_run(options, progress=progress, make=make))
+        return summarize_run(generate_prompted_run(options, prompted, progress=progress, command=command))
+    return summarize_run(generate_run(options, progress=progress, make=make, command=command))
 
 
 def grade_responses(options: GradeOptions) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:

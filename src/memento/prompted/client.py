@@ -17,6 +17,7 @@ from typing import Any
 import openai
 
 from memento.openai_client import NotAChatCompletion, chat_completion, openai_client
+from memento.prompted.context import ContextTooSmall, ServerContext
 
 Message = dict[str, str]
 
@@ -76,9 +77,15 @@ class ChatClient:
         self.top_p = top_p
         self.max_retries = max_retries
         self._client = openai_client(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self.context = ServerContext(self._client, model)
 
     def complete(self, messages: Sequence[Message], *, max_tokens: int, stop: Sequence[str] = ()) -> Completion:
-        """One chat completion of at most `max_tokens` tokens; raises `EndpointError` when it fails for good."""
+        """One chat completion of at most `max_tokens` tokens (fewer where the server's context has less room
+        left, `ServerContext.fit`); raises `EndpointError` when it fails for good."""
+        try:
+            max_tokens = self.context.fit(messages, max_tokens)
+        except ContextTooSmall as error:
+            raise EndpointError(str(error)) from None
         request: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),

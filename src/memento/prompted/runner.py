@@ -17,6 +17,7 @@ from memento.prompted.config import PromptedOptions
 from memento.prompted.loop import PromptedSolver
 from memento.prompted.output import ResultLog
 from memento.prompted.problems import Problem, load_problems
+from memento.tables import print_table
 
 
 def solve_one(solver: PromptedSolver, problem: Problem, *, plain: bool) -> dict[str, Any]:
@@ -146,8 +147,8 @@ def run_prompted(options: PromptedOptions, *, stdout: TextIO | None = None, stde
         for record in records:
             print(json.dumps(record, ensure_ascii=False), file=stdout, flush=True)
     else:
-        console = Console(file=stdout, width=None if stdout.isatty() else 200)
-        console.print(summary_table(records))
+        console = Console(file=stdout, soft_wrap=True)
+        print_table(summary_table(records), console)
         console.print(summary_line(records))
     failed = [r for r in records if "error" in r]
     for record in failed:

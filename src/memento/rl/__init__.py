@@ -6,17 +6,26 @@ so are the graders behind the rewards (`correctness_reward`: by each problem's k
 TRL is imported only by the trainer side (`MementoGRPOTrainer`, `run_rl`).
 """
 
-from memento.rl.logprobs import memento_inputs, token_logprobs
-from memento.rl.options import RLOptions
-from memento.rl.rewards import (
-    GRADERS,
-    Problem,
-    Reward,
-    code_reward,
-    correctness_reward,
-    toy_reward,
-    well_formed_reward,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from memento.lazy import lazy_exports
+
+_EXPORTS = {
+    "memento_inputs": "logprobs",
+    "token_logprobs": "logprobs",
+    "RLOptions": "options",
+    "GRADERS": "rewards",
+    "Problem": "rewards",
+    "Reward": "rewards",
+    "code_reward": "rewards",
+    "correctness_reward": "rewards",
+    "toy_reward": "rewards",
+    "well_formed_reward": "rewards",
+    "run_rl": "run",
+}
+"""Public name -> the submodule defining it, loaded on first use (so importing this package stays light)."""
 
 __all__ = [
     "GRADERS",
@@ -32,10 +41,19 @@ __all__ = [
     "well_formed_reward",
 ]
 
+if TYPE_CHECKING:
+    from memento.rl.logprobs import memento_inputs, token_logprobs
+    from memento.rl.options import RLOptions
+    from memento.rl.rewards import (
+        GRADERS,
+        Problem,
+        Reward,
+        code_reward,
+        correctness_reward,
+        toy_reward,
+        well_formed_reward,
+    )
+    from memento.rl.run import run_rl
 
-def __getattr__(name: str):
-    if name == "run_rl":
-        from memento.rl.run import run_rl
 
-        return run_rl
-    raise AttributeError(f"module 'memento.rl' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

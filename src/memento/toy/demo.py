@@ -13,17 +13,15 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from memento.attention import analyze
 from memento.config import MementoConfig
-from memento.inference import GenerationResult, MementoGenerator
-from memento.inference.loading import load_model_and_tokenizer
-from memento.kv import KVGeometry, memento_to_block_ratio, simulate
 from memento.toy import CHECKPOINT, HELD_OUT_SEED
 from memento.toy.task import ToyTask, parse_answer
+
+if TYPE_CHECKING:
+    from memento.inference import GenerationResult, MementoGenerator
+    from memento.kv import KVGeometry
 
 MODES: dict[str, dict[str, Any]] = {
     "memento": {"keep_last_n_blocks": 0},
@@ -61,6 +59,9 @@ def _measure(
     generator: MementoGenerator,
     geometry: KVGeometry,
 ) -> ModeReport:
+    from memento.attention import analyze
+    from memento.kv import memento_to_block_ratio, simulate
+
     config, special_ids = generator.config, generator.special_ids
     per_token = geometry.bytes_per_token
     correct, peaks, aucs, blocks, matches = 0, [], [], [], True
@@ -127,6 +128,12 @@ def run_demo(
         raise FileNotFoundError(f"no model in {model_dir}; train one with `memento toy train --install`")
     options = options or DemoOptions()
     problems, batch_size = options.problems, options.batch_size
+    import torch  # the model stack loads only when the demo runs (`memento demo --help` stays fast)
+
+    from memento.inference import MementoGenerator
+    from memento.inference.loading import load_model_and_tokenizer
+    from memento.kv import KVGeometry
+
     torch.manual_seed(0)
     model, tokenizer = load_model_and_tokenizer(model_dir, dtype="float32", device="cpu")
     geometry = KVGeometry.from_config(model.config, bytes_per_element=model.dtype.itemsize)
@@ -168,7 +175,9 @@ def print_demo(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=max(Console().width, 140))
+    from memento.tables import print_table
+
+    console = Console(soft_wrap=True)  # prose lines are never cut or wrapped by rich; tables fit (print_table)
     table = Table(title=f"memento demo: {report['problems']} held-out problems, embedded toy model")
     columns = [
         "mode",
@@ -197,7 +206,7 @@ def print_demo(report: dict[str, Any]) -> None:
             compression,
             "yes" if m["matches_simulator"] else "NO",
         )
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"peak KV with eviction = {report['peak_kv_ratio']:.2f}x without; accuracy gap "
         f"{report['accuracy_gap_pp']:+.1f} pp; restart_mode is the paper's dual-stream ablation "

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-
-import torch
-from transformers import AutoModelForCausalLM, Qwen3Config
+from typing import TYPE_CHECKING
 
 from memento.toy import CHECKPOINT, TRAIN_SEED
 from memento.toy.task import ToyTask
-from memento.toy.tokenizer import build_toy_tokenizer
-from memento.training import TrainOptions, train
+
+if TYPE_CHECKING:
+    from transformers import Qwen3Config
 
 
 def toy_config(vocab_size: int) -> Qwen3Config:
     """A ~0.8M-parameter Qwen3 (4 layers x 128, GQA 4/2), about 3 MB in fp32."""
+    from transformers import Qwen3Config
+
     return Qwen3Config(
         vocab_size=vocab_size,
         hidden_size=128,
@@ -64,6 +65,12 @@ def train_toy(
     With `install`, the result replaces the checkpoint shipped in the package. `init_from`: a toy
     checkpoint (e.g. `CHECKPOINT`) to start from instead of a freshly initialised model.
     """
+    import torch  # the training stack loads only when training runs (`memento toy --help` stays fast)
+    from transformers import AutoModelForCausalLM
+
+    from memento.toy.tokenizer import build_toy_tokenizer
+    from memento.training import TrainOptions, train
+
     torch.manual_seed(seed)
     task = task or ToyTask()
     output_dir = Path(output_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,44 +21,53 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from memento.cli.parsing import add_hint
 from memento.errors import UsageError
+from memento.training import distributed
 
 if TYPE_CHECKING:
     from memento.training.options import TrainOptions
 
-MEMENTO_OWNED = frozenset(
-    {
-        "output_dir",  # --output (one folder per stage)
-        "learning_rate",
-        "num_train_epochs",  # --epochs / --memento-epochs
-        "per_device_train_batch_size",  # --batch-size
-        "per_device_eval_batch_size",
-        "gradient_accumulation_steps",
-        "warmup_steps",  # --warmup-ratio
-        "weight_decay",
-        "max_grad_norm",
-        "bf16",
-        "seed",
-        "data_seed",
-        "logging_steps",
-        "save_strategy",  # --save-steps
-        "save_steps",
-        "save_total_limit",
-        "eval_strategy",  # --eval-data / --eval-fraction
-        "eval_steps",
-        "load_best_model_at_end",
-        "metric_for_best_model",
-        "gradient_checkpointing",
-        "train_sampling_strategy",  # --group-by-length
-        "resume_from_checkpoint",  # --resume
-        "remove_unused_columns",  # the collator reads columns the model does not take
-        "do_train",
-        "do_eval",
-        "do_predict",
-        "local_rank",  # set by the launcher
-    }
-)
+MEMENTO_FLAGS: dict[str, str] = {
+    "output_dir": "--output",  # one folder per stage
+    "learning_rate": "--learning-rate",
+    "num_train_epochs": "--epochs",  # and --memento-epochs
+    "per_device_train_batch_size": "--batch-size",
+    "per_device_eval_batch_size": "--batch-size",
+    "gradient_accumulation_steps": "--gradient-accumulation-steps",
+    "warmup_steps": "--warmup-ratio",
+    "weight_decay": "--weight-decay",
+    "max_grad_norm": "--max-grad-norm",
+    "bf16": "--bf16",
+    "seed": "--seed",
+    "data_seed": "--seed",
+    "logging_steps": "--logging-steps",
+    "save_strategy": "--save-steps",
+    "save_steps": "--save-steps",
+    "save_total_limit": "--save-total-limit",
+    "eval_strategy": "--eval-data or --eval-fraction",
+    "eval_steps": "--save-steps",
+    "load_best_model_at_end": "--eval-data or --eval-fraction",
+    "metric_for_best_model": "--eval-data or --eval-fraction",
+    "gradient_checkpointing": "--gradient-checkpointing",
+    "train_sampling_strategy": "--group-by-length",
+    "resume_from_checkpoint": "--resume",
+    "remove_unused_columns": "",  # the collator reads columns the model does not take
+    "do_train": "",
+    "do_eval": "",
+    "do_predict": "",
+    "local_rank": "",  # set by the launcher
+}
+"""`TrainingArguments` fields a `memento train` option sets, with that option ("": none, memento decides)."""
+
+MEMENTO_OWNED = frozenset(MEMENTO_FLAGS)
 """`TrainingArguments` fields a `memento train` option sets (never a passed-through flag)."""
+
+
+COLLECTIVE_TIMEOUT_S = 600
+"""memento's default ``--ddp-timeout``: seconds a process waits in a collective (gloo, NCCL) for the others
+before the run ends naming the rank that stopped answering (`memento.training.heartbeat`); transformers'
+own default is 1800."""
 
 
 def trainer_fields() -> list[dataclasses.Field]:
@@ -81,6 +91,12 @@ def add_trainer_flags(parser: argparse.ArgumentParser) -> None:
         HfArgumentParser._parse_dataclass_field(group, field)
     for action in group._group_actions:
         action.default = argparse.SUPPRESS  # so that only what the user typed overrides memento's defaults
+    for name, flag in MEMENTO_FLAGS.items():  # a Trainer spelling of a memento option names the option
+        hint = f"did you mean {flag}? (memento train's option for TrainingArguments.{name})"
+        if not flag:
+            hint = f"memento train sets TrainingArguments.{name} itself"
+        for spelling in {f"--{name}", "--" + name.replace("_", "-")}:
+            add_hint(parser, spelling, hint)
 
 
 def trainer_arguments_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,6 +113,30 @@ def check_trainer_arguments(arguments: Mapping[str, Any]) -> None:
     owned = sorted(set(arguments) & MEMENTO_OWNED)
     if owned:
         raise UsageError(f"trainer_arguments: {owned} are set by memento train's own options, not passed through")
+    if arguments.get("fsdp_config") is not None and not arguments.get("fsdp"):
+        raise UsageError(
+            "--fsdp-config: FSDP is off, so its config would be ignored; turn FSDP on with --fsdp "
+            '(e.g. --fsdp "full_shard auto_wrap") or leave --fsdp-config out'
+        )
+    for name in ("deepspeed", "fsdp_config"):
+        if isinstance(arguments.get(name), str):
+            _json_object_file(arguments[name], "--" + name.replace("_", "-"))
+
+
+def _json_object_file(path: str, flag: str) -> None:
+    """`path` must be a JSON file holding an object (a DeepSpeed or FSDP config); else a `UsageError`."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise UsageError(f"{flag} {path}: cannot read it ({reason}); expected a JSON config file") from None
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{flag} {path}: not valid JSON ({error}); expected a JSON object") from None
+    if not isinstance(config, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(config), "a number")
+        raise UsageError(f"{flag} {path}: holds {kind}, expected a JSON object (the config)")
 
 
 def stage_arguments(
@@ -113,9 +153,12 @@ def stage_arguments(
         "lr_scheduler_type": "cosine",
         "report_to": [],
         "dataloader_num_workers": 0,
+        "ddp_timeout": COLLECTIVE_TIMEOUT_S,
         "use_cpu": not _cuda(),
         "gradient_checkpointing_kwargs": {"use_reentrant": False} if options.gradient_checkpointing else None,
     }
+    given = {**overridable, **options.trainer_arguments}
+    distributed.start_group(given["ddp_timeout"], given.get("ddp_backend"), cpu=given["use_cpu"])
     try:
         return TrainingArguments(
             output_dir=str(output_dir),
@@ -141,7 +184,7 @@ def stage_arguments(
             remove_unused_columns=False,
             gradient_checkpointing=options.gradient_checkpointing,
             train_sampling_strategy="group_by_length" if options.group_by_length else "random",
-            **{**overridable, **options.trainer_arguments},
+            **given,
         )
     except (ValueError, TypeError, FileNotFoundError) as error:  # TrainingArguments' own validation
         raise UsageError(f"Trainer arguments {sorted(options.trainer_arguments)}: {error}") from None

@@ -8,6 +8,7 @@ inside `gathered`, which writes rank 0's edit back into every shard.
 
 from __future__ import annotations
 
+import datetime
 import gc
 import os
 import sys
@@ -18,17 +19,36 @@ from typing import Any
 import torch
 
 from memento.errors import UsageError
+from memento.training import heartbeat
 
 
 def start(arguments: Any) -> None:
     """Set up the process group the launcher asked for (torchrun / accelerate env), as the Trainer will."""
     _ = arguments.world_size  # TrainingArguments sets up its devices (and the process group) on first use
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        heartbeat.start(torch.distributed.get_rank(), torch.distributed.get_world_size())
     if arguments.deepspeed:  # zero.Init (at load, before any Trainer) asks DeepSpeed's own view of the group
         import deepspeed
 
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             _group_of_one()  # one process without a launcher; DeepSpeed would look for MPI
         deepspeed.init_distributed()  # adopts the torch process group set up above (or forms the group of one)
+
+
+def start_group(timeout_s: float, backend: str | None, cpu: bool) -> None:
+    """Start a launched CPU run's process group with the collective timeout ``--ddp-timeout`` (seconds).
+
+    Call it before `TrainingArguments` is built (its constructor starts the group). transformers (5.x)
+    hands the timeout to the group it starts on GPUs only; on CPU the group would wait torch's default
+    30 minutes on a rank that stopped answering. accelerate (and DeepSpeed) adopt a group already started.
+    """
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
+    if not launched or not torch.distributed.is_available() or torch.distributed.is_initialized():
+        return
+    if torch.cuda.is_available() and not cpu:
+        return  # the GPU path: TrainingArguments passes the timeout itself
+    timeout = datetime.timedelta(seconds=timeout_s)
+    torch.distributed.init_process_group(backend=backend or "gloo", timeout=timeout)
 
 
 def _group_of_one() -> None:
@@ -41,6 +61,21 @@ def _group_of_one() -> None:
     launch = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     for name, value in launch.items():
         os.environ.setdefault(name, value)
+
+
+def report_timeout(error: BaseException, timeout_s: float) -> None:
+    """If `error` is a collective that timed out, say in one line which rank stopped answering and end the process.
+
+    Exit status 1, at once: the process group is broken (a collective still waits on the silent rank), and
+    freeing it, or letting the interpreter finalize it, can hang on that rank or abort. Only in a group of
+    several processes: elsewhere a "timed out" error is no collective's, and keeps its own traceback.
+    """
+    grouped = torch.distributed.is_available() and torch.distributed.is_initialized()
+    if not heartbeat.is_timeout(error) or not grouped or torch.distributed.get_world_size() < 2:
+        return
+    print(f"memento train: error: {heartbeat.stalled_line(error, timeout_s)}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(1)
 
 
 def barrier() -> None:
@@ -57,6 +92,7 @@ def finish() -> None:
     Python finalizes. So the group is freed here, its workers joined: cycles are collected first (ZeRO-3
     parameters hold the group), and under DeepSpeed its own teardown also drops DeepSpeed's references.
     """
+    heartbeat.stop()
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return
     gc.collect()

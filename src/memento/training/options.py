@@ -16,6 +16,10 @@ def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
 
+STAGES = ("full", "memento", "both")
+"""`memento train --stage`: stage 1 (full causal attention), stage 2 (memento attention), or both in turn."""
+
+
 @dataclass
 class TrainOptions:
     """Hyperparameters; defaults are the paper's (AdamW (0.9, 0.999), no weight decay, lr 8e-5,
@@ -104,6 +108,10 @@ class TrainOptions:
             "continue an interrupted run: finished stages are kept, the running one resumes from its last checkpoint"
         ),
     )
+    overwrite: bool = field(
+        default=False,
+        metadata=_help("start over in an output folder an interrupted run left: its checkpoints are deleted first"),
+    )
     trainer_arguments: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
 
     def __post_init__(self) -> None:
@@ -146,5 +154,7 @@ class TrainOptions:
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.save_steps < 0:
             raise ValueError(f"save_steps must be >= 0, got {self.save_steps}")
+        if self.resume and self.overwrite:
+            raise ValueError("choose resume (continue the run in the output folder) or overwrite (start over)")
         if self.packing and self.group_by_length:
             raise ValueError("choose packing or group_by_length, not both")

@@ -26,20 +26,19 @@ from memento.config import MementoConfig, default_mask_delimiters
 from memento.errors import UsageError
 from memento.format import SpecialIds
 from memento.inference.loading import load_causal_lm, load_tokenizer
-from memento.training import adapters, distributed, sparse_attention
+from memento.training import adapters, distributed, run_folder, sparse_attention
 from memento.training.arguments import stage_arguments
 from memento.training.collator import MementoCollator
 from memento.training.data import TrainingExample, tokenize_traces
 from memento.training.masks import additive_mask, block_sparse_mask, dense_mask
-from memento.training.options import TrainOptions
+from memento.training.options import STAGES, TrainOptions
 from memento.training.packing import PackedExample, pack_examples
+from memento.training.run_folder import DONE_MARKER
 from memento.training.sources import DataSelection, read_traces
 from memento.training.tokens import add_memento_tokens
 
 logger = logging.getLogger("memento.training")
 
-STAGES = ("full", "memento", "both")
-DONE_MARKER = "memento_training.json"
 _WEIGHT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 __all__ = ["STAGES", "ExampleDataset", "MementoTrainer", "TrainOptions", "train", "train_stage"]
@@ -260,6 +259,7 @@ def train(
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
     options = options or TrainOptions()
     output_dir = Path(output_dir)
+    run_folder.check_output_folder(output_dir, stage, resume=options.resume, overwrite=options.overwrite)
     weights = resolve_weight_dtype(options.dtype)
     attention = resolve_attention(options.attention)
     plain = attn_implementation or "sdpa"
@@ -269,12 +269,17 @@ def train(
         raise UsageError(f"--eval-data {' '.join(map(str, eval_data))}: no records in it (expected at least one trace)")
     # the first stage's arguments come first: they set up the process group and put a DeepSpeed
     # config in force, so that ZeRO-3 partitions the model as it loads (`zero.Init`)
-    first_dir = output_dir / "stage1-full" if stage == "both" else output_dir
+    first_dir = run_folder.stage_folders(output_dir, stage)[0]
     evaluate = bool(eval_data or options.eval_fraction)
     first = _arguments(first_dir, options, memento=stage == "memento", evaluate=evaluate, weights=weights)
     distributed.check_sharding(first)
     distributed.check_zero3_saves_weights(first)
     distributed.start(first)
+    if options.overwrite:
+        if distributed.writes_files(first):
+            for path in run_folder.clear(output_dir, stage):
+                logger.info("--overwrite: deleted %s", path)
+        distributed.barrier()
     if options.lora_rank and distributed.zero3_enabled():
         raise UsageError("--lora-rank: LoRA under DeepSpeed ZeRO-3 is not supported; use ZeRO-2 or full training")
     tokenizer = load_tokenizer(model_path)
@@ -317,7 +322,7 @@ def train(
             )
         final = first_dir
     if stage in ("memento", "both"):
-        stage_dir = output_dir / "stage2-memento" if stage == "both" else output_dir
+        stage_dir = run_folder.stage_folders(output_dir, stage)[-1]
         arguments = first
         if stage == "both":  # stage 2 starts from stage 1's final (or best) weights, as saved
             del model, first  # (ZeRO-3: the new arguments' config partitions the model loaded next)

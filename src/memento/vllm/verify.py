@@ -1,13 +1,17 @@
 """`memento verify`: is memento attention exact on this machine's vLLM build, attention backend, dtype, graph mode?
 
-Runs memento-format sequences whose prompts hold finished blocks (so their spans are evicted during
-prefill, the packed cache moved and blocks given back) through vLLM with the plugin: the prompt's
-teacher-forced log-probs, then greedy decoding. The same tokens go through the HF reference
-(`MementoGenerator.score`, the evicting cache on the one attention rule). It passes when every
-log-prob agrees within the dtype's tolerance, greedy tokens equal the reference's argmax (fp32),
-spans were evicted and vLLM got blocks back. The model is either a small random one with the
-given checkpoint's attention geometry (layers cut to 2; same heads, head size, GQA, RoPE, vocab)
-or the checkpoint itself.
+Runs memento-format sequences through vLLM with the plugin: prompts holding finished blocks (spans
+evicted during prefill), then greedy decoding in which a scripted memento is closed (a span evicted
+mid-decode, in the graph mode vLLM will serve with). The same tokens go through the HF reference
+(`MementoGenerator.score`, the evicting cache on the one attention rule; `verify_compare`). It passes
+when every log-prob agrees within the dtype's tolerance, greedy tokens equal the reference's argmax
+wherever its top-2 margin is clear, spans were evicted in the prompt and while decoding, vLLM got
+blocks back, and the negative control (the same requests unmasked, in the same engine) is off by
+more than the tolerance: otherwise the check could not have told masked from unmasked attention.
+
+The dtype defaults to the one `memento serve` runs: bfloat16 on CUDA (vLLM picks its bf16 backend,
+FLASH_ATTN on Hopper, unless `attention_backend` says otherwise), float32 on CPU (CPU_ATTN). fp32 on
+CUDA is checked in IEEE precision: TF32 off in torch and in Triton's `tl.dot` (TRITON_F32_DEFAULT).
 
 vLLM runs in this process (engine core in-process): call `run_verify` before anything else in the
 process starts vLLM.
@@ -16,9 +20,9 @@ process starts vLLM.
 from __future__ import annotations
 
 import json
-import math
+import os
 import random
-import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +30,15 @@ from typing import Any
 import torch
 
 from memento.config import MementoConfig
-from memento.vllm.checks import installed_vllm_version
+from memento.vllm.checks import (
+    check_attention_backend,
+    check_block_size,
+    check_engine,
+    check_model,
+    installed_vllm_version,
+)
+from memento.vllm.interrupts import interruptible, scratch_directory
+from memento.vllm.verify_script import MIN_TOKENS
 
 TOLERANCES = {"float32": 2e-3, "float16": 5e-2, "bfloat16": 1e-1}
 """Largest |log p(vLLM) - log p(reference)| accepted, per dtype (fp32: kernels differ only in summation order)."""
@@ -35,16 +47,26 @@ CONFIGS = (
     MementoConfig(mask_delimiters=False),
     MementoConfig(mask_delimiters=True),
 )
+CONTROL = MementoConfig(enable=False)
+"""The negative control's requests: the same prompts and scripts, nothing evicted."""
+
+
+def serving_dtype(cuda: bool) -> str:
+    """The dtype `memento serve` runs by default (and so the one worth verifying): bf16 on CUDA, fp32 on CPU."""
+    return "bfloat16" if cuda else "float32"
 
 
 @dataclass
 class VerifyOptions:
-    """What to verify. weights: "random" (2 layers, the checkpoint's attention geometry) or "checkpoint"."""
+    """What to verify. weights: "random" (2 layers, the checkpoint's attention geometry) or "checkpoint".
+
+    dtype None: `serving_dtype` of this machine.
+    """
 
     model: Path
     weights: str = "random"
     attention_backend: str | None = None
-    dtype: str = "float32"
+    dtype: str | None = None
     block_size: int | None = None  # None: 16 on GPU, 32 on CPU (vLLM's CPU backend needs a multiple of 32)
     enforce_eager: bool | None = None  # None: eager on CPU, vLLM's default graph mode on GPU
     sequences: int = 4
@@ -53,12 +75,19 @@ class VerifyOptions:
 
     def __post_init__(self) -> None:
         self.model = Path(self.model)
+        if self.dtype is None:
+            self.dtype = serving_dtype(torch.cuda.is_available())
         if self.dtype not in TOLERANCES:
             raise ValueError(f"--dtype must be one of {', '.join(TOLERANCES)}, got {self.dtype!r}")
         if self.weights not in ("random", "checkpoint"):
             raise ValueError(f"--weights must be random or checkpoint, got {self.weights!r}")
-        if self.sequences < 1 or self.max_tokens < 1:
-            raise ValueError("--sequences and --max-tokens must be at least 1")
+        if self.sequences < 1:
+            raise ValueError("--sequences must be at least 1")
+        if self.max_tokens < MIN_TOKENS:
+            raise ValueError(
+                f"--max-tokens must be at least {MIN_TOKENS} (a memento is closed during decoding), got "
+                f"{self.max_tokens}"
+            )
         if self.block_size is not None and self.block_size < 1:
             raise ValueError(f"--block-size must be positive, got {self.block_size}")
 
@@ -81,9 +110,36 @@ class VerifyResult:
     enforce_eager: bool
     weights: str
     worst: str  # where the largest difference is
+    decode_evictions: int = 0  # spans closed by a generated token (the scripted memento)
+    tokens_compared: int = 0  # greedy tokens judged against the reference's argmax
+    tokens_close: int = 0  # greedy tokens not judged: the reference's top-2 margin is within 2 tolerances
+    control_max_abs_logprob_diff: float = 0.0  # the unmasked run's, least over the configs
+    can_tell: bool = False  # the control is off by more than the tolerance
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
+
+
+def check_verify_start(options: VerifyOptions, cuda: bool | None = None) -> None:
+    """Everything refused before a model is built or vLLM starts (serve's checks): raises `StartupError`."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    check_engine()
+    if options.attention_backend is not None:
+        check_attention_backend(options.attention_backend, cuda)
+    if options.block_size is not None:
+        check_block_size(options.block_size, cuda)
+    check_model(options.model, CONFIGS[0])  # the markers the configs share
+
+
+def precision_environment(dtype: str, cuda: bool, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """fp32 on CUDA in IEEE precision: Triton's fp32 `tl.dot` (TRITON_ATTN) would otherwise use TF32."""
+    environ = os.environ if environ is None else environ  # type: ignore[assignment]
+    if dtype == "float32" and cuda:
+        environ["TRITON_F32_DEFAULT"] = "ieee"
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.set_float32_matmul_precision("highest")
+    return environ  # type: ignore[return-value]
 
 
 def random_model(model: Path, directory: Path, seed: int) -> Path:
@@ -102,13 +158,17 @@ def random_model(model: Path, directory: Path, seed: int) -> Path:
     return directory
 
 
+def _text_ids(tokenizer: Any, ids: Any) -> list[int]:
+    special = {*tokenizer.all_special_ids, *ids.memento_ids, ids.think_start, ids.think_end, ids.im_start, ids.im_end}
+    return [token for token in range(len(tokenizer)) if token not in special]
+
+
 def memento_prompts(tokenizer: Any, count: int, seed: int) -> list[list[int]]:
     """Chat prompts whose assistant turn holds three finished blocks (40-100 tokens, mementos 4-12) and an open one."""
     from memento.special_ids import SpecialIds
 
     ids = SpecialIds.from_tokenizer(tokenizer)
-    special = {*tokenizer.all_special_ids, *ids.memento_ids, ids.think_start, ids.think_end, ids.im_start, ids.im_end}
-    text_ids = [token for token in range(len(tokenizer)) if token not in special]
+    text_ids = _text_ids(tokenizer, ids)
     rng = random.Random(seed)
     prompts = []
     for _ in range(count):
@@ -124,60 +184,103 @@ def memento_prompts(tokenizer: Any, count: int, seed: int) -> list[list[int]]:
     return prompts
 
 
-def _evictions(tokenizer: Any, config: MementoConfig, sequence: list[int]) -> int:
-    from memento.attention import BlockTracker
+def decode_scripts(tokenizer: Any, count: int, seed: int) -> list[list[int]]:
+    """Per prompt, the tokens forced at the start of decoding: a memento closing the prompt's open block."""
     from memento.special_ids import SpecialIds
+    from memento.vllm.verify_script import decode_script
 
-    tracker = BlockTracker(SpecialIds.from_tokenizer(tokenizer, config), config)
-    return sum(len(tracker.feed(token).evicted) for token in sequence)
+    ids = SpecialIds.from_tokenizer(tokenizer)
+    rng = random.Random(seed + 1)
+    return [decode_script(ids, _text_ids(tokenizer, ids), rng) for _ in range(count)]
 
 
-def run_verify(options: VerifyOptions) -> VerifyResult:
-    """Run the check (loads vLLM in this process) and return its verdict."""
-    import os
+def verdict(
+    difference: float, control: float, tolerance: float, tokens_equal: bool, evictions: int, decode: int, released: int
+) -> tuple[bool, bool]:
+    """(passed, can_tell): the control must exceed the tolerance, or agreement proves nothing."""
+    can_tell = control > tolerance
+    passed = can_tell and difference <= tolerance and tokens_equal and evictions > 0 and decode > 0 and released > 0
+    return passed, can_tell
 
+
+def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = None) -> VerifyResult:
+    """Run the check (loads vLLM in this process) and return its verdict; `progress` gets one line per stage.
+
+    Raises `StartupError` (a ValueError, one line) for a configuration refused before anything is loaded,
+    and `Interrupted` on SIGINT/SIGTERM (the temporary model copy is removed either way).
+    """
+    say = progress or (lambda line: None)
+    cuda = torch.cuda.is_available()
+    check_verify_start(options, cuda)
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # the engine core in this process: its scheduler's counters
+    precision_environment(options.dtype, cuda)
     from transformers import AutoTokenizer
 
-    cuda = torch.cuda.is_available()
+    from memento.inference.loading import load_model_and_tokenizer
+    from memento.vllm.verify_compare import compare
+
     block_size = options.block_size or (16 if cuda else 32)
     eager = (not cuda) if options.enforce_eager is None else options.enforce_eager
-    with tempfile.TemporaryDirectory(prefix="memento-verify-") as scratch:
+    tolerance = TOLERANCES[options.dtype]
+    with interruptible() as signals, scratch_directory(signals) as scratch:
         model = options.model
         if options.weights == "random":
-            model = random_model(options.model, Path(scratch), options.seed)
+            say("building a random model with the checkpoint's attention geometry")
+            model = random_model(options.model, scratch, options.seed)
         tokenizer = AutoTokenizer.from_pretrained(model)
         prompts = memento_prompts(tokenizer, options.sequences, options.seed)
-        runs, released, backend = _run_vllm(model, options, prompts, block_size, eager)
-        result = _compare(model, options, tokenizer, prompts, runs, "cuda" if cuda else "cpu")
-    difference, worst, tokens_equal, evictions = result
-    tolerance = TOLERANCES[options.dtype]
-    passed = difference <= tolerance and (tokens_equal or options.dtype != "float32") and evictions > 0 and released > 0
+        scripts = decode_scripts(tokenizer, options.sequences, options.seed)
+        say(f"running vLLM ({options.dtype}, {'eager' if eager else 'graphs'}, block size {block_size})")
+        runs, released, backend = _run_vllm(model, options, prompts, scripts, block_size, eager)
+        say(f"scoring with the HF reference on {'cuda' if cuda else 'cpu'}")
+        reference, _ = load_model_and_tokenizer(model, dtype=options.dtype, device="cuda" if cuda else "cpu")
+        agreement, control = compare(reference, tokenizer, CONFIGS, prompts, scripts, runs, tolerance)
+    passed, can_tell = verdict(
+        agreement.largest,
+        min(control),
+        tolerance,
+        agreement.tokens_equal,
+        agreement.evictions,
+        agreement.decode_evictions,
+        released,
+    )
     return VerifyResult(
         passed=passed,
         backend="vllm",
         attention_backend=backend,
         dtype=options.dtype,
-        max_abs_logprob_diff=difference,
+        max_abs_logprob_diff=agreement.largest,
         tolerance=tolerance,
-        tokens_equal=tokens_equal,
-        evictions=evictions,
+        tokens_equal=agreement.tokens_equal,
+        evictions=agreement.evictions,
         blocks_released=released,
         device=torch.cuda.get_device_name() if cuda else "cpu",
         vllm=installed_vllm_version() or "?",
         enforce_eager=eager,
         weights=options.weights,
-        worst=worst,
+        worst=agreement.worst,
+        decode_evictions=agreement.decode_evictions,
+        tokens_compared=agreement.tokens_compared,
+        tokens_close=agreement.tokens_close,
+        control_max_abs_logprob_diff=min(control),
+        can_tell=can_tell,
     )
 
 
 def _run_vllm(
-    model: Path, options: VerifyOptions, prompts: list[list[int]], block_size: int, eager: bool
+    model: Path,
+    options: VerifyOptions,
+    prompts: list[list[int]],
+    scripts: list[list[int]],
+    block_size: int,
+    eager: bool,
 ) -> tuple[list[list[tuple[list[int], list[float]]]], int, str]:
-    """Per config, per prompt: (generated tokens, log-probs of every token after the first); blocks given back;
-    the attention backend."""
+    """Per config, then the control: per prompt (generated tokens, log-probs of every token after the first);
+    blocks given back; the attention backend."""
     from memento.vllm.engine import offline_llm
+    from memento.vllm.verify_script import PROCESSOR, SCRIPT_KEY
 
+    groups = (*CONFIGS, CONTROL)
     longest = max(map(len, prompts)) + options.max_tokens
     arguments: dict[str, Any] = {}
     if options.attention_backend is not None:
@@ -188,79 +291,47 @@ def _run_vllm(
         dtype=options.dtype,
         enforce_eager=eager,
         block_size=block_size,
-        num_gpu_blocks_override=len(CONFIGS) * len(prompts) * -(-longest // block_size) + 8,
+        num_gpu_blocks_override=len(groups) * len(prompts) * -(-longest // block_size) + 8,
         max_model_len=-(-longest // 64) * 64,
-        max_num_seqs=len(CONFIGS) * len(prompts),
+        max_num_seqs=len(groups) * len(prompts),
         gpu_memory_utilization=0.2 if not torch.cuda.is_available() else 0.4,
         seed=options.seed,
+        logits_processors=[PROCESSOR],
         **arguments,
     )
-    from memento.vllm.backends import attention_backends
-    from memento.vllm.runtime import WORKER
-    from vllm import SamplingParams
+    try:
+        from memento.vllm.backends import attention_backends
+        from memento.vllm.runtime import WORKER
+        from vllm import SamplingParams
 
-    scheduler = llm.llm_engine.engine_core.engine_core.scheduler
-    requests, params = [], []
-    for config in CONFIGS:
-        for prompt in prompts:
-            requests.append({"prompt_token_ids": prompt})
-            params.append(
-                SamplingParams(
-                    temperature=0,
-                    max_tokens=options.max_tokens,
-                    ignore_eos=True,
-                    skip_special_tokens=False,
-                    prompt_logprobs=0,
-                    logprobs=0,
-                    extra_args={"block_masking_config": config.to_dict()},
+        scheduler = llm.llm_engine.engine_core.engine_core.scheduler
+        requests, params = [], []
+        for config in groups:
+            for prompt, script in zip(prompts, scripts, strict=True):
+                requests.append({"prompt_token_ids": prompt})
+                params.append(
+                    SamplingParams(
+                        temperature=0,
+                        max_tokens=options.max_tokens,
+                        ignore_eos=True,
+                        skip_special_tokens=False,
+                        prompt_logprobs=0,
+                        logprobs=0,
+                        extra_args={"block_masking_config": config.to_dict(), SCRIPT_KEY: script},
+                    )
                 )
-            )
-    outputs = llm.generate(requests, params, use_tqdm=False)
-    backend = ",".join(attention_backends(WORKER.runner)) if WORKER.runner is not None else "?"
+        outputs = llm.generate(requests, params, use_tqdm=False)
+        backend = ",".join(attention_backends(WORKER.runner)) if WORKER.runner is not None else "?"
+        released = scheduler.memento_blocks_released
+    finally:
+        llm.llm_engine.engine_core.shutdown()
     runs = []
-    for index, output in enumerate(outputs):
-        prompt, generated = requests[index]["prompt_token_ids"], list(output.outputs[0].token_ids)
+    for request, output in zip(requests, outputs, strict=True):
+        prompt, generated = request["prompt_token_ids"], list(output.outputs[0].token_ids)
         logprobs = [
             position[token].logprob for position, token in zip(output.prompt_logprobs[1:], prompt[1:], strict=True)
         ]
         logprobs += [step[token].logprob for step, token in zip(output.outputs[0].logprobs, generated, strict=True)]
         runs.append((generated, logprobs))
-    released = scheduler.memento_blocks_released
-    llm.llm_engine.engine_core.shutdown()
-    per_config = [runs[i * len(prompts) : (i + 1) * len(prompts)] for i in range(len(CONFIGS))]
-    return per_config, released, backend
-
-
-def _compare(
-    model: Path,
-    options: VerifyOptions,
-    tokenizer: Any,
-    prompts: list[list[int]],
-    runs: list[list[tuple[list[int], list[float]]]],
-    device: str,
-) -> tuple[float, str, bool, int]:
-    """(largest |difference|, where, greedy tokens equal the reference's argmax, spans evicted)."""
-    from memento.inference import MementoGenerator
-    from memento.inference.loading import load_model_and_tokenizer
-
-    reference, _ = load_model_and_tokenizer(model, dtype=options.dtype, device=device)
-    largest, worst, tokens_equal, evictions = 0.0, "", True, 0
-    for config, config_runs in zip(CONFIGS, runs, strict=True):
-        generator = MementoGenerator(reference, tokenizer, config)
-        for number, (prompt, (generated, logprobs)) in enumerate(zip(prompts, config_runs, strict=True)):
-            sequence = prompt + generated
-            with torch.no_grad():
-                expected = torch.log_softmax(generator.score(sequence, chunk_size=16).float(), dim=-1)
-            targets = torch.tensor(sequence[1:])
-            wanted = expected[:-1].gather(1, targets[:, None])[:, 0]
-            got, wanted = torch.tensor(logprobs, dtype=torch.float32), wanted.cpu().float()
-            # -inf on both sides agrees; any other non-finite difference (a NaN log-prob) is the worst there is
-            difference = torch.where(got == wanted, 0.0, (got - wanted).abs().nan_to_num(nan=math.inf))
-            position = int(difference.argmax())
-            if float(difference[position]) > largest:
-                largest = float(difference[position])
-                worst = f"mask_delimiters={config.mask_delimiters} sequence {number} position {position + 1}"
-            argmax = expected[len(prompt) - 1 : -1].argmax(-1).tolist()
-            tokens_equal = tokens_equal and argmax == generated
-            evictions += _evictions(tokenizer, config, sequence)
-    return largest, worst, tokens_equal, evictions
+    per_group = [runs[i * len(prompts) : (i + 1) * len(prompts)] for i in range(len(groups))]
+    return per_group, released, backend

@@ -20,6 +20,9 @@ from memento.format import load_traces
 TRACES = Path(__file__).resolve().parents[3] / "examples" / "traces"
 
 
+LOADED_SLACK_S = 10.0  # a deadline's overshoot allowed on a loaded 2-core machine (issue 34, item 17)
+
+
 def perturb(gold: str) -> str:
     """A surely different answer: add 1 to the value (to the right-hand side of an equation).
 
@@ -103,7 +106,9 @@ def test_a_pathological_answer_cannot_hang_grading_on_any_thread():
     for answer in pathological:
         verdict, seconds = results[answer]
         assert verdict is False
-        assert seconds <= 2 * timeout_s + 1 + 1.5, (answer, seconds)  # the hard deadline, plus slack
+        # the hard deadline (2 x timeout + 1 s), plus a replacement worker's start on a loaded machine;
+        # without the deadline these answers take hours
+        assert seconds <= 2 * timeout_s + 1 + LOADED_SLACK_S, (answer, seconds)
     assert grade_math("\\boxed{3}", gold, timeout_s=timeout_s)
 
 
@@ -115,7 +120,7 @@ def test_a_stuck_worker_is_killed_and_replaced():
         os.kill(worker.process.pid, signal.SIGSTOP)  # a worker that never answers, whatever the reason
         start = time.monotonic()
         assert pool.equivalent("3", "3", 1.0) is False
-        assert 3.0 <= time.monotonic() - start < 6.0  # waited 2 * timeout + 1 s, then gave up
+        assert 3.0 <= time.monotonic() - start < 3.0 + LOADED_SLACK_S  # waited 2 * timeout + 1 s, then gave up
         assert pool.timeouts == 1 and worker.process.poll() is not None
         assert pool.equivalent("3", "3", 1.0)  # a fresh worker
     finally:

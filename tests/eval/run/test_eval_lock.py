@@ -1,6 +1,7 @@
 """Two `memento eval` runs into one folder (issue 24, item 4): the second is refused in one line naming
-the first's pid; after the first is killed with SIGKILL the next run takes the folder over, every sample
-is written once and `memento eval grade` accepts the run's own file. Real processes, real HTTP."""
+the first's pid, also from another pid namespace (issue 34, item 2); after the first is killed with SIGKILL
+the next run takes the folder over, every sample is written once and `memento eval grade` accepts the run's
+own file. Real processes, real HTTP."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tests.cli.test_bad_input import refused
 from tests.data.fake_openai import FakeOpenAI
 from tests.eval.run.test_prompted_backend import eval_command, read_records, write_benchmark
 from tests.prompted.scripted import ScriptedModel
+from tests.test_folder_lock import unshare_works
 
 IDS = ["clean", "forgot", "looping"]
 
@@ -39,6 +41,12 @@ def test_a_second_eval_is_refused_and_a_killed_runs_folder_is_taken_over(tmp_pat
         line = refused(capsys, argv, f"--output {output}: another run (pid {first.pid}) is writing to this folder")
         assert line.startswith("memento eval: error: ")
         assert samples.read_text() == written  # the refused run wrote nothing
+        if unshare_works():  # issue 34, item 2: from another pid namespace, where the holder's pid is not seen
+            other = ["unshare", "--pid", "--fork", sys.executable, "-m", "memento.cli", *argv]
+            second = subprocess.run(other, capture_output=True, text=True, timeout=120)
+            assert second.returncode == 2, second.stderr
+            assert f"another run (pid {first.pid}) is writing to this folder" in second.stderr
+            assert samples.read_text() == written
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
         server.release.set()

@@ -47,10 +47,13 @@ def write_benchmark(path: Path, ids: list[str] | None = None) -> Path:
 
 
 def eval_command(server: FakeOpenAI, benchmark: Path, output: Path, *flags: str) -> list[str]:
+    """The `memento eval` argv; a budget in `flags` replaces the default one (a flag given twice gets a note)."""
+    pairs = zip(BUDGETS[::2], BUDGETS[1::2], strict=True)
+    budgets = [item for flag, value in pairs if flag not in flags for item in (flag, value)]
     return [
         *("eval", "--backend", "prompted", "--base-url", server.base_url, "--model", "scripted"),
         *("--benchmark", str(benchmark), "--output", str(output), "--temperature", "0", "--no-progress"),
-        *BUDGETS,
+        *budgets,
         *flags,
     ]
 

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from memento.tables import print_table
+
 ENDPOINT_NOTE = (
     "measured at the endpoint: peak KV tokens = the largest prompt + completion of one call (prompted: "
     "prompt + mementos + the open block); tokens and billed tokens over every call; blocks of prompted = rounds"
@@ -101,8 +103,8 @@ def summary_table(summary: dict[str, Any]) -> Table:
 
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     """The table, then where the files are."""
-    console = console or Console(width=max(Console().width, 200))
-    console.print(summary_table(summary))
+    console = console or Console(soft_wrap=True)
+    print_table(summary_table(summary), console)
     notes = []
     if any("billed_tokens_mean" in m for m in summary["modes"].values()):
         notes.append(ENDPOINT_NOTE)

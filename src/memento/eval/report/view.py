@@ -147,10 +147,20 @@ def render_page(data: dict[str, Any]) -> str:
     )
 
 
-def write_view(run_dir: Path, output: Path) -> Path:
-    """Write the page of the run in `run_dir` to `output` (whole, then renamed into place)."""
-    page = render_page(load_run(run_dir))
-    temporary = output.with_name(output.name + ".tmp")
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, output)
+def write_page(page: str, output: Path) -> Path:
+    """Write `page` to `output` whole: into a hidden file beside it, then renamed into place; nothing is left
+    behind when it fails. An `OSError` names `output`, not the temporary file."""
+    temporary = output.with_name(f".{output.name}.partial")
+    try:
+        temporary.write_text(page, encoding="utf-8")
+        os.replace(temporary, output)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(output)) from None
+    finally:
+        temporary.unlink(missing_ok=True)
     return output
+
+
+def write_view(run_dir: Path, output: Path) -> Path:
+    """Write the page of the run in `run_dir` to `output` (`write_page`)."""
+    return write_page(render_page(load_run(run_dir)), output)

@@ -13,19 +13,24 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memento import textfiles
 from memento.config import MementoConfig
 from memento.eval.benchmarks.problems import Benchmark, Problem
 from memento.eval.benchmarks.prompts import format_choices
 from memento.eval.benchmarks.sources import load_benchmark
-from memento.eval.report.outputs import SUMMARY_FILE
+from memento.eval.report.outputs import ACCURACY_PLOT, CDF_PLOT, SUMMARY_FILE
 from memento.eval.report.summary import REFERENCE_MODES, summarize
 from memento.eval.run.backends.base import ENDPOINT
 from memento.eval.run.replay import KVReplay
+from memento.eval.run.schema import check_invocation, check_manifest_file, check_summarizable, check_summary
 from memento.eval.run.store import INVOCATIONS_FILE, MANIFEST_FILE, SAMPLES_FILE, StoreError, read_samples
+from memento.folder_lock import LOCK_FILE
 from memento.format import BLOCK_END, BLOCK_START, SUMMARY_END, SUMMARY_START, split_on_markers
+from memento.json_shapes import ShapeError
 from memento.kv import KVGeometry
 
 CURVE_GEOMETRY = "qwen3-8b"
@@ -41,6 +46,42 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
+
+
+def _read_checked(path: Path, check: Callable[[Any, str], Any]) -> Any:
+    """The JSON of `path` (None when there is none) in the shape `check` (of `run.schema`) wants."""
+    if not path.exists():
+        return None
+    return check(textfiles.read_json(path, error=ViewError), str(path))
+
+
+def _read_invocations(path: Path) -> list[dict[str, Any]]:
+    """Every whole line of invocations.jsonl (a last line without its newline is still being written), checked."""
+    if not path.exists():
+        return []
+    text = textfiles.read_text(path, error=ViewError)
+    invocations = []
+    for number, line in enumerate(text[: text.rfind("\n") + 1].splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as fault:
+            raise ViewError(f"{path}:{number}: invalid JSON at column {fault.colno}: {fault.msg}") from None
+        invocations.append(check_invocation(value, f"{path}:{number}"))
+    return invocations
+
+
+def run_files(directory: Path) -> list[Path]:
+    """The files of the run in `directory` that a page must never replace: what `memento eval` and `eval grade`
+    write there (present or not yet) and the local benchmark file its manifest names."""
+    names = (SAMPLES_FILE, MANIFEST_FILE, SUMMARY_FILE, INVOCATIONS_FILE, ACCURACY_PLOT, CDF_PLOT, LOCK_FILE)
+    files = [directory / name for name in names]
+    manifest = _read_json(directory / MANIFEST_FILE)
+    benchmark = manifest.get("benchmark") if isinstance(manifest, dict) else None
+    if isinstance(benchmark, str) and Path(benchmark).is_file():
+        files.append(Path(benchmark))
+    return files
 
 
 def segments(text: str) -> list[dict[str, Any]]:
@@ -160,12 +201,13 @@ def load_run(directory: str | Path) -> dict[str, Any]:
         raise ViewError(f"{directory}: not a directory; give the output directory of memento eval (or eval grade)")
     try:
         records = read_samples(directory)
-    except StoreError as error:
+        manifest = _read_checked(directory / MANIFEST_FILE, check_manifest_file) or {}
+        summary = written = _read_checked(directory / SUMMARY_FILE, check_summary)
+        invocations = _read_invocations(directory / INVOCATIONS_FILE)
+    except (StoreError, ShapeError) as error:
         raise ViewError(str(error)) from None
     if not records:
         raise ViewError(f"{directory}: no samples in {SAMPLES_FILE}; give the output directory of memento eval")
-    manifest = _read_json(directory / MANIFEST_FILE) or {}
-    summary = written = _read_json(directory / SUMMARY_FILE)
     benchmark, note = _benchmark(manifest, summary)
     problems = benchmark.by_id() if benchmark is not None else {}
     modes = list(dict.fromkeys([*manifest.get("modes", {}), *(summary or {}).get("modes", {})]))
@@ -178,7 +220,11 @@ def load_run(directory: str | Path) -> dict[str, Any]:
         by_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for key, record in records.items():
             if key[1] in problems:
-                by_mode[key[0]].append(record)
+                where = f"{directory / SAMPLES_FILE}: sample {key[2]} of {key[1]} in mode {key[0]}"
+                try:
+                    by_mode[key[0]].append(check_summarizable(record, where))
+                except ShapeError as error:
+                    raise ViewError(str(error)) from None
         summary = summarize(by_mode, benchmark, samples_per_problem=max(k[2] for k in records) + 1)
     replay = _replay_for(manifest)
     configs = {mode: _mode_config(manifest, written, mode) for mode in modes}
@@ -187,10 +233,6 @@ def load_run(directory: str | Path) -> dict[str, Any]:
     samples: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for key in sorted(records, key=lambda k: (k[1], modes.index(k[0]), k[2])):
         samples[key[1]].append(_sample(records[key], replay, configs[key[0]]))
-    invocations = []
-    if (directory / INVOCATIONS_FILE).exists():
-        lines = (directory / INVOCATIONS_FILE).read_text(encoding="utf-8").splitlines()
-        invocations = [json.loads(line) for line in lines if line.strip().endswith("}")]
     return {
         "run": str(directory),
         "benchmark": manifest.get("benchmark") or (summary or {}).get("benchmark"),

@@ -40,7 +40,8 @@ EXTRA_MODE = "config"
 PROMPTED_MODES = ("prompted", "plain")
 """The modes of the prompted backend (no memento attention: the endpoint is any chat model)."""
 
-_NAMED = re.compile(r"^([A-Za-z][\w.-]*)=(\{.*\}|[^={}]+\.json)$", re.DOTALL)
+_MODE_NAME = re.compile(r"[A-Za-z][\w.-]*")
+_NAMING_RULE = "use letters, digits, '_', '-' or '.', starting with a letter"
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class Mode:
     model: str | None = None
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[A-Za-z][\w.-]*", self.name):
-            raise ValueError(f"mode name {self.name!r}: use letters, digits, '_', '-' or '.', starting with a letter")
+        if not _MODE_NAME.fullmatch(self.name):
+            raise ValueError(f"mode name {self.name!r}: {_NAMING_RULE}")
 
     @property
     def replay_config(self) -> MementoConfig:
@@ -105,10 +106,17 @@ def parse_memento_config(text: str, mask_delimiters: bool) -> MementoConfig:
 
 def extra_mode(text: str, mask_delimiters: bool) -> Mode:
     """A mode from ``CONFIG`` or ``NAME=CONFIG``, CONFIG a memento config as JSON or a .json file
-    (see `parse_memento_config`); `mask_delimiters` fills in when the config leaves it out."""
+    (see `parse_memento_config`); `mask_delimiters` fills in when the config leaves it out.
+
+    Text with an ``=`` before any ``{`` (and not the name of an existing file) is ``NAME=CONFIG``: a NAME
+    that is no mode name is refused as such, not read as JSON."""
     text = text.strip()
-    match = _NAMED.match(text)
-    name, body = (match.group(1), match.group(2)) if match else (EXTRA_MODE, text)
+    name, body = EXTRA_MODE, text
+    head, equals, rest = text.partition("=")
+    if equals and "{" not in head and not Path(text).is_file():
+        name, body = head.strip(), rest
+        if not _MODE_NAME.fullmatch(name):
+            raise ValueError(f"--config {text[:60]}: the mode name {name!r} before '=' is not a name: {_NAMING_RULE}")
     try:
         return Mode(name, parse_memento_config(body, mask_delimiters))
     except ValueError as error:

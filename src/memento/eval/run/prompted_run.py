@@ -10,6 +10,7 @@ Seeds are not sent (the chat protocol's `seed` is a hint few servers keep), so r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from memento.eval.run.options import EvalOptions
 from memento.eval.run.records import WorkItem, build_records
 from memento.eval.run.replay import KVReplay, resolve_geometry
 from memento.eval.run.runner import FinishedRun, default_output, progress_bar, run_manifest
-from memento.eval.run.store import SampleStore, check_manifest
+from memento.eval.run.store import SampleStore, check_manifest, record_invocation
 from memento.kv import KVGeometry
 from memento.prompted import PromptedConfig
 
@@ -39,12 +40,17 @@ def kv_geometry(options: EvalOptions) -> KVGeometry | None:
 
 
 def generate_prompted_run(
-    options: EvalOptions, config: PromptedConfig | None = None, *, progress: bool = True
+    options: EvalOptions,
+    config: PromptedConfig | None = None,
+    *,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
 ) -> FinishedRun:
     """Run (or resume) a prompted-backend evaluation into its output directory.
 
     `config` is the solver (default: `solver_config(options)`). Raises `BackendError` after the run
-    when some samples failed at the endpoint (the finished ones are kept).
+    when some samples failed at the endpoint (the finished ones are kept). `command` is appended to
+    invocations.jsonl once the manifest is accepted.
     """
     benchmark = load_benchmark(
         options.benchmark, options.limit, choice_seed=options.choice_seed, use_hub=not options.offline
@@ -57,6 +63,8 @@ def generate_prompted_run(
     check_manifest(
         store.directory, {**run_manifest(options, benchmark, modes, template), "prompted": backend.settings()}
     )
+    if command is not None:
+        record_invocation(store.directory, list(command))
     items = [
         WorkItem(problem, index, None, build_prompt(problem, template))
         for problem in benchmark

@@ -8,7 +8,8 @@ Tokens come from the backend when it returns them, else from the tokenizer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,13 @@ from typing import Any
 from memento.config import MementoConfig
 from memento.counting import is_approximate, load_tokenizer
 from memento.eval.benchmarks.prompts import chat_messages
-from memento.format import IM_END, SpecialIds
+from memento.format import IM_END, MEMENTO_TOKENS, SpecialIds
 from memento.kv import KVGeometry, KVReport, simulate
 
 INERT_SPECIAL_IDS = SpecialIds(-1, -2, -3, -4)
 """For a tokenizer without memento tokens (a base model): ids no token has, so nothing is a block."""
+PIECE_CHARS = 1 << 16
+"""A long response is encoded in pieces of at least this many characters (`KVReplay.response_ids`)."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class KVReplay:
             stops.add(convert(IM_END))
         unknown = getattr(self.tokenizer, "unk_token_id", None)
         self.stop_ids = frozenset(int(i) for i in stops if isinstance(i, int) and i != unknown)
+        self._cut = _cut_markers(self.tokenizer, self.special_ids)
 
     @property
     def approximate(self) -> bool:
@@ -69,8 +73,28 @@ class KVReplay:
         return chat_prompt_ids(self.tokenizer, prompt)
 
     def response_ids(self, text: str) -> list[int]:
-        """The response's tokens from its text (special tokens as written)."""
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        """The response's tokens from its text (special tokens as written).
+
+        A long text is encoded in pieces of at least `PIECE_CHARS` characters, each cut just before a memento
+        marker that the tokenizer holds as an added token taking no text beside it (a Hugging Face tokenizer
+        splits its input at such tokens before anything else): the same ids, and the tokenizer's working
+        memory (offsets, alignments: hundreds of bytes a token) bounded by a piece instead of the whole text.
+        """
+        ids: list[int] = []
+        for piece in self._pieces(text):
+            ids.extend(self.tokenizer.encode(piece, add_special_tokens=False))
+        return ids
+
+    def _pieces(self, text: str) -> Iterator[str]:
+        if self._cut is None or len(text) <= PIECE_CHARS:
+            yield text
+            return
+        start = 0
+        for match in self._cut.finditer(text, PIECE_CHARS):
+            if match.start() - start >= PIECE_CHARS:
+                yield text[start : match.start()]
+                start = match.start()
+        yield text[start:]
 
     def measure(self, prompt_ids: Sequence[int], response_ids: Sequence[int], config: MementoConfig) -> KVFigures:
         """Replay prompt + response (a final stop token dropped) under `config`."""
@@ -91,6 +115,26 @@ class KVReplay:
             response = response[:-1]
         ids = [*prompt_ids, *response]
         return simulate(ids, self.special_ids, self.geometry, config, prompt_length=len(prompt_ids))
+
+
+def _cut_markers(tokenizer: Any, special_ids: SpecialIds) -> re.Pattern[str] | None:
+    """The memento markers a text may be cut before without changing its tokens: added tokens of `tokenizer`
+    matched on the raw text that take no whitespace or word boundary from beside them; None when there are none
+    (or the tokenizer is not a Hugging Face one)."""
+    added = getattr(tokenizer, "added_tokens_decoder", None)
+    if not isinstance(added, dict):
+        return None
+    safe = []
+    for marker, token_id in zip(MEMENTO_TOKENS, special_ids.memento_ids, strict=True):
+        token = added.get(token_id)
+        flags = ("lstrip", "rstrip", "single_word", "normalized")
+        if (
+            token is not None
+            and getattr(token, "content", None) == marker
+            and not any(getattr(token, f) for f in flags)
+        ):
+            safe.append(marker)
+    return re.compile("|".join(map(re.escape, safe))) if safe else None
 
 
 def chat_prompt_ids(tokenizer: Any, prompt: str) -> list[int]:

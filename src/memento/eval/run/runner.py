@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from memento.eval.run.options import EvalOptions
 from memento.eval.run.records import WorkItem, build_records
 from memento.eval.run.replay import KVReplay, resolve_geometry
 from memento.eval.run.sampling import sample_seed
-from memento.eval.run.store import SampleKey, SampleStore, check_manifest
+from memento.eval.run.store import SampleKey, SampleStore, check_manifest, record_invocation
 from memento.kv import KVGeometry
 
 
@@ -163,11 +163,16 @@ def progress_bar(total: int, enabled: bool) -> Iterator[Callable[[str, int], Non
 
 
 def generate_run(
-    options: EvalOptions, *, progress: bool = True, make: Callable[..., Backend] = make_backend
+    options: EvalOptions,
+    *,
+    progress: bool = True,
+    make: Callable[..., Backend] = make_backend,
+    command: Sequence[str] | None = None,
 ) -> FinishedRun:
     """Run (or resume) the generation of `options` (any backend but prompted) into its output directory.
 
-    `make(options, model, memento=...)` builds a backend (tests pass their own).
+    `make(options, model, memento=...)` builds a backend (tests pass their own). `command` is appended
+    to invocations.jsonl once the manifest is accepted.
     """
     benchmark = load_benchmark(
         options.benchmark, options.limit, choice_seed=options.choice_seed, use_hub=not options.offline
@@ -180,6 +185,8 @@ def generate_run(
     output = Path(options.output) if options.output else default_output(options)
     store = SampleStore(output)
     check_manifest(output, run_manifest(options, benchmark, modes, template))
+    if command is not None:
+        record_invocation(output, list(command))
 
     batches = plan_batches(benchmark, options.samples, options.seed, options.batch_size, template)
     plans: list[ModelPlan] = []

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from memento.eval.run.schema import check_manifest_file, check_sample
+
 SampleKey = tuple[str, str, int]
 """(mode, problem id, sample index)."""
 
@@ -44,9 +46,12 @@ def parse_samples(path: Path) -> tuple[dict[SampleKey, dict[str, Any]], int, boo
             continue
         try:
             record = json.loads(line)
-            key = sample_key(record)
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise StoreError(f"{path}:{number}: not a sample record; move the file away to start over") from None
+        try:
+            key = sample_key(check_sample(record, f"{path}:{number}"))
+        except ValueError as error:
+            raise StoreError(f"{error}; move the file away to start over") from None
         records.setdefault(key, record)
     return records, good_end, bool(torn)
 
@@ -109,9 +114,11 @@ def check_manifest(directory: str | Path, manifest: dict[str, Any], *, growable:
     manifest = json.loads(json.dumps(manifest))  # compared as JSON reads back (tuples as lists)
     if path.exists():
         try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
+            previous = check_manifest_file(json.loads(path.read_text(encoding="utf-8")), str(path))
         except json.JSONDecodeError:
             raise StoreError(f"{path}: not valid JSON; move the output directory away to start over") from None
+        except ValueError as error:
+            raise StoreError(f"{error}; move the output directory away to start over") from None
         skip = {"modes", *growable}
         for key in sorted(set(previous) | set(manifest)):
             if key in skip or previous.get(key) == manifest.get(key):

@@ -4,6 +4,8 @@ Memento modes send their config as ``extra_body={"vllm_xargs": {"block_masking_c
 (the plugin's per-request override); a plain mode (the baseline) sends none. vLLM's extras ask for
 the special tokens in the text (``skip_special_tokens: false``), top-k, and the token ids
 (``return_token_ids``); an endpoint that does not return ids gets its text tokenized for the KV replay.
+A server with a reasoning parser (`memento serve` runs vLLM's ``memento`` parser) splits the text into
+``reasoning_content`` and ``content``; the sample's text is both again, as the model wrote them.
 """
 
 from __future__ import annotations
@@ -87,9 +89,23 @@ def _sample(response: Any, seconds: float) -> Sample:
     token_ids = getattr(choice, "token_ids", None)
     prompt_ids = getattr(response, "prompt_token_ids", None)
     return Sample(
-        text=choice.message.content or "",
+        text=_text(choice.message, choice.finish_reason),
         token_ids=list(token_ids) if token_ids is not None else None,
         finish_reason=choice.finish_reason,
         seconds=seconds,
         prompt_token_ids=list(prompt_ids) if prompt_ids is not None else None,
     )
+
+
+def _text(message: Any, finish_reason: str | None) -> str:
+    """The completion's whole text: ``<think>`` reasoning ``</think>`` answer where a reasoning parser split it
+    (its reasoning is what stood between the markers; a reply cut off inside the reasoning has no ``</think>``)."""
+    from memento.markers import THINK_END, THINK_START
+
+    content = message.content or ""
+    extra = message.model_extra or {}
+    reasoning = extra.get("reasoning_content", extra.get("reasoning"))
+    if reasoning is None:
+        return content
+    closed = bool(content) or finish_reason != "length"
+    return f"{THINK_START}{reasoning}{THINK_END if closed else ''}{content}"
