@@ -46,6 +46,20 @@ def test_without_trl_it_says_how_to_install_it(tmp_path, capsys, monkeypatch):
     _refused(capsys, ["--model", str(CHECKPOINT), "--output", str(tmp_path / "o")], "pip install 'memento[rl]'")
 
 
+def test_vllm_rollouts_without_vllm_say_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    argv = ["--model", str(CHECKPOINT), "--output", str(tmp_path / "o"), "--rollouts", "vllm"]
+    _refused(capsys, argv, "--rollouts vllm needs vLLM", "pip install 'memento[vllm]'")
+    monkeypatch.setitem(sys.modules, "vllm", sys.modules.get("os"))  # "installed", but 2 ranks
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _refused(capsys, argv, "--rollouts vllm runs one engine in one trainer process")
+    with pytest.raises(SystemExit) as exited:  # argparse's own one-line refusal
+        main(["rl", *argv[:-1], "sglang"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'sglang'" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.slow  # one CISPO step of the embedded model: ~1 min on a loaded 2-core machine
 def test_one_step_on_the_toy_model_saves_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "rl"
@@ -61,3 +75,17 @@ def test_one_step_on_the_toy_model_saves_a_checkpoint(tmp_path, capsys):
     report = json.loads((out / "memento_rl.json").read_text())
     assert report["options"]["max_steps"] == 1 and report["options"]["num_generations"] == 2
     assert report["memento_config"]["enable"] is True and report["memento_config"]["keep_last_n_blocks"] == 0
+
+
+@pytest.mark.slow  # the README's RL quickstart as written: one step, ~30 s on a loaded 2-core machine
+def test_the_readme_quickstart_fits_completions_to_the_models_context(tmp_path, capsys, caplog):
+    """Issue 33 item 9: the default --max-completion-length (1024) plus a prompt exceeds the toy model's 1,024
+    positions; the run says so once and caps the completions instead of warning once per prompt."""
+    argv = ["rl", "--model", str(CHECKPOINT), "--benchmark", "toy", "--output", str(tmp_path / "rl")]
+    argv += ["--num-generations", "2", "--max-steps", "1", "--problems", "4"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    capped = [line for line in err.splitlines() if "completions capped at" in line]
+    assert len(capped) == 1 and "the model holds 1024 positions" in capped[0]
+    assert not [r for r in caplog.records if "exceed max_position_embeddings" in r.getMessage()]
+    assert "exceed max_position_embeddings" not in err

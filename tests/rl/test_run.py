@@ -112,6 +112,10 @@ def test_options_are_validated():
         RLOptions(model="m", output="o", min_is_weight=1.5)
     with pytest.raises(ValueError, match="attention must be one of"):
         RLOptions(model="m", output="o", attention="sparse")
+    with pytest.raises(ValueError, match="rollouts must be one of"):
+        RLOptions(model="m", output="o", rollouts="sglang")
+    with pytest.raises(ValueError, match=r"vllm_gpu_memory_utilization must be in \(0, 1\)"):
+        RLOptions(model="m", output="o", vllm_gpu_memory_utilization=1.5)
 
 
 def test_memento_config_from_json_text_or_file(tmp_path):

@@ -46,13 +46,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     grade.set_defaults(run=run_grade)
     view = commands.add_parser(
         "view",
-        help="write one self-contained HTML page of a run (summary, plots, every problem and sample)",
+        help="write one self-contained HTML page of a run, or of several side by side",
         description="Write an offline HTML page of a memento eval (or eval grade) output directory: the summary, "
         "accuracy vs peak KV, every problem with its verdicts, each sample's blocks, mementos and KV sawtooth. "
-        "Works on a run still in progress (what is there so far).",
+        "Works on a run still in progress (what is there so far). Several RUN_DIRs (one benchmark; their "
+        "problem sets may differ, a problem a run lacks is left blank) go side by side on one page, each "
+        "verdict marked with its run (data-run: the folder's name), with a filter for the problems whose "
+        "verdict changed between runs; --output is then required.",
     )
-    view.add_argument("run_dir", metavar="RUN_DIR", help="output directory of memento eval or memento eval grade")
-    view.add_argument("--output", default=None, help="the HTML file to write (default RUN_DIR/view.html)")
+    view.add_argument(
+        "run_dirs", nargs="+", metavar="RUN_DIR", help="output directory of memento eval or memento eval grade"
+    )
+    view.add_argument(
+        "--output", default=None, help="the HTML file to write (default RUN_DIR/view.html; required with several runs)"
+    )
     view.add_argument("--open", action="store_true", help="open the page in the default browser")
     view.set_defaults(run=run_view)
 
@@ -157,36 +164,46 @@ def run_grade(args: argparse.Namespace) -> int:
     return 0
 
 
-def _page_output(run_dir: Path, output: Path) -> Path:
-    """`--output` as a file to write that is none of the run's own files (the page would replace it)."""
+def _page_output(run_dirs: list[Path], output: Path) -> Path:
+    """`--output` as a file to write that is none of any run's own files (the page would replace it)."""
     import os
 
     from memento.eval.report.view_data import run_files
 
     paths.output_file(output, "--output")
     target = output.resolve()
-    for own in run_files(run_dir):
-        if own.resolve() == target or (own.exists() and output.exists() and os.path.samefile(own, output)):
-            raise UsageError(
-                f"--output {output}: is the run's own {own.name}; writing the page there would destroy the run, "
-                f"choose another file (default {run_dir / 'view.html'})"
-            )
+    for run_dir in run_dirs:
+        for own in run_files(run_dir):
+            if own.resolve() == target or (own.exists() and output.exists() and os.path.samefile(own, output)):
+                default = f" (default {run_dir / 'view.html'})" if len(run_dirs) == 1 else ""
+                raise UsageError(
+                    f"--output {output}: is the run's own {own.name}; writing the page there would destroy the run "
+                    f"{run_dir}, choose another file{default}"
+                )
     return output
 
 
 def run_view(args: argparse.Namespace) -> int:
-    """Write the run's HTML page; print where it is."""
+    """Write the page of the run (or of the runs side by side); print where it is."""
     from memento.eval.report.view import render_page, write_page
     from memento.eval.report.view_data import ViewError, load_run
+    from memento.eval.report.view_runs import run_names
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
+    run_dirs = [Path(run_dir) for run_dir in args.run_dirs]
+    for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            raise UsageError(
+                f"RUN_DIR {run_dir}: not a directory; give the output directory of memento eval (or eval grade)"
+            )
+    if len(run_dirs) > 1 and args.output is None:
         raise UsageError(
-            f"RUN_DIR {run_dir}: not a directory; give the output directory of memento eval (or eval grade)"
+            f"--output: required with {len(run_dirs)} RUN_DIRs (the page belongs to none of them), "
+            "e.g. --output compare.html"
         )
-    output = _page_output(run_dir, Path(args.output) if args.output else run_dir / "view.html")
+    output = _page_output(run_dirs, Path(args.output) if args.output else run_dirs[0] / "view.html")
     try:
-        page = render_page(load_run(run_dir))
+        names = run_names(run_dirs)
+        page = render_page(*(load_run(run_dir) for run_dir in run_dirs), names=names)
     except ViewError as error:
         raise UsageError(f"RUN_DIR {error}") from None
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from memento.cli import options, paths
@@ -33,6 +34,18 @@ def run(args: argparse.Namespace) -> int:
         import trl  # noqa: F401
     except ImportError:
         raise UsageError("memento rl needs TRL, which is not installed: pip install 'memento[rl]'") from None
+    if rl_options.rollouts == "vllm":
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--rollouts vllm needs vLLM, which is not installed: pip install 'memento[vllm]'"
+            ) from None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UsageError(
+                "--rollouts vllm runs one engine in one trainer process; launch memento rl without torchrun/accelerate "
+                "(or use --rollouts hf)"
+            )
     model = paths.checkpoint_directory(Path(rl_options.model), "--model")
     rl_options.model = str(model)
     paths.output_directory(Path(rl_options.output), "--output")

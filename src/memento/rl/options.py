@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from memento.rl.rewards import GRADER_NAMES
 
 ATTENTION_CHOICES = ("dense", "block-sparse")
+ROLLOUT_CHOICES = ("hf", "vllm")
 
 
 @dataclass
@@ -50,6 +52,20 @@ class RLOptions:
     top_k: int = field(default=0, metadata={"help": "top-k sampling of the rollouts (0 = off)"})
     max_completion_length: int = field(default=1024, metadata={"help": "new tokens per rollout"})
     rollout_batch_size: int = field(default=64, metadata={"help": "sequences decoded together while sampling"})
+    rollouts: Literal["hf", "vllm"] = field(
+        default="hf",
+        metadata={
+            "help": "rollout engine: hf (transformers, MementoGenerator) or vllm (vLLM with the memento plugin, in "
+            "this process; weights reloaded after every optimizer step)"
+        },
+    )
+    vllm_gpu_memory_utilization: float = field(
+        default=0.3,
+        metadata={
+            "help": "--rollouts vllm on a GPU: fraction of its memory vLLM takes for weights and KV cache (the CPU "
+            "build gets a KV pool holding rollout_batch_size full-length sequences)"
+        },
+    )
     reward: str = field(
         default="auto",
         metadata={
@@ -117,5 +133,9 @@ class RLOptions:
             raise ValueError("reward weights must be >= 0 (the memento penalty is already negative)")
         if self.reward not in GRADER_NAMES:
             raise ValueError(f"reward must be one of {', '.join(GRADER_NAMES)}, got {self.reward!r}")
+        if self.rollouts not in ROLLOUT_CHOICES:
+            raise ValueError(f"rollouts must be one of {ROLLOUT_CHOICES}, got {self.rollouts!r}")
+        if not 0 < self.vllm_gpu_memory_utilization < 1:
+            raise ValueError(f"vllm_gpu_memory_utilization must be in (0, 1), got {self.vllm_gpu_memory_utilization}")
         if self.attention not in ATTENTION_CHOICES:
             raise ValueError(f"attention must be one of {ATTENTION_CHOICES}, got {self.attention!r}")

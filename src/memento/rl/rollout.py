@@ -12,6 +12,7 @@ along as extra fields for logging.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 
 from memento.attention import analyze
 from memento.config import MementoConfig
+from memento.eval.run.replay import chat_prompt_ids
 from memento.format import SpecialIds
 from memento.inference import MementoGenerator
 from memento.inference.sampling import SamplingOptions
@@ -28,6 +30,7 @@ from memento.rl.rewards import COMPLETION_TEXT
 
 KV_PEAK_TOKENS = "kv_peak_tokens"
 BLOCKS = "blocks"
+ROLLOUTS_PER_SECOND = "rollouts/per_second"
 
 
 class MementoRollout:
@@ -66,18 +69,17 @@ class MementoRollout:
         self.calls = 0
         self.special_ids = SpecialIds.from_tokenizer(tokenizer)
 
-    def encode(self, generator: MementoGenerator, prompt: Any) -> list[int]:
+    def encode(self, prompt: Any) -> list[int]:
         """A string gets the chat template; a list of messages is rendered with it; id lists pass through."""
-        if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
-            if not getattr(self.tokenizer, "chat_template", None):
-                raise ValueError("conversational prompts need a tokenizer with a chat template")
-            ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
-            return [int(t) for t in (ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "input_ids") else ids)]
-        return generator.encode_prompts([prompt])[0]
+        return encode_prompt(self.tokenizer, prompt)
 
     def __call__(self, prompts: Sequence[Any], trainer: Any) -> dict[str, list[Any]]:
         model = trainer.accelerator.unwrap_model(trainer.model) if trainer is not None else None
-        return self.generate(model, prompts)
+        start = time.perf_counter()
+        output = self.generate(model, prompts)
+        if trainer is not None:
+            log_rollout_speed(trainer, len(prompts), time.perf_counter() - start)
+        return output
 
     def generate(self, model: Any, prompts: Sequence[Any]) -> dict[str, list[Any]]:
         """Sample one completion per prompt with `model` (train/eval mode restored after)."""
@@ -86,7 +88,7 @@ class MementoRollout:
         model.eval()
         seed = self.seed + self.calls
         self.calls += 1
-        encoded = [self.encode(generator, prompt) for prompt in prompts]
+        encoded = [self.encode(prompt) for prompt in prompts]
         results = []
         try:
             for offset in range(0, len(encoded), self.batch_size):
@@ -96,23 +98,70 @@ class MementoRollout:
                 )
         finally:
             model.train(was_training)
-        geometry = KVGeometry.from_config(model.config, bytes_per_element=torch.finfo(model.dtype).bits // 8)
-        blocks, peaks = [], []
-        for result in results:
-            ids = result.prompt_ids + result.token_ids
-            layout = analyze(ids, self.special_ids, self.config)
-            prompt_length = len(result.prompt_ids)
-            blocks.append(sum(b.summary_end is not None and b.start >= prompt_length for b in layout.blocks))
-            # the last sampled token never enters the cache
-            cached = ids[:-1]
-            peaks.append(
-                simulate(cached, self.special_ids, geometry, self.config, prompt_length=prompt_length).peak_tokens
-            )
-        return {
-            "prompt_ids": [r.prompt_ids for r in results],
-            "completion_ids": [r.token_ids for r in results],
-            "logprobs": [r.logprobs for r in results],
-            COMPLETION_TEXT: [r.text for r in results],
-            BLOCKS: blocks,
-            KV_PEAK_TOKENS: peaks,
-        }
+        return rollout_output(
+            model,
+            self.special_ids,
+            self.config,
+            [r.prompt_ids for r in results],
+            [r.token_ids for r in results],
+            [r.logprobs for r in results],
+            [r.text for r in results],
+        )
+
+
+def encode_prompt(tokenizer: Any, prompt: Any) -> list[int]:
+    """A string gets the chat template (memento.eval's user turn); a list of messages is rendered with
+    it; id lists pass through."""
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], dict):
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError("conversational prompts need a tokenizer with a chat template")
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        return [int(t) for t in (ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "input_ids") else ids)]
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ValueError("a prompt is empty; expected the text of a user message")
+        return chat_prompt_ids(tokenizer, prompt)
+    ids = [int(t) for t in prompt]
+    if not ids:
+        raise ValueError("every prompt must have at least one token")
+    return ids
+
+
+def rollout_output(
+    model: Any,
+    special_ids: SpecialIds,
+    config: MementoConfig,
+    prompt_ids: list[list[int]],
+    completion_ids: list[list[int]],
+    logprobs: list[list[float]],
+    texts: list[str],
+) -> dict[str, list[Any]]:
+    """TRL's rollout dict plus the logged extras: blocks closed and peak KV tokens per completion
+    (`memento.kv.simulate` replaying the sequence; the last sampled token never enters the cache)."""
+    geometry = KVGeometry.from_config(model.config, bytes_per_element=torch.finfo(model.dtype).bits // 8)
+    blocks, peaks = [], []
+    for prompt, completion in zip(prompt_ids, completion_ids, strict=True):
+        ids = prompt + completion
+        layout = analyze(ids, special_ids, config)
+        blocks.append(sum(b.summary_end is not None and b.start >= len(prompt) for b in layout.blocks))
+        peaks.append(simulate(ids[:-1], special_ids, geometry, config, prompt_length=len(prompt)).peak_tokens)
+    return {
+        "prompt_ids": prompt_ids,
+        "completion_ids": completion_ids,
+        "logprobs": logprobs,
+        COMPLETION_TEXT: texts,
+        BLOCKS: blocks,
+        KV_PEAK_TOKENS: peaks,
+    }
+
+
+def log_metric(trainer: Any, name: str, value: float) -> None:
+    """Append one value to the trainer's metrics of its current mode (TRL averages them per log)."""
+    mode = "train" if trainer.model.training else "eval"
+    trainer._metrics[mode][name].append(float(value))
+
+
+def log_rollout_speed(trainer: Any, rollouts: int, seconds: float) -> None:
+    """``rollouts/per_second`` and ``rollouts/seconds`` of one call of the rollout function."""
+    log_metric(trainer, ROLLOUTS_PER_SECOND, rollouts / max(seconds, 1e-9))
+    log_metric(trainer, "rollouts/seconds", seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +28,7 @@ from memento.rl.rewards import (
     memento_length_penalty,
     well_formed_reward,
 )
-from memento.rl.rollout import MementoRollout
+from memento.rl.rollout import MementoRollout, encode_prompt
 from memento.rl.trainer import MementoGRPOTrainer
 
 logger = logging.getLogger("memento.rl")
@@ -95,12 +96,53 @@ def grpo_config(options: RLOptions, weights: list[float]) -> Any:
     )
 
 
-def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> Path:
+def rollout_engine(model_dir: Path, model: Any, options: RLOptions, longest_prompt: int) -> Any:
+    """The in-process vLLM engine of ``--rollouts vllm``: the checkpoint in the trainer's dtype, up to
+    `rollout_batch_size` sequences at once, each up to the longest prompt + max_completion_length tokens
+    (at most the model's positions)."""
+    from memento.rl.vllm_engine import RolloutEngine
+
+    positions = getattr(model.config.get_text_config(), "max_position_embeddings", None) or 4096
+    positions = min(positions, longest_prompt + options.max_completion_length)
+    arguments: dict[str, Any] = {"max_num_seqs": options.rollout_batch_size, "max_model_len": positions}
+    if torch.cuda.is_available():
+        arguments["gpu_memory_utilization"] = options.vllm_gpu_memory_utilization
+    else:  # a pool for the whole batch at full length, not a fraction of the host's memory
+        block_size = 32
+        arguments |= {
+            "block_size": block_size,
+            "num_gpu_blocks_override": options.rollout_batch_size * -(-positions // block_size) + 1,
+        }
+    return RolloutEngine(model_dir, dtype="bfloat16" if options.bf16 else "float32", seed=options.seed, **arguments)
+
+
+def completion_budget(config: Any, longest_prompt: int, max_completion_length: int) -> int:
+    """New tokens per rollout: `max_completion_length`, cut so the longest prompt plus its completion fits the
+    model's positions (said once, on stderr, instead of a warning per prompt)."""
+    positions = getattr(config.get_text_config(), "max_position_embeddings", None)
+    if positions is None or longest_prompt + max_completion_length <= positions:
+        return max_completion_length
+    budget = positions - longest_prompt
+    if budget < 1:
+        raise ValueError(f"the longest prompt has {longest_prompt} tokens, the model holds {positions} positions")
+    print(
+        f"memento rl: completions capped at {budget} tokens (--max-completion-length {max_completion_length}; the "
+        f"model holds {positions} positions and the longest prompt has {longest_prompt} tokens)",
+        file=sys.stderr,
+    )
+    return budget
+
+
+def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None, engine: Any = None) -> Path:
     """Train `options.model` with CISPO on memento rollouts; returns the directory of the saved checkpoint.
 
     `problems` (memento.eval `Problem`s) overrides `options.benchmark`. The output holds the model and
     tokenizer (an ordinary HF checkpoint), ``rollouts.jsonl`` (every rollout with its problem id, each
     reward, blocks and peak KV) and ``memento_rl.json`` (options, config, metrics).
+
+    `engine` (``--rollouts vllm`` only): a `RolloutEngine` of the same checkpoint to sample with instead
+    of starting one (benches and tests run several trainings on one engine; it is left open). Its
+    weights are reloaded from the policy before the first rollout.
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -123,18 +165,26 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
         tokenizer.pad_token = tokenizer.eos_token
     memento_config = resolve_memento_config(options.config, model.config.model_type)
     terms = reward_terms(options, tokenizer)
-    rollout = MementoRollout(
-        tokenizer,
-        memento_config,
-        SamplingOptions(
-            temperature=options.temperature,
-            top_p=options.top_p,
-            top_k=options.top_k,
-            max_new_tokens=options.max_completion_length,
-        ),
-        batch_size=options.rollout_batch_size,
-        seed=options.seed,
+    longest = max(len(encode_prompt(tokenizer, row["prompt"])) for row in rows)
+    sampling = SamplingOptions(
+        temperature=options.temperature,
+        top_p=options.top_p,
+        top_k=options.top_k,
+        max_new_tokens=completion_budget(model.config, longest, options.max_completion_length),
     )
+    if engine is not None and options.rollouts != "vllm":
+        raise ValueError("an engine is for --rollouts vllm")
+    owned = engine is None and options.rollouts == "vllm"
+    if options.rollouts == "vllm":
+        from memento.rl.vllm_rollout import VLLMRollout
+
+        if engine is None:
+            engine = rollout_engine(model_dir, model, options, longest)
+        rollout: Any = VLLMRollout(engine, tokenizer, memento_config, sampling)
+    else:
+        rollout = MementoRollout(
+            tokenizer, memento_config, sampling, batch_size=options.rollout_batch_size, seed=options.seed
+        )
     output.mkdir(parents=True, exist_ok=True)
     (output / "rollouts.jsonl").unlink(missing_ok=True)
     trainer = MementoGRPOTrainer(
@@ -148,8 +198,13 @@ def run_rl(options: RLOptions, *, problems: Sequence[Problem] | None = None) -> 
         min_is_weight=options.min_is_weight,
         attention=options.attention,
         rollout_log=output / "rollouts.jsonl",
+        rollout_engine=engine,
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        if owned:
+            engine.close()
     trainer.save_model(str(output))
     tokenizer.save_pretrained(str(output))
     (output / "memento_rl.json").write_text(

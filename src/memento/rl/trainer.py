@@ -75,6 +75,12 @@ class MementoGRPOTrainer(GRPOTrainer):
         attention: "dense" (an L x L mask) or "block-sparse" (BlockMask; flex_attention on CUDA, our
             tiled kernel on CPU) for the training forward.
         rollout_log: JSONL file that receives one line per rollout (rewards, blocks, peak KV).
+        rollout_engine: the in-process vLLM engine the ``rollout_func`` samples with
+            (`memento.rl.vllm_engine.RolloutEngine`), or None (rollouts by transformers). Given, the
+            trainer runs TRL's vLLM path with its own ``use_vllm=False`` config: TRL syncs the policy's
+            weights into the engine before the first generation after each optimizer step and
+            applies its vLLM importance-sampling correction (the memento-masked forward's log-probs
+            against the engine's sampling log-probs, logged as ``sampling/sampling_logp_difference``).
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class MementoGRPOTrainer(GRPOTrainer):
         min_is_weight: float = 0.0,
         attention: str = "dense",
         rollout_log: str | Path | None = None,
+        rollout_engine: Any = None,
         **kwargs: Any,
     ) -> None:
         if memento_config.restart_mode:
@@ -101,6 +108,17 @@ class MementoGRPOTrainer(GRPOTrainer):
             warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
             super().__init__(*args, **kwargs)
         self.special_ids = SpecialIds.from_tokenizer(self._tokenizer)
+        if rollout_engine is not None:
+            if self.args.use_vllm:
+                raise ValueError("rollout_engine replaces TRL's own vLLM: build the GRPOConfig with use_vllm=False")
+            from memento.rl.vllm_rollout import WeightSync
+
+            # TRL's vLLM path, minus the engine TRL would build: `_generate` syncs `vllm_generation`'s
+            # weights when the step moved, `_generate_and_score_completions` computes the IS correction
+            self.use_vllm = True
+            self.vllm_mode = "colocate"
+            self.vllm_generation = WeightSync(rollout_engine, self)
+            self._last_loaded_step = -1
         if self.loss_type != "cispo" and min_is_weight > 0:
             raise ValueError("min_is_weight is CISPO's lower clip: use it with loss_type='cispo'")
 

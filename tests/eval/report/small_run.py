@@ -33,13 +33,18 @@ def write_small_run(
     problems: int = 2,
     samples: int = 2,
     tokenizer: Path | None = None,
+    benchmark: Path | None = None,
+    correct: bool = True,
 ) -> Path:
     """The run in `directory` (created): `problems` x `samples` in each of `modes`; `response_text`, when given, is
-    every sample's response; `tokenizer` (a local checkpoint) is the one the page's KV curves replay with."""
+    every sample's response; `tokenizer` (a local checkpoint) is the one the page's KV curves replay with;
+    `benchmark` a benchmark file to share with other runs (written with `problems` rows when absent; default
+    DIRECTORY/problems.jsonl); `correct` every sample's verdict."""
     directory.mkdir(parents=True, exist_ok=True)
-    benchmark = directory / "problems.jsonl"
+    benchmark = benchmark or directory / "problems.jsonl"
     rows = [{"id": f"p{i}", "problem": f"What is {i} + 1?", "answer": str(i + 1)} for i in range(problems)]
-    benchmark.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if not benchmark.exists():
+        benchmark.write_text("".join(json.dumps(row) + "\n" for row in rows))
     settings = {name: builtin_mode(name, mask_delimiters=False).describe() for name in modes}
     manifest = {"model": "synthetic", "benchmark": str(benchmark), "backend": "hf", "choice_seed": 0}
     manifest |= {"modes": settings, "tokenizer": None if tokenizer is None else str(tokenizer)}
@@ -52,8 +57,12 @@ def write_small_run(
                 records.append(
                     {
                         *(("mode", mode), ("id", f"p{index}"), ("sample", sample), ("seed", sample)),
-                        *(("response", text), ("finish_reason", "stop"), ("correct", True)),
-                        *(("answer", str(index + 1)), ("status", "correct"), ("well_formed", True)),
+                        *(("response", text), ("finish_reason", "stop"), ("correct", correct)),
+                        *(
+                            ("answer", str(index + 1)),
+                            ("status", "correct" if correct else "wrong"),
+                            ("well_formed", True),
+                        ),
                         *(("blocks", text.count(BLOCK_END)), ("mementos", text.count(SUMMARY_END))),
                         *(("seconds", 1.0), ("prompt_tokens", 20), ("tokens", len(text) // 4)),
                         *(("kv_peak_tokens", 60), ("kv_peak_bytes", 60 * 1024), ("kv_auc_gb_ktok", 0.01)),

@@ -4,6 +4,7 @@ directory, and run files of the wrong shape. Each is one line and exit 2, and no
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,75 @@ def test_view_of_a_run_in_progress_names_a_sample_missing_a_summarized_field(run
     assert main(["eval", "view", str(run_dir)]) == 2
     err = _one_line_error(capsys)
     assert f"{path}: sample {record['sample']} of {record['id']} in mode {record['mode']}: tokens: missing" in err
+
+
+def _page_marks(page: Path) -> list[tuple[str, str, str, str]]:
+    """(run, mode, problem, verdict) of every verdict mark on the page, in order."""
+    html = page.read_text()
+    marks = []
+    for row in re.finditer(r"<tr data-problem-id='([^']*)'.*?</tr>", html):
+        for mark in re.finditer(r"data-run='([^']*)' data-mode='([^']*)' [^>]*data-verdict='([^']*)'", row.group(0)):
+            marks.append((mark.group(1), mark.group(2), row.group(1), mark.group(3)))
+    return marks
+
+
+def test_view_of_two_runs_marks_each_verdict_with_its_run_and_leaves_gaps(tmp_path, capsys):
+    """Issue 33 item 8: two runs of one benchmark with different problem sets on one page: the union of their
+    problems, each verdict marked with its run (the folder's name), a blank cell where a run lacks a problem."""
+    shared = tmp_path / "problems.jsonl"
+    sft = write_small_run(tmp_path / "sft", problems=3, benchmark=shared, correct=False)
+    rl = write_small_run(tmp_path / "rl", problems=2, benchmark=shared)
+    output = tmp_path / "compare.html"
+    assert main(["eval", "view", str(sft), str(rl), "--output", str(output)]) == 0
+    assert capsys.readouterr().out.splitlines() == [str(output)]
+    marks = _page_marks(output)
+    expected = [
+        (run, mode, f"p{i}", verdict)
+        for run, verdict, n in (("sft", "wrong", 3), ("rl", "correct", 2))
+        for mode in ("memento", "no_eviction")
+        for i in range(n)
+        for _ in range(2)
+    ]
+    assert sorted(marks) == sorted(expected)
+    html = output.read_text()
+    assert len(re.findall(r"<td class='gap'", html)) == 2  # p2 in rl's memento and no_eviction columns
+    changed = dict(re.findall(r"<tr data-problem-id='([^']*)'[^>]*data-changed='([^']*)'", html))
+    assert changed == {"p0": "memento no_eviction", "p1": "memento no_eviction", "p2": ""}
+    assert "problems per run: sft 3, rl 2" in html
+
+
+def test_view_of_two_runs_of_one_name_uses_their_paths(tmp_path):
+    shared = tmp_path / "problems.jsonl"
+    first = write_small_run(tmp_path / "a" / "run", benchmark=shared)
+    second = write_small_run(tmp_path / "b" / "run", benchmark=shared)
+    assert main(["eval", "view", str(first), str(second), "--output", str(tmp_path / "page.html")]) == 0
+    assert {run for run, *_ in _page_marks(tmp_path / "page.html")} == {str(first), str(second)}
+
+
+def test_view_of_runs_on_different_benchmarks_is_one_line(tmp_path, capsys):
+    first, second = write_small_run(tmp_path / "a"), write_small_run(tmp_path / "b", problems=3)
+    assert main(["eval", "view", str(first), str(second), "--output", str(tmp_path / "page.html")]) == 2
+    err = _one_line_error(capsys)
+    assert f"RUN_DIR {second}: benchmark {second / 'problems.jsonl'}, but {first} is on" in err
+    assert "give runs of one benchmark" in err and not (tmp_path / "page.html").exists()
+
+
+@pytest.mark.parametrize("case", ["no output", "output over the second run", "a run twice"])
+def test_view_of_several_runs_refusals(tmp_path, capsys, case):
+    """Several runs: --output is required, is none of any run's files, and each run is given once."""
+    shared = tmp_path / "problems.jsonl"
+    first, second = (write_small_run(tmp_path / name, benchmark=shared) for name in ("a", "b"))
+    before = _snapshot(tmp_path)
+    argv = {
+        "no output": [str(first), str(second)],
+        "output over the second run": [str(first), str(second), "--output", str(second / "summary.json")],
+        "a run twice": [str(first), str(tmp_path / "a" / ".." / "a"), "--output", str(tmp_path / "page.html")],
+    }[case]
+    assert main(["eval", "view", *argv]) == 2
+    err = _one_line_error(capsys)
+    assert {
+        "no output": "--output: required with 2 RUN_DIRs",
+        "output over the second run": f"would destroy the run {second}",
+        "a run twice": "given twice",
+    }[case] in err, err
+    assert _snapshot(tmp_path) == before

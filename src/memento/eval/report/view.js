@@ -9,6 +9,8 @@
   const pane = document.getElementById("problem");
   const $ = (id) => document.getElementById(id);
   let current = null;
+  const several = data.runs.length > 1;
+  const seriesOf = (run, mode) => (several ? run + " · " + mode : mode);
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -36,6 +38,7 @@
     const query = $("search").value.trim().toLowerCase();
     const verdict = $("verdict").value, mode = $("verdict-mode").value;
     const compare = $("compare").value, subject = $("subject").value;
+    const changed = $("changed") ? $("changed").value : "";
     let shown = 0;
     for (const row of rows) {
       const problem = byId.get(row.dataset.problemId);
@@ -45,6 +48,7 @@
       else if (verdict === "all-correct") keep = verdicts.length > 0 && verdicts.every((v) => v === "correct");
       else if (verdict === "all-wrong") keep = verdicts.length > 0 && verdicts.every((v) => v === "wrong");
       if (keep && compare) keep = row.dataset.worse.split(" ").includes(compare);
+      if (keep && changed) keep = row.dataset.changed.split(" ").some((m) => m && (!mode || m === mode));
       if (keep && subject) keep = row.dataset.subject === subject;
       if (keep && query) keep = (problem.id + "\n" + problem.text).toLowerCase().includes(query);
       row.hidden = !keep;
@@ -84,10 +88,10 @@
     return details;
   }
 
-  function sawtooth(sample, reference, mode) {
+  function sawtooth(sample, reference) {
     const width = 360, height = 140, pad = 30;
-    const curves = [[sample.curve, data.colors[mode] || "#1f77b4", mode]];
-    if (reference && reference.curve) curves.push([reference.curve, "#999", data.reference]);
+    const curves = [[sample.curve, data.colors[seriesOf(sample.run, sample.mode)] || "#1f77b4", sample.mode]];
+    if (reference && reference.curve) curves.push([reference.curve, "#999", reference.mode]);
     const xMax = Math.max(1, ...curves.map(([c]) => c[c.length - 1][0]));
     const yMax = Math.max(1, ...curves.flatMap(([c]) => c.map((p) => p[1])));
     const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "sawtooth" });
@@ -113,8 +117,8 @@
   }
 
   function sampleCard(problem, sample) {
-    const card = el("div", { class: "sample", "data-mode": sample.mode, "data-sample": String(sample.sample),
-      "data-verdict": sample.verdict, id: "s-" + sample.mode + "-" + sample.sample });
+    const card = el("div", { class: "sample", "data-run": sample.run, "data-mode": sample.mode,
+      "data-sample": String(sample.sample), "data-verdict": sample.verdict, id: cardId(sample.run, sample.mode, sample.sample) });
     const facts = ["answer " + JSON.stringify(sample.answer), "status " + sample.status,
       sample.tokens + " tokens", "peak KV " + sample.peak, sample.blocks + " blocks", sample.mementos + " mementos",
       "finish " + sample.finish_reason, sample.well_formed ? "well formed" : "not well formed"];
@@ -125,9 +129,10 @@
     card.append(el("h4", {}, "sample " + sample.sample + " ", el("span", { class: "verdict " + sample.verdict }, sample.verdict)),
       el("div", { class: "facts" }, facts.join(" · ")));
     if (sample.curve && sample.curve.length) {
-      const reference = data.reference && data.reference !== sample.mode
-        ? problem.samples.find((s) => s.mode === data.reference && s.sample === sample.sample) : null;
-      card.append(el("div", { class: "kv" }, sawtooth(sample, reference, sample.mode)));
+      const base = data.references[sample.run];
+      const reference = base && base !== sample.mode
+        ? problem.samples.find((s) => s.run === sample.run && s.mode === base && s.sample === sample.sample) : null;
+      card.append(el("div", { class: "kv" }, sawtooth(sample, reference)));
     }
     let blockIndex = 0;
     for (const segment of sample.segments) {
@@ -135,7 +140,7 @@
     }
     card.addEventListener("click", (event) => {
       if (event.target.closest("summary")) return;
-      select(problem.id, sample.mode, sample.sample);
+      select(problem.id, sample.mode, sample.sample, false, sample.run);
     });
     return card;
   }
@@ -144,16 +149,26 @@
     pane.replaceChildren(el("h2", { "data-open-problem": problem.id }, problem.id + (problem.subject ? " · " + problem.subject : "")));
     if (problem.text) pane.append(el("div", { class: "text problem-text" }, problem.text));
     pane.append(el("p", {}, "gold answer: ", el("code", {}, problem.gold === null ? "?" : String(problem.gold))));
-    for (const mode of data.modes) {
-      const samples = problem.samples.filter((s) => s.mode === mode);
-      if (!samples.length) continue;
-      pane.append(el("h3", { class: "mode-title", style: "color:" + (data.colors[mode] || "#222") }, mode));
-      for (const sample of samples) pane.append(sampleCard(problem, sample));
+    for (const run of data.runs) {
+      for (const mode of data.modes) {
+        const samples = problem.samples.filter((s) => s.run === run && s.mode === mode);
+        if (!samples.length) continue;
+        const name = seriesOf(run, mode);
+        pane.append(el("h3", { class: "mode-title", style: "color:" + (data.colors[name] || "#222") }, name));
+        for (const sample of samples) pane.append(sampleCard(problem, sample));
+      }
     }
+    const missing = data.runs.filter((run) => !problem.samples.some((s) => s.run === run));
+    if (missing.length) pane.append(el("p", { class: "note" }, "not in run " + missing.join(", ")));
   }
 
   // ---- selection, URL fragment, keys -----------------------------------------------------------
-  function select(id, mode, sample, scroll) {
+  function cardId(run, mode, sample) {
+    return "s-" + (several ? run + "-" : "") + mode + "-" + sample;
+  }
+
+  function select(id, mode, sample, scroll, run) {
+    run = run || data.runs[0];
     const problem = byId.get(id);
     if (!problem) return;
     if (current !== id) {
@@ -162,20 +177,22 @@
     }
     for (const row of rows) row.classList.toggle("selected", row.dataset.problemId === id);
     for (const card of pane.querySelectorAll(".sample")) {
-      card.classList.toggle("selected", card.dataset.mode === mode && card.dataset.sample === String(sample));
+      card.classList.toggle("selected",
+        card.dataset.run === run && card.dataset.mode === mode && card.dataset.sample === String(sample));
     }
     const parts = ["problem=" + encodeURIComponent(id)];
+    if (mode && several) parts.push("run=" + encodeURIComponent(run));
     if (mode) parts.push("mode=" + encodeURIComponent(mode), "sample=" + sample);
     history.replaceState(null, "", "#" + parts.join("&"));
     const row = rows.find((r) => r.dataset.problemId === id);
     if (scroll && row) row.scrollIntoView({ block: "nearest" });
-    const card = mode ? document.getElementById("s-" + mode + "-" + sample) : null;
+    const card = mode ? document.getElementById(cardId(run, mode, sample)) : null;
     if (scroll && card) card.scrollIntoView({ block: "nearest" });
   }
 
   function fromFragment() {
     const fields = new URLSearchParams(location.hash.slice(1));
-    if (fields.get("problem")) select(fields.get("problem"), fields.get("mode"), fields.get("sample"), true);
+    if (fields.get("problem")) select(fields.get("problem"), fields.get("mode"), fields.get("sample"), true, fields.get("run"));
   }
 
   function step(delta) {
@@ -190,10 +207,13 @@
     const row = event.target.closest("tr");
     if (!row) return;
     const mark = event.target.closest(".v");
-    select(row.dataset.problemId, mark ? mark.dataset.mode : null, mark ? mark.dataset.sample : null, true);
+    select(row.dataset.problemId, mark ? mark.dataset.mode : null, mark ? mark.dataset.sample : null, true,
+      mark ? mark.dataset.run : null);
   });
   document.querySelectorAll("#problems th[data-sort]").forEach((th) => th.addEventListener("click", () => sortBy(th.cellIndex)));
-  for (const id of ["search", "verdict", "verdict-mode", "compare", "subject"]) $(id).addEventListener("input", applyFilters);
+  for (const id of ["search", "verdict", "verdict-mode", "compare", "changed", "subject"]) {
+    if ($(id)) $(id).addEventListener("input", applyFilters);
+  }
   document.addEventListener("keydown", (event) => {
     if (event.target.matches("input, select, textarea") || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "j") step(1);

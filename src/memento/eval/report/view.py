@@ -16,85 +16,21 @@ from typing import Any
 
 from memento.eval.report.console import summary_rows
 from memento.eval.report.view_data import load_run
+from memento.eval.report.view_runs import check_comparable, merge, run_names, series
 from memento.eval.report.view_svg import accuracy_vs_kv, mode_colors, peak_cdf
+from memento.eval.report.view_table import controls, table
 
 ASSETS = Path(__file__).resolve().parent
 
 
-def _summary_html(summary: dict[str, Any] | None) -> str:
+def _summary_html(summary: dict[str, Any] | None, run: str | None = None) -> str:
     if not summary or not summary.get("modes"):
-        return "<p class='note'>no summary yet</p>"
+        return f"<p class='note'>{escape(run + ': ') if run else ''}no summary yet</p>"
     title, columns, rows = summary_rows(summary)
+    title = f"{run}: {title}" if run else title
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table class='summary'><caption>{escape(title)}</caption><tr>{head}</tr>{body}</table>"
-
-
-def _share(samples: list[dict[str, Any]], mode: str) -> float | None:
-    mine = [s for s in samples if s["mode"] == mode]
-    return sum(s["verdict"] == "correct" for s in mine) / len(mine) if mine else None
-
-
-def _row(problem: dict[str, Any], modes: list[str], reference: str | None) -> str:
-    samples = problem["samples"]
-    shares = {mode: _share(samples, mode) for mode in modes}
-    worse = [
-        mode
-        for mode in modes
-        if reference and mode != reference and None not in (shares[mode], shares[reference])
-        if shares[mode] < shares[reference]  # type: ignore[operator]
-    ]
-    cells = [f"<td class='pid'>{escape(problem['id'])}</td>", f"<td>{escape(problem['subject'])}</td>"]
-    for mode in modes:
-        marks = "".join(
-            f"<span class='v {s['verdict']}' data-mode='{escape(mode)}' data-sample='{s['sample']}' "
-            f"data-verdict='{s['verdict']}' title='{escape(mode)} sample {s['sample']}: {s['verdict']}'></span>"
-            for s in samples
-            if s["mode"] == mode
-        )
-        share = shares[mode]
-        cells.append(f"<td data-key='{'' if share is None else f'{share:.4f}'}'>{marks}</td>")
-    for mode in modes:
-        peaks = [s["peak"] for s in samples if s["mode"] == mode and s["peak"] is not None]
-        mean = sum(peaks) / len(peaks) if peaks else None
-        key, shown = ("", "") if mean is None else (f"{mean:.1f}", f"{mean:.0f}")
-        cells.append(f"<td class='num' data-key='{key}'>{shown}</td>")
-    verdicts = " ".join(f"{s['mode']}:{s['verdict']}" for s in samples)
-    return (
-        f"<tr data-problem-id='{escape(problem['id'])}' data-subject='{escape(problem['subject'])}' "
-        f"data-worse='{escape(' '.join(worse))}' data-verdicts='{escape(verdicts)}' tabindex='0'>{''.join(cells)}</tr>"
-    )
-
-
-def _table(data: dict[str, Any]) -> str:
-    modes = data["modes"]
-    head = "<th data-sort='id'>problem</th><th data-sort='subject'>subject</th>"
-    head += "".join(f"<th data-sort='col'>{escape(m)}</th>" for m in modes)
-    head += "".join(f"<th data-sort='col'>peak KV {escape(m)}</th>" for m in modes)
-    rows = "".join(_row(p, modes, data["reference"]) for p in data["problems"])
-    return f"<table id='problems'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def _controls(data: dict[str, Any]) -> str:
-    modes, reference = data["modes"], data["reference"]
-    subjects = sorted({p["subject"] for p in data["problems"] if p["subject"]})
-    mode_options = "".join(f"<option value='{escape(m)}'>{escape(m)}</option>" for m in modes)
-    compare = "".join(
-        f"<option value='{escape(m)}'>fails with {escape(m)}, passes with {escape(reference)}</option>"
-        for m in modes
-        if reference and m != reference
-    )
-    subject_options = "".join(f"<option value='{escape(s)}'>{escape(s)}</option>" for s in subjects)
-    return (
-        "<div class='controls'>"
-        "<input id='search' type='search' placeholder='search problem text or id'>"
-        "<select id='verdict'><option value=''>any verdict</option><option value='any-wrong'>some sample wrong"
-        "</option><option value='all-correct'>all correct</option><option value='all-wrong'>all wrong</option>"
-        f"</select><select id='verdict-mode'><option value=''>in any mode</option>{mode_options}</select>"
-        f"<select id='compare'><option value=''>no comparison</option>{compare}</select>"
-        f"<select id='subject'><option value=''>every subject</option>{subject_options}</select>"
-        "<span id='count'></span><span class='keys'>j / k: next / previous problem</span></div>"
-    )
 
 
 def _invocations(data: dict[str, Any]) -> str:
@@ -115,33 +51,65 @@ def _json_script(data: dict[str, Any]) -> str:
     return f"<script type='application/json' id='run-data'>{text}</script>"
 
 
-def render_page(data: dict[str, Any]) -> str:
-    """The whole page of `data` (`view_data.load_run`)."""
-    colors = mode_colors(data["modes"])
-    summary = data["summary"]
-    plots = ""
-    if summary and summary.get("modes"):
-        peaks = {
-            mode: [
-                s["peak"] for p in data["problems"] for s in p["samples"] if s["mode"] == mode and s["peak"] is not None
+def _plots(runs: list[dict[str, Any]], data: dict[str, Any], colors: dict[str, str]) -> str:
+    several = len(runs) > 1
+    points: dict[str, Any] = {}
+    peaks: dict[str, list[float]] = {}
+    for run, name in zip(runs, data["runs"], strict=True):
+        for mode, figures in ((run["summary"] or {}).get("modes") or {}).items():
+            points[series(name, mode, several)] = figures
+        for mode in run["modes"]:
+            peaks[series(name, mode, several)] = [
+                s["peak"]
+                for p in data["problems"]
+                for s in p["samples"]
+                if s["run"] == name and s["mode"] == mode and s["peak"] is not None
             ]
-            for mode in data["modes"]
-        }
-        plots = f"<div class='plots'>{accuracy_vs_kv(summary, colors)}{peak_cdf(peaks, colors)}</div>"
-    title = f"memento eval: {data['benchmark'] or '?'} — {data['model'] or data['run']}"
-    notes = "".join(f"<p class='note'>{escape(n)}</p>" for n in data["notes"])
-    origin = f"graded from {data['graded_from']}" if data["graded_from"] else f"backend {data['backend']}"
-    client = {key: data[key] for key in ("modes", "reference", "problems", "approximate_curves")}
+    if not points:
+        return ""
+    return f"<div class='plots'>{accuracy_vs_kv({'modes': points}, colors)}{peak_cdf(peaks, colors)}</div>"
+
+
+def _header(runs: list[dict[str, Any]], data: dict[str, Any]) -> str:
+    several = len(runs) > 1
+    header = ""
+    for run, name in zip(runs, data["runs"], strict=True):
+        origin = f"graded from {run['graded_from']}" if run["graded_from"] else f"backend {run['backend']}"
+        label = f"{name}: run {run['run']}; {origin}" if several else f"run {run['run']}; {origin}"
+        label += f"; model {run['model']}" if several and run["model"] else ""
+        header += f"<p class='note'>{escape(label)}</p>"
+        prefix = f"{name}: " if several else ""
+        header += "".join(f"<p class='note'>{escape(prefix + note)}</p>" for note in run["notes"])
+    counts = {n: sum(any(s["run"] == n for s in p["samples"]) for p in data["problems"]) for n in data["runs"]}
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{name} {count}" for name, count in counts.items())
+        header += f"<p class='note'>problems per run: {escape(shown)}; a problem a run lacks is left blank</p>"
+    return header
+
+
+def render_page(*runs: dict[str, Any], names: list[str] | None = None) -> str:
+    """The whole page of one or more runs (each `view_data.load_run`'s, of one benchmark: `view_runs`), side by
+    side; `names` are the runs' names on the page (default: `view_runs.run_names` of their folders)."""
+    names = names or run_names([Path(run["run"]) for run in runs])
+    check_comparable(list(runs))
+    data = merge(list(runs), names)
+    several = len(runs) > 1
+    colors = mode_colors([series(n, m, several) for r, n in zip(runs, names, strict=True) for m in r["modes"]])
+    first = runs[0]
+    who = " vs ".join(names) if several else first["model"] or first["run"]
+    title = f"memento eval: {first['benchmark'] or '?'} — {who}"
+    summaries = "".join(_summary_html(r["summary"], n if several else None) for r, n in zip(runs, names, strict=True))
+    invocations = "".join(_invocations(r) for r in runs)
+    client = {key: data[key] for key in ("runs", "modes", "reference", "references", "problems", "approximate_curves")}
     client["colors"] = colors
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'; img-src data:\">"
         f"<title>{escape(title)}</title><style>{(ASSETS / 'view.css').read_text(encoding='utf-8')}</style></head>"
-        f"<body><header><h1>{escape(title)}</h1><p class='note'>run {escape(data['run'])}; {escape(origin)}</p>"
-        f"{notes}</header>"
-        f"<section id='overview'>{_summary_html(summary)}{plots}{_invocations(data)}</section>"
-        f"<main><section id='list'>{_controls(data)}{_table(data)}</section>"
+        f"<body><header><h1>{escape(title)}</h1>{_header(list(runs), data)}</header>"
+        f"<section id='overview'><div class='wide'>{summaries}</div>{_plots(list(runs), data, colors)}{invocations}"
+        f"</section><main><section id='list'>{controls(data)}{table(data)}</section>"
         "<section id='problem'><p class='note'>select a problem (click, or j / k)</p></section></main>"
         f"{_json_script(client)}<script>{(ASSETS / 'view.js').read_text(encoding='utf-8')}</script></body></html>"
     )

@@ -246,5 +246,5 @@ def load_run(directory: str | Path) -> dict[str, Any]:
         "reference": next((mode for mode in REFERENCE_MODES if mode in modes), None),
         "summary": summary,
         "invocations": invocations,
-        "problems": [{**_problem(problems.get(i), i), "samples": samples[i]} for i in ids],
+        "problems": [{**_problem(problems.get(i), i), "position": order.get(i), "samples": samples[i]} for i in ids],
     }
