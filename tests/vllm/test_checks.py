@@ -154,7 +154,13 @@ def test_memento_serve_refuses_at_start_with_one_line(tmp_path):
     busy.listen()
     busy_port = busy.getsockname()[1]
     cases = {
-        "missing model": (tmp_path / "nowhere", free_port(), [], {}, r"nowhere(: no such directory| does not exist)"),
+        "missing model": (
+            tmp_path / "nowhere",
+            free_port(),
+            [],
+            {},
+            r"nowhere(: no such (file or )?directory| does not exist)",
+        ),
         "port in use": (CHECKPOINT, busy_port, [], {}, f"127.0.0.1:{busy_port}: the port is in use"),
         "no memento tokens": (no_memento_tokens, free_port(), [], {}, "lacks the memento tokens"),
         "sliding window": (
