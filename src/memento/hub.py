@@ -45,7 +45,7 @@ def offline() -> bool:
 
 def snapshot(repo_id: str, revision: str | None, patterns: tuple[str, ...], flag: str) -> Path:
     """The local folder of `repo_id` at `revision` in the HF cache (downloaded unless offline); one-line errors."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     cache = os.environ.get("HF_HUB_CACHE")
@@ -55,7 +55,7 @@ def snapshot(repo_id: str, revision: str | None, patterns: tuple[str, ...], flag
             repo_id, revision=revision, cache_dir=cache, local_files_only=offline(), allow_patterns=list(patterns)
         )
     except LocalEntryNotFoundError:
-        where = cache or "the default cache"
+        where = cache or constants.HF_HUB_CACHE
         if offline():
             raise UsageError(
                 f"{flag} {name}: no such local path, and not in the Hugging Face cache ({where}); HF_HUB_OFFLINE=1 "
