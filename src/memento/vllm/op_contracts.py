@@ -132,6 +132,12 @@ def _store(
             cache.view(fp8)[block, offset] = quantised
 
 
+def _check_fp8_cache(op: str, kv_cache_dtype: str, key_cache: torch.Tensor, fp8: torch.dtype) -> None:
+    """A quantised cache holds 1-byte elements: uint8, or exactly the float8 type `kv_cache_dtype` stores."""
+    if key_cache.element_size() != 1 or (key_cache.dtype.is_floating_point and key_cache.dtype != fp8):
+        _refuse(op, f"kv_cache_dtype {kv_cache_dtype} stores {fp8} bytes; the cache is {key_cache.dtype}")
+
+
 def reshape_and_cache_flash(
     key: torch.Tensor,
     value: torch.Tensor,
@@ -167,8 +173,7 @@ def reshape_and_cache_flash(
                 f"{width:g}x the cache's offsets: cast key and value to the cache's dtype",
             )
     elif fp8 is not None:
-        if key_cache.element_size() != 1 or (key_cache.dtype.is_floating_point and key_cache.dtype != fp8):
-            _refuse(op, f"kv_cache_dtype {kv_cache_dtype} stores {fp8} bytes; the cache is {key_cache.dtype}")
+        _check_fp8_cache(op, kv_cache_dtype, key_cache, fp8)
     else:
         _refuse(op, f"kv_cache_dtype {kv_cache_dtype!r} is not one this kernel writes")
     _store(key, value, key_cache, value_cache, slot_mapping, fp8, k_scale, v_scale)
@@ -205,10 +210,7 @@ def check_triton_reshape_and_cache_flash(
         return None
     if kv_cache_dtype not in ("fp8", "fp8_e4m3"):
         _refuse(op, f"kv_cache_dtype {kv_cache_dtype!r}: vLLM's Triton write stores float8_e4m3fn only")
-    if key_cache.element_size() != 1 or (key_cache.dtype.is_floating_point and key_cache.dtype != torch.float8_e4m3fn):
-        _refuse(
-            op, f"kv_cache_dtype {kv_cache_dtype} stores {torch.float8_e4m3fn} bytes; the cache is {key_cache.dtype}"
-        )
+    _check_fp8_cache(op, kv_cache_dtype, key_cache, torch.float8_e4m3fn)
     _check_scales(op, k_scale, v_scale, key_cache.device)
     return torch.float8_e4m3fn
 
