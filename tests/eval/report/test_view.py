@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -91,21 +92,30 @@ class Page:
 def graded(toy_run, tmp_path_factory) -> Path:
     """`memento eval grade --output` of the toy run's samples with wrong answers planted (PLANTED)."""
     run_dir, _ = toy_run
-    folder = tmp_path_factory.mktemp("graded")
+    return grade_planted(run_dir, tmp_path_factory.mktemp("graded"), "graded", PLANTED)
+
+
+def grade_planted(
+    run_dir: Path, folder: Path, name: str, planted: Collection[tuple[str, str]], kept: Collection[str] | None = None
+) -> Path:
+    """`memento eval grade --output folder/name` of `run_dir`'s samples (only the problems in `kept`, when given),
+    every sample of a (mode, problem) in `planted` given a wrong final answer first."""
     lines = []
     for record in records(run_dir):
+        if kept is not None and record["id"] not in kept:
+            continue
         response = record["response"]
-        if (record["mode"], record["id"]) in PLANTED:
+        if (record["mode"], record["id"]) in planted:
             response = response[: response.index(THINK_END) + len(THINK_END)] + "\nThe answer is 999"
         lines.append(json.dumps({k: record[k] for k in ("mode", "id", "sample")} | {"response": response}))
     (folder / "responses.jsonl").write_text("\n".join(lines) + "\n")
     argv = [
         *("eval", "grade", "--benchmark", "toy", "--limit", str(TOY_LIMIT), "--tokenizer", str(CHECKPOINT)),
         *("--model-config", str(CHECKPOINT), "--responses", str(folder / "responses.jsonl")),
-        *("--output", str(folder / "graded")),
+        *("--output", str(folder / name)),
     ]
     assert main(argv) == 0
-    return folder / "graded"
+    return folder / name
 
 
 def check_every_sample(page: Page, run_dir: Path) -> None:

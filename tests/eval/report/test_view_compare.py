@@ -5,16 +5,12 @@ the runs' verdicts are marked with their run, with a filter for the problems who
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from memento.cli import main
-from memento.format import THINK_END
-from memento.toy import CHECKPOINT
-from tests.eval.conftest import TOY_LIMIT
-from tests.eval.report.test_view import CHROMIUM, FLAGS, records, view
+from tests.eval.report.test_view import CHROMIUM, FLAGS, grade_planted, records, view
 
 PLANTED = {("memento", "toy-0"), ("no_eviction", "toy-1")}
 """(mode, problem) whose every sample the second run gets wrong; it has no toy-3 at all."""
@@ -24,23 +20,7 @@ KEPT = {"toy-0", "toy-1", "toy-2"}
 @pytest.fixture(scope="module")
 def second_run(toy_run, tmp_path_factory) -> Path:
     run_dir, _ = toy_run
-    folder = tmp_path_factory.mktemp("second")
-    lines = []
-    for record in records(run_dir):
-        if record["id"] not in KEPT:
-            continue
-        response = record["response"]
-        if (record["mode"], record["id"]) in PLANTED:
-            response = response[: response.index(THINK_END) + len(THINK_END)] + "\nThe answer is 999"
-        lines.append(json.dumps({k: record[k] for k in ("mode", "id", "sample")} | {"response": response}))
-    (folder / "responses.jsonl").write_text("\n".join(lines) + "\n")
-    argv = [
-        *("eval", "grade", "--benchmark", "toy", "--limit", str(TOY_LIMIT), "--tokenizer", str(CHECKPOINT)),
-        *("--model-config", str(CHECKPOINT), "--responses", str(folder / "responses.jsonl")),
-        *("--output", str(folder / "rl")),
-    ]
-    assert main(argv) == 0
-    return folder / "rl"
+    return grade_planted(run_dir, tmp_path_factory.mktemp("second"), "rl", PLANTED, kept=KEPT)
 
 
 class Pages:
