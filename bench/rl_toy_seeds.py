@@ -1,0 +1,106 @@
+"""`bench/rl_toy.py` over several seeds: the gain of each arm and rollout engine, per seed and across seeds.
+
+Each `rl_toy.py` run writes a ``report.json`` (one seed; one or more arms and engines). This reads any number
+of them and prints, for every trained model (``evict``: transformers rollouts, ``evict-vllm``: vLLM rollouts),
+the paired gain with eviction over the shipped SFT model per seed, then the mean gain across seeds with the
+standard deviation across seeds (the spread RL's randomness gives) and the range; where both engines ran the
+same seed, their per-seed difference too.
+
+    bench/rl_toy.py --arms evict --rollouts hf --eval-modes evict --seed 2 --output runs/rl_toy/s2-hf
+    bench/rl_toy.py --arms evict --rollouts vllm --eval-modes evict --seed 2 --output runs/rl_toy/s2-vllm
+    .venv/bin/python bench/rl_toy_seeds.py runs/rl_toy/*/report.json [--mode evict] [--write-results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from results import add_results_flag, table, write_results
+from rl_toy import accuracy, paired_gain
+
+
+def gains(reports: list[Path], mode: str) -> dict[str, dict[int, tuple[float, float, float]]]:
+    """model name -> seed -> (accuracy, paired gain vs SFT, its standard error), decoded in `mode`."""
+    found: dict[str, dict[int, tuple[float, float, float]]] = {}
+    for path in reports:
+        report = json.loads(path.read_text())
+        seed = int(report["args"]["seed"])
+        models = report["models"]
+        key = f"correct_{mode}"
+        if key not in models.get("sft", {}):
+            raise SystemExit(f"{path}: no '{key}' for the SFT model (run rl_toy.py with --eval-modes {mode})")
+        for name, result in models.items():
+            if name == "sft" or key not in result:
+                continue
+            if seed in found.get(name, {}):
+                raise SystemExit(f"{path}: {name} at seed {seed} is in two reports")
+            gain, error = paired_gain(models["sft"][key], result[key])
+            found.setdefault(name, {})[seed] = (accuracy(result[key])[0], gain, error)
+    return found
+
+
+def summary_rows(found: dict[str, dict[int, tuple[float, float, float]]]) -> list[list[str]]:
+    """Per model: seeds, gain per seed, mean gain, sd across seeds, range."""
+    rows = []
+    for name, by_seed in sorted(found.items()):
+        values = [by_seed[seed][1] for seed in sorted(by_seed)]
+        spread = f"{statistics.stdev(values):.1%}" if len(values) > 1 else "-"
+        rows.append(
+            [
+                name,
+                ", ".join(str(seed) for seed in sorted(by_seed)),
+                ", ".join(f"{by_seed[seed][1]:+.1%}" for seed in sorted(by_seed)),
+                f"{statistics.fmean(values):+.1%}",
+                spread,
+                f"{min(values):+.1%} .. {max(values):+.1%}",
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("reports", nargs="+", type=Path, help="rl_toy.py report.json files")
+    parser.add_argument("--mode", default="evict", help="decoding mode of the gains (evict or no_evict)")
+    add_results_flag(parser, "rl_toy_seeds")
+    args = parser.parse_args()
+    found = gains(args.reports, args.mode)
+    per_seed = [
+        [str(seed), name, f"{acc:.1%}", f"{gain:+.1%} +- {error:.1%}"]
+        for name, by_seed in sorted(found.items())
+        for seed, (acc, gain, error) in sorted(by_seed.items())
+    ]
+    print(f"gain with {args.mode} decoding over the shipped SFT model (paired, same held-out problems)")
+    print(f"{'seed':<6}{'model':<14}{'accuracy':>10}{'gain +- s.e.':>22}")
+    for row in per_seed:
+        print(f"{row[0]:<6}{row[1]:<14}{row[2]:>10}{row[3]:>22}")
+    summary = summary_rows(found)
+    print(f"\n{'model':<14}{'seeds':<14}{'mean gain':>10}{'sd across seeds':>17}  range")
+    for name, seeds, _, mean, spread, span in summary:
+        print(f"{name:<14}{seeds:<14}{mean:>10}{spread:>17}  {span}")
+    paired = []
+    if "evict" in found and "evict-vllm" in found:
+        shared = sorted(set(found["evict"]) & set(found["evict-vllm"]))
+        differences = [found["evict-vllm"][seed][1] - found["evict"][seed][1] for seed in shared]
+        if differences:
+            spread = f"{statistics.stdev(differences):.1%}" if len(differences) > 1 else "-"
+            print(
+                f"\nvLLM - transformers rollouts, same seeds ({', '.join(map(str, shared))}): "
+                + ", ".join(f"{d:+.1%}" for d in differences)
+                + f"; mean {statistics.fmean(differences):+.1%}, sd {spread}"
+            )
+            paired = [[str(seed), f"{d:+.1%}"] for seed, d in zip(shared, differences, strict=True)]
+    tables = [
+        table("gain per seed", ["seed", "model", "accuracy", "gain vs SFT +- s.e."], per_seed),
+        table("across seeds", ["model", "seeds", "gains", "mean gain", "sd across seeds", "range"], summary),
+    ]
+    if paired:
+        tables.append(table("vLLM minus transformers rollouts, same seed", ["seed", "gain difference"], paired))
+    write_results(args.write_results, "rl_toy_seeds", provenance=[str(p) for p in args.reports], tables=tables)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""bench/rl_toy_seeds.py: gains per seed and across seeds from rl_toy.py's report files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _report(path: Path, seed: int, models: dict[str, list[bool]]) -> Path:
+    path.mkdir(parents=True)
+    report = {"args": {"seed": seed}, "models": {name: {"correct_evict": c} for name, c in models.items()}}
+    (path / "report.json").write_text(json.dumps(report))
+    return path / "report.json"
+
+
+def test_gains_are_paired_per_seed_and_summarised_across_seeds(tmp_path: Path) -> None:
+    sft = [True, False, False, False]  # 25%
+    reports = [
+        _report(tmp_path / "s0", 0, {"sft": sft, "evict": [True, True, False, False], "evict-vllm": [True] * 4}),
+        _report(tmp_path / "s1-hf", 1, {"sft": sft, "evict": [True, True, True, False]}),
+        _report(tmp_path / "s1-vllm", 1, {"sft": sft, "evict-vllm": [False, False, False, False]}),
+    ]
+    out = tmp_path / "seeds.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rl_toy_seeds.py"), *map(str, reports), "--write-results", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # evict: +25%, +50% (mean +37.5%); evict-vllm: +75%, -25% (mean +25%); vllm - hf: +50%, -75%
+    across = {row[0]: row for row in json.loads(out.read_text())["tables"][1]["rows"]}
+    assert across["evict"][2:5] == ["+25.0%, +50.0%", "+37.5%", "17.7%"]
+    assert across["evict-vllm"][2:5] == ["+75.0%, -25.0%", "+25.0%", "70.7%"]
+    assert "same seeds (0, 1): +50.0%, -75.0%; mean -12.5%" in done.stdout
+
+
+def test_a_model_and_seed_given_twice_is_refused(tmp_path: Path) -> None:
+    sft = [True, False]
+    a = _report(tmp_path / "a", 3, {"sft": sft, "evict": [True, True]})
+    b = _report(tmp_path / "b", 3, {"sft": sft, "evict": [False, True]})
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rl_toy_seeds.py"), str(a), str(b)], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [f"{b}: evict at seed 3 is in two reports"]
