@@ -24,10 +24,13 @@ HOLDER = textwrap.dedent(
     from memento.folder_lock import hold_folder
     with hold_folder(sys.argv[1], "--output"):
         if sys.argv[2] == "orphan":
+            ready, say_ready = os.pipe()
             child = os.fork()
-            if child == 0:
-                time.sleep(120)  # the child holds the inherited lock
+            if child == 0:  # fork's after-child handlers have run by now
+                os.write(say_ready, b"x")
+                time.sleep(120)
                 os._exit(0)
+            os.read(ready, 1)  # (without this wait the test raced the child's start under load)
             print("held", child, flush=True)
             os._exit(0)  # the run dies without releasing; its child lives on
         print("held", os.getpid(), flush=True)
@@ -151,3 +154,26 @@ def test_a_folder_made_for_a_run_that_wrote_nothing_is_removed_and_others_are_ke
     with hold_folder(tmp_path / "existing", "--output-dir"):
         pass
     assert (tmp_path / "existing").is_dir()
+
+
+@pytest.mark.parametrize("failure", ["flock", "open"])
+def test_a_file_system_without_locks_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, failure):
+    import errno
+
+    from memento import folder_lock
+    from memento.errors import UsageError
+
+    def refuse(*args, **kwargs):
+        if failure == "flock":
+            raise OSError(errno.ENOLCK, "No locks available")
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(folder_lock.fcntl if failure == "flock" else folder_lock.os, failure, refuse)
+    folder = tmp_path / "run"
+    with pytest.raises(UsageError) as caught, hold_folder(folder, "--output"):
+        pass
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"--output {folder}: cannot ")
+    assert ("No locks available" if failure == "flock" else "Permission denied") in message
+    assert not isinstance(caught.value, FolderBusy)
+    assert not folder.exists()

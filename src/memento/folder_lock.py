@@ -53,7 +53,14 @@ def hold_folder(folder: str | Path, flag: str) -> Iterator[Path]:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    descriptor = _acquire(path, flag, folder)
+    try:
+        descriptor = _acquire(path, flag, folder)
+    except UsageError:
+        if created:  # a run refused before it began leaves no folder behind
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+                folder.rmdir()
+        raise
     _HELD.add(descriptor)
     try:
         yield folder
@@ -70,14 +77,20 @@ def hold_folder(folder: str | Path, flag: str) -> Iterator[Path]:
 
 def _acquire(path: Path, flag: str, folder: Path) -> int:
     for _ in range(100):  # each turn follows the holder's release (and removal) of the file we opened
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as error:
+            raise UsageError(f"{flag} {folder}: cannot create the lock file {path}: {error.strerror}") from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
             owner = os.pread(descriptor, 64, 0).decode(errors="replace").strip()
             os.close(descriptor)
             if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+                raise UsageError(
+                    f"{flag} {folder}: cannot lock {path}: {error.strerror} (the file system may not support "
+                    "locks, as some network mounts do not; choose a folder on a local disk)"
+                ) from None
             who = f"pid {owner}" if owner.isdigit() else "pid not yet written"
             raise FolderBusy(
                 f"{flag} {folder}: another run ({who}) is writing to this folder; wait for it to end or choose "
