@@ -5,7 +5,9 @@ blocks evicted, temperature 1) on the same toy prompts at the same batch, interl
 repeated. Reported per engine: rollouts per second (mean +- sd over rounds), new tokens per second,
 and peak KV per rollout: for both, the tokens a rollout holds at its peak (`memento.kv.simulate`
 replaying it; what `MementoGenerator`'s cache holds); for vLLM also the pool's peak blocks in use x
-block size / batch (whole blocks, as vLLM allocates them). The ratio vLLM / HF is given per round.
+block size / batch (whole blocks, as vLLM allocates them). The ratio vLLM / HF is given per round. Both
+sample the same policy, so their rollouts' share of right answers (the toy checker) and mean sequence
+log-prob must agree within their standard errors: a check of the sampling, pooled over rounds.
 
     .venv/bin/python bench/rl_rollouts.py                       # batch 32, 10 rounds
     .venv/bin/python bench/rl_rollouts.py --batch 8 --rounds 5
@@ -30,7 +32,7 @@ from memento.inference.sampling import SamplingOptions
 from memento.rl.rollout import KV_PEAK_TOKENS, MementoRollout
 from memento.rl.vllm_engine import RolloutEngine
 from memento.rl.vllm_rollout import VLLMRollout
-from memento.toy.task import ToyTask
+from memento.toy.task import ToyTask, parse_answer
 from memento.toy.train import CHECKPOINT
 
 
@@ -65,19 +67,25 @@ def main() -> None:
         f"versions: python {platform.python_version()}, torch {torch.__version__}, transformers "
         f"{transformers.__version__}; toy model fp32, batch {args.batch}, {args.max_new_tokens} new tokens at most"
     )
-    prompts = [trace.prompt for _, trace in ToyTask().examples(args.batch, 7)]
+    examples = [trace for _, trace in ToyTask().examples(args.batch, 7)]
+    prompts = [trace.prompt for trace in examples]
     runners = {
         "hf": MementoRollout(tokenizer, config, sampling, batch_size=args.batch),
         "vllm": VLLMRollout(engine, tokenizer, config, sampling),
     }
     runners["vllm"].generate(model, prompts[:2])  # the first vLLM call sets up its sampler; not timed
     figures: dict[str, dict[str, list[float]]] = {name: {} for name in runners}
+    rewards: dict[str, list[float]] = {name: [] for name in runners}
+    sequence_logprobs: dict[str, list[float]] = {name: [] for name in runners}
     for round_index in range(args.rounds):
         for name, runner in runners.items():
             start = time.perf_counter()
             output = runner.generate(model, prompts)
             seconds = time.perf_counter() - start
             tokens = sum(len(ids) for ids in output["completion_ids"])
+            texts = [tokenizer.decode(ids, skip_special_tokens=False) for ids in output["completion_ids"]]
+            rewards[name] += [float(parse_answer(t) == int(e.answer)) for t, e in zip(texts, examples, strict=True)]
+            sequence_logprobs[name] += [sum(logprobs) for logprobs in output["logprobs"]]
             row = figures[name]
             row.setdefault("rollouts_per_s", []).append(len(prompts) / seconds)
             row.setdefault("tokens_per_s", []).append(tokens / seconds)
@@ -101,6 +109,18 @@ def main() -> None:
         )
     print(f"vLLM / HF rollouts per second: {spread(ratios)} (per round: {', '.join(f'{r:.2f}' for r in ratios)})")
     print(f"vLLM KV blocks freed per call: {spread(figures['vllm']['blocks_freed'])}")
+    for name in runners:
+        right, logprobs = rewards[name], sequence_logprobs[name]
+        share = statistics.mean(right)
+        error = (share * (1 - share) / len(right)) ** 0.5
+        mean_logprob = statistics.mean(logprobs)
+        logprob_error = statistics.stdev(logprobs) / len(logprobs) ** 0.5
+        print(
+            f"{name} rollouts right: {share:.1%} +- {error:.1%} of {len(right)}; "
+            f"mean sequence log-prob {mean_logprob:.2f} +- {logprob_error:.2f}"
+        )
+        figures[name]["right_share"] = [share, error]
+        figures[name]["sequence_logprob"] = [mean_logprob, logprob_error]
     engine.close()
     if args.output:
         Path(args.output).write_text(json.dumps({"args": vars(args), "figures": figures, "ratios": ratios}, indent=1))

@@ -49,7 +49,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the model, data and output locations, then train."""
     from memento.training import DataSelection, TrainOptions, distributed, train
-    from memento.training.arguments import COLLECTIVE_TIMEOUT_S, trainer_arguments_from
+    from memento.training.arguments import trainer_arguments_from
     from memento.training.run_folder import check_output_folder
 
     trainer_arguments = trainer_arguments_from(args)
@@ -78,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
             selection=selection,
         )
     except RuntimeError as error:  # a collective that timed out: which rank stopped answering, in one line
-        timeout = trainer_arguments.get("ddp_timeout", COLLECTIVE_TIMEOUT_S)
-        distributed.report_timeout(error, timeout)
+        distributed.report_timeout(error)
         raise
     if distributed.rank() == 0:
         print(f"model and tokenizer saved to {final}")

@@ -35,6 +35,10 @@ def start(arguments: Any) -> None:
         deepspeed.init_distributed()  # adopts the torch process group set up above (or forms the group of one)
 
 
+_collective_timeout_s: float | None = None
+"""The ``--ddp-timeout`` in force (given to `start_group`), for `report_timeout`'s line."""
+
+
 def start_group(timeout_s: float, backend: str | None, cpu: bool) -> None:
     """Start a launched CPU run's process group with the collective timeout ``--ddp-timeout`` (seconds).
 
@@ -42,6 +46,8 @@ def start_group(timeout_s: float, backend: str | None, cpu: bool) -> None:
     hands the timeout to the group it starts on GPUs only; on CPU the group would wait torch's default
     30 minutes on a rank that stopped answering. accelerate (and DeepSpeed) adopt a group already started.
     """
+    global _collective_timeout_s
+    _collective_timeout_s = timeout_s
     launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 and "RANK" in os.environ
     if not launched or not torch.distributed.is_available() or torch.distributed.is_initialized():
         return
@@ -63,8 +69,10 @@ def _group_of_one() -> None:
         os.environ.setdefault(name, value)
 
 
-def report_timeout(error: BaseException, timeout_s: float) -> None:
+def report_timeout(error: BaseException, timeout_s: float | None = None) -> None:
     """If `error` is a collective that timed out, say in one line which rank stopped answering and end the process.
+
+    `timeout_s`: the collective timeout to name (default: the one `start_group` was given).
 
     Exit status 1, at once: the process group is broken (a collective still waits on the silent rank), and
     freeing it, or letting the interpreter finalize it, can hang on that rank or abort. Only in a group of
@@ -73,7 +81,9 @@ def report_timeout(error: BaseException, timeout_s: float) -> None:
     grouped = torch.distributed.is_available() and torch.distributed.is_initialized()
     if not heartbeat.is_timeout(error) or not grouped or torch.distributed.get_world_size() < 2:
         return
-    print(f"memento train: error: {heartbeat.stalled_line(error, timeout_s)}", file=sys.stderr, flush=True)
+    waited = timeout_s if timeout_s is not None else _collective_timeout_s
+    line = heartbeat.stalled_line(error, waited if waited is not None else float("nan"))
+    print(f"memento train: error: {line}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     os._exit(1)
 
