@@ -28,13 +28,13 @@ PLAIN_EPOCHS=${PLAIN_EPOCHS:-$((EPOCHS + MEMENTO_EPOCHS))}  # the baseline: the 
 LEARNING_RATE=${LEARNING_RATE:-3e-4}
 BATCH_SIZE=${BATCH_SIZE:-4}
 EVAL_MIDDLE=${EVAL_MIDDLE:-300}       # held-out problems at the middle difficulty
-EVAL_OTHER=${EVAL_OTHER:-100}         # at the other difficulties
+EVAL_OTHER=${EVAL_OTHER:-64}          # at the other difficulties
 EVAL_BATCH=${EVAL_BATCH:-64}
 VLLM_PROBLEMS=${VLLM_PROBLEMS:-32}    # the hf/vllm comparison: the first problems of the middle difficulty
 BUDGET=${BUDGET:-512}                 # KV tokens (prompt included) of the fixed-budget comparison
 TEMPERATURE=${TEMPERATURE:-0}         # greedy: the task has one right continuation; s.e. is over problems
-MAX_RATIO=${MAX_RATIO:-0.4}           # offline mementos up to this share of their block (a state is ~25% of a step)
-MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-}     # per response; empty: 90 a transfer (~50 reasoning + ~18 memento) + 100
+MAX_RATIO=${MAX_RATIO:-0.5}           # offline mementos up to this share of their block (a state is ~30% of a step)
+MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-}     # per response; empty: 110 a transfer (~60 reasoning + ~25 memento) + 100
 CHECKS=${CHECKS:-1}                   # 0: skip the vLLM comparison, memento verify and memento kv
 SEED=${SEED:-0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
@@ -67,7 +67,7 @@ BUILD=(--offline --tokenizer "$BASE" --min-block-tokens 30 --min-blocks 1 --max-
 TRAIN=(--model "$GGUF" --learning-rate "$LEARNING_RATE" --batch-size "$BATCH_SIZE" --group-by-length
     --max-length 2048 --dtype fp32 --bf16 "$BF16" --system-prompt "$SYSTEM_PROMPT" --logging-steps 5
     --save-total-limit 1 --seed "$SEED")
-max_new_tokens() { echo "${MAX_NEW_TOKENS:-$((90 * $1 + 100))}"; }
+max_new_tokens() { echo "${MAX_NEW_TOKENS:-$((110 * $1 + 100))}"; }
 
 if runs inputs; then
     "$BIN/python" -c "import json, sys; print(json.dumps(dict(command=sys.argv[1], **dict(a.split('=', 1) for a in sys.argv[2:]))))" \
@@ -93,7 +93,10 @@ if runs train; then
         --stage full --epochs "$PLAIN_EPOCHS"
 fi
 if runs eval; then
-    for level in "${levels[@]}"; do
+    done_levels=" "
+    for level in "$MIDDLE" "${levels[@]}"; do  # the headline difficulty first
+        [[ "$done_levels" == *" $level "* ]] && continue
+        done_levels+="$level "
         limit=$EVAL_OTHER
         [ "$level" = "$MIDDLE" ] && limit=$EVAL_MIDDLE
         rm -rf "$OUT/eval-$level"

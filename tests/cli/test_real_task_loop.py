@@ -19,7 +19,7 @@ import pytest
 pytestmark = pytest.mark.slow
 REPOSITORY = Path(__file__).resolve().parents[2]
 SIZES = {
-    "LEVELS": "1,2,3",
+    "LEVELS": "2,3,4",
     "TRAIN_PER_LEVEL": "2",
     "BATCH_SIZE": "6",
     "EVAL_MIDDLE": "2",
@@ -48,9 +48,10 @@ def test_the_task_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_pa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     stages = [line.split("\t")[0] for line in (out / "times.tsv").read_text().splitlines()]
-    assert stages == ["inputs", "data-build", "train-memento", "train-plain", "eval-1", "eval-2", "eval-3"]
+    # the middle difficulty (the headline) is evaluated first
+    assert stages == ["inputs", "data-build", "train-memento", "train-plain", "eval-3", "eval-2", "eval-4"]
     state = json.loads((out / "state.json").read_text())
-    assert state["data"]["blocks"] == 2 * (1 + 2 + 3) and state["data"]["lost_state"] == 0  # a block a transfer
+    assert state["data"]["blocks"] == 2 * (2 + 3 + 4) and state["data"]["lost_state"] == 0  # a block a transfer
     for stage in ("stage1-full", "stage2-memento"):
         assert (out / "model" / stage / "model.safetensors").is_file()
     plain = json.loads((out / "plain-model" / "memento_training.json").read_text())  # --stage full: one stage
@@ -58,20 +59,20 @@ def test_the_task_loop_runs_end_to_end(smollm2_checkpoint, smollm2_cache, tmp_pa
 
     written = json.loads(figures.read_text())
     assert isinstance(written["model"], str) and isinstance(written["task"], str)
-    assert written["budget_tokens"] == 150 and written["middle_difficulty"] == 2
-    assert [level["difficulty"] for level in written["levels"]] == [1, 2, 3]
+    assert written["budget_tokens"] == 150 and written["middle_difficulty"] == 3
+    assert [level["difficulty"] for level in written["levels"]] == [2, 3, 4]
     for level in written["levels"]:
         assert set(level["modes"]) == MODES
         for mode in level["modes"].values():
             assert 0 <= mode["accuracy"] <= 1 and mode["se"] >= 0 and isinstance(mode["peak_kv_mean"], float)
-            assert mode["problems"] == (2 if level["difficulty"] == 2 else 1)
+            assert mode["problems"] == (2 if level["difficulty"] == 3 else 1)
         # under the budget a response counts only if right and within it: never more than without the budget
         for name in ("memento", "plain_cot"):
             assert level["modes"][f"{name}_budget"]["accuracy"] <= level["modes"][name]["accuracy"]
-    assert written["bench"] == "real_task" and written["command"].startswith("LEVELS=1,2,3 ")
+    assert written["bench"] == "real_task" and written["command"].startswith("LEVELS=2,3,4 ")
     assert written["command"].endswith("make real-task-demo")
     assert written["notes"][-1].startswith("wall time per stage: inputs ")
     table = (out / "table.md").read_text()
-    assert len([line for line in table.splitlines() if line.startswith("| 2 |")]) == len(MODES)
+    assert len([line for line in table.splitlines() if line.startswith("| 3 |")]) == len(MODES)
     for plot in ("real_task_accuracy.png", "real_task_budget.png"):
         assert (figures.parent / plot).stat().st_size > 1000

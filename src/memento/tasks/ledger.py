@@ -1,21 +1,25 @@
 """Quantity tracking over a story: a task a small pretrained model can learn whose reasoning is long
 and whose state must be carried from block to block.
 
-Three people hold some items; then, in order, `steps` transfers happen ("Ana gives 3 marbles to
-Ben."); the question asks how many one of them holds at the end. The chain of thought is plain
-prose, one paragraph per transfer::
+Three people hold some items; then N transfers happen, in order ("Ana gives 3 marbles to Ben."); the
+question asks how many one of them holds at the end. The chain of thought is plain prose, one paragraph
+per transfer::
 
     At the start, Ana=12, Ben=5, Tom=7.
 
-    Step 1: Ana gives 3 to Ben. Ana has 12-3=9, Ben has 5+3=8. Now Ana=9, Ben=8, Tom=7.
+    Step 1 of 4: Ana gives 3 to Ben. Ana has 12-3=9, Ben has 5+3=8. After step 1 of 4, Ana=9, Ben=8, Tom=7.
 
     ...
 
-    At the end, Ben has 8.
+    After step 4 of 4, Ana=6, Ben=8, Tom=10.
 
-Each paragraph ends with the running state, which the next one starts from, so a block cut at a
-paragraph needs the state of the block before it: after eviction only that block's memento can
-hold it. Difficulty is the number of transfers (`steps`), i.e. of paragraphs.
+    All 4 transfers are done. At the end, Ben has 8.
+
+Each paragraph ends with the running state and how many transfers are behind, which the next one starts
+from, so a block cut at a paragraph needs the state of the block before it: after eviction only that
+block's memento can hold it. Difficulty is the number of transfers N, i.e. of paragraphs. (The count
+"of N" is written out because a first version without it taught SmolLM2-135M every transfer but not
+where to stop: it went on inventing transfers past the last one.)
 
 Problems are generated one seed each (`problem_seed`): training seeds lie below `HELD_OUT_BASE`,
 held-out seeds (the ``ledger-N`` benchmark of `memento eval`) at or above it, so the two sets can
@@ -93,7 +97,7 @@ class LedgerProblem:
     def text(self) -> str:
         """The problem in words (the benchmark's `problem`; eval's math template adds the instruction)."""
         holdings = [f"{name} has {count} {self.item}" for name, count in zip(self.names, self.start, strict=True)]
-        lines = [f"{', '.join(holdings[:-1])} and {holdings[-1]}. Then, in order:"]
+        lines = [f"{', '.join(holdings[:-1])} and {holdings[-1]}. Then {self.difficulty} transfers happen, in order:"]
         lines += [
             f"{number}. {t.giver} {t.verb} {t.amount} {self.item} to {t.receiver}."
             for number, t in enumerate(self.transfers, start=1)
@@ -104,15 +108,16 @@ class LedgerProblem:
     def reasoning(self) -> str:
         """The chain of thought: the start, one paragraph per transfer ending with the state, the result."""
         states = self.states()
+        total = self.difficulty
         paragraphs = [f"At the start, {format_state(states[0])}."]
         for number, (t, before, after) in enumerate(zip(self.transfers, states[:-1], states[1:], strict=True), start=1):
             paragraphs.append(
-                f"Step {number}: {t.giver} gives {t.amount} to {t.receiver}. "
+                f"Step {number} of {total}: {t.giver} gives {t.amount} to {t.receiver}. "
                 f"{t.giver} has {before[t.giver]}-{t.amount}={after[t.giver]}, "
                 f"{t.receiver} has {before[t.receiver]}+{t.amount}={after[t.receiver]}. "
-                f"Now {format_state(after)}."
+                f"After step {number} of {total}, {format_state(after)}."
             )
-        paragraphs.append(f"At the end, {self.asked} has {self.answer}.")
+        paragraphs.append(f"All {total} transfers are done. At the end, {self.asked} has {self.answer}.")
         return "\n\n".join(paragraphs)
 
 
