@@ -10,7 +10,7 @@
 #
 # Every size is an environment variable (a slow test runs a shrunken copy). Outputs go to $OUT; each
 # stage's wall time is appended to $OUT/times.tsv; FROM=data|train|eval|checks|report starts at that
-# stage, reusing the earlier stages' outputs in $OUT.
+# stage, reusing the earlier stages' outputs in $OUT (FROM=eval resumes evaluations stopped part-way).
 set -euo pipefail
 
 SIZES=(LEVELS TRAIN_LEVELS TRAIN_PER_LEVEL EPOCHS MEMENTO_EPOCHS PLAIN_EPOCHS LEARNING_RATE BATCH_SIZE EVAL_MIDDLE EVAL_OTHER
@@ -85,7 +85,7 @@ if runs data; then
     "$BIN/python" examples/real_task_report.py state "$OUT" | tee "$OUT/state.json"
 fi
 if runs train; then
-    rm -rf "$OUT/model" "$OUT/plain-model"
+    rm -rf "$OUT/model" "$OUT/plain-model" "$OUT"/eval-* "$OUT"/check-*  # evaluations of the models replaced
     stage train-memento "$BIN/memento" train "${TRAIN[@]}" --data "$OUT/data/records.jsonl" --output "$OUT/model" \
         --stage both --epochs "$EPOCHS" --memento-epochs "$MEMENTO_EPOCHS"
     # the baseline: the same problems' reasoning as plain chain of thought, no memento tokens
@@ -99,7 +99,7 @@ if runs eval; then
         done_levels+="$level "
         limit=$EVAL_OTHER
         [ "$level" = "$MIDDLE" ] && limit=$EVAL_MIDDLE
-        rm -rf "$OUT/eval-$level"
+        # an evaluation stopped part-way resumes (memento eval refuses one made with other settings)
         stage "eval-$level" "$BIN/memento" eval --model "$OUT/model" --baseline-model "$OUT/plain-model" \
             --benchmark "ledger-$level" --limit "$limit" --modes memento,no_eviction,restart --samples 1 \
             --temperature "$TEMPERATURE" --seed "$SEED" --max-new-tokens "$(max_new_tokens "$level")" \
