@@ -26,13 +26,10 @@ x 4 prompts x G=8 = 1,280 rollouts per arm, lr 1e-4, beta 0.001; 300 held-out pr
     1     evict     77.7% +- 2.4%   +21.7% +- 2.9%     50.7% +- 2.9%     -2.0% +- 3.2%   13 min
     1     no_evict  73.7% +- 2.5%   +17.7% +- 2.7%     75.7% +- 2.5%     +23.0% +- 2.9%  8 min
 
-With vLLM rollouts (`--arms evict --rollouts vllm hf --eval-modes evict [--seed 1]`, same machine, vLLM
-0.32 CPU build; only the evict arm, evaluated with eviction):
-
-    seed  model       with eviction   gain vs SFT       train time
-    0     evict-vllm  43.3% +- 2.9%   -12.7% +- 3.8%    15 min
-    0     evict       83.7% +- 2.1%   +27.7% +- 2.9%    14 min   (transformers rollouts, rerun)
-    1     evict-vllm  80.3% +- 2.3%   +24.3% +- 2.7%    10 min
+With vLLM rollouts against transformers rollouts (`--arms evict --rollouts vllm|hf --eval-modes evict
+--seed N`, seeds 0-3, the evict arm only, evaluated with eviction; `bench/rl_toy_seeds.py` summarises the
+reports kept in docs/figures/rl_toy_runs/): gains -12.7, +24.3, +23.3, +26.7 points with vLLM, +27.7, +7.3,
++28.7, +25.0 with transformers (seed 1 rerun on today's code; +21.7 below is an earlier version's).
 
 RL with eviction raised accuracy with eviction by 22-27 points in both transformers runs, and left accuracy
 without eviction where it was; RL without eviction did nothing in one run and helped both modes in the other
