@@ -93,10 +93,9 @@ if runs train; then
         --stage full --epochs "$PLAIN_EPOCHS"
 fi
 if runs eval; then
-    done_levels=" "
-    for level in "$MIDDLE" "${levels[@]}"; do  # the headline difficulty first
-        [[ "$done_levels" == *" $level "* ]] && continue
-        done_levels+="$level "
+    order=("$MIDDLE")  # the headline difficulty first
+    for level in "${levels[@]}"; do [ "$level" = "$MIDDLE" ] || order+=("$level"); done
+    for level in "${order[@]}"; do
         limit=$EVAL_OTHER
         [ "$level" = "$MIDDLE" ] && limit=$EVAL_MIDDLE
         # an evaluation stopped part-way resumes (memento eval refuses one made with other settings)

@@ -55,8 +55,9 @@ def hold_folder(folder: str | Path, flag: str) -> Iterator[Path]:
     path = folder / LOCK_FILE
     try:
         descriptor = _acquire(path, flag, folder)
-    except UsageError:
-        if created:  # a run refused before it began leaves no folder behind
+    except UsageError as error:
+        # a run refused before it began leaves no folder behind; a busy folder's lock file is its holder's
+        if created and not isinstance(error, FolderBusy):
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
                 folder.rmdir()
