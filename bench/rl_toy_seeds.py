@@ -3,8 +3,10 @@
 Each `rl_toy.py` run writes a ``report.json`` (one seed; one or more arms and engines). This reads any number
 of them and prints, for every trained model (``evict``: transformers rollouts, ``evict-vllm``: vLLM rollouts),
 the paired gain with eviction over the shipped SFT model per seed, then the mean gain across seeds with the
-standard deviation across seeds (the spread RL's randomness gives) and the range; where both engines ran the
-same seed, their per-seed difference too.
+standard deviation across seeds (the spread RL's randomness gives), the standard error of that mean, the median,
+the range and how many seeds gain at least THRESHOLD; where both engines ran, the difference of their mean gains
+with its standard error (the seeds as independent runs: one seed number does not give both engines the same
+rollouts, their samplers draw differently), and the per-seed differences.
 
     bench/rl_toy.py --arms evict --rollouts hf --eval-modes evict --seed 2 --output runs/rl_toy/s2-hf
     bench/rl_toy.py --arms evict --rollouts vllm --eval-modes evict --seed 2 --output runs/rl_toy/s2-vllm
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -42,23 +45,46 @@ def gains(reports: list[Path], mode: str) -> dict[str, dict[int, tuple[float, fl
     return found
 
 
+THRESHOLD = 0.10
+"""The gain the issue asks of the toy run (10 points)."""
+
+
+def mean_and_error(values: list[float]) -> tuple[float, float | None]:
+    """Mean across seeds and its standard error (sd / sqrt(n); None for one seed)."""
+    if len(values) < 2:
+        return statistics.fmean(values), None
+    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
 def summary_rows(found: dict[str, dict[int, tuple[float, float, float]]]) -> list[list[str]]:
-    """Per model: seeds, gain per seed, mean gain, sd across seeds, range."""
+    """Per model: seeds, gain per seed, mean gain, sd across seeds, its s.e., median, range, seeds >= THRESHOLD."""
     rows = []
     for name, by_seed in sorted(found.items()):
         values = [by_seed[seed][1] for seed in sorted(by_seed)]
-        spread = f"{statistics.stdev(values):.1%}" if len(values) > 1 else "-"
+        mean, error = mean_and_error(values)
         rows.append(
             [
                 name,
                 ", ".join(str(seed) for seed in sorted(by_seed)),
-                ", ".join(f"{by_seed[seed][1]:+.1%}" for seed in sorted(by_seed)),
-                f"{statistics.fmean(values):+.1%}",
-                spread,
+                ", ".join(f"{value:+.1%}" for value in values),
+                f"{mean:+.1%}",
+                f"{statistics.stdev(values):.1%}" if error is not None else "-",
+                f"{error:.1%}" if error is not None else "-",
+                f"{statistics.median(values):+.1%}",
                 f"{min(values):+.1%} .. {max(values):+.1%}",
+                f"{sum(v >= THRESHOLD - 1e-9 for v in values)} of {len(values)}",
             ]
         )
     return rows
+
+
+def engine_difference(found: dict[str, dict[int, tuple[float, float, float]]]) -> tuple[float, float] | None:
+    """vLLM minus transformers rollouts: difference of the mean gains and its s.e. (independent seeds)."""
+    if len(found.get("evict", {})) < 2 or len(found.get("evict-vllm", {})) < 2:
+        return None
+    hf = mean_and_error([g for _, g, _ in found["evict"].values()])
+    vllm = mean_and_error([g for _, g, _ in found["evict-vllm"].values()])
+    return vllm[0] - hf[0], math.hypot(hf[1], vllm[1])
 
 
 def main() -> None:
@@ -78,9 +104,12 @@ def main() -> None:
     for row in per_seed:
         print(f"{row[0]:<6}{row[1]:<14}{row[2]:>10}{row[3]:>22}")
     summary = summary_rows(found)
-    print(f"\n{'model':<14}{'seeds':<14}{'mean gain':>10}{'sd across seeds':>17}  range")
-    for name, seeds, _, mean, spread, span in summary:
-        print(f"{name:<14}{seeds:<14}{mean:>10}{spread:>17}  {span}")
+    print(f"\n{'model':<14}{'mean gain':>10}{'sd':>8}{'s.e.':>8}{'median':>9}  {'range':<18}seeds >= +{THRESHOLD:.0%}")
+    for name, _, _, mean, spread, error, median, span, over in summary:
+        print(f"{name:<14}{mean:>10}{spread:>8}{error:>8}{median:>9}  {span:<18}{over}")
+    difference = engine_difference(found)
+    if difference is not None:
+        print(f"\nvLLM - transformers rollouts, mean gains: {difference[0]:+.1%} +- {difference[1]:.1%} (s.e.)")
     paired = []
     if "evict" in found and "evict-vllm" in found:
         shared = sorted(set(found["evict"]) & set(found["evict-vllm"]))
@@ -95,8 +124,30 @@ def main() -> None:
             paired = [[str(seed), f"{d:+.1%}"] for seed, d in zip(shared, differences, strict=True)]
     tables = [
         table("gain per seed", ["seed", "model", "accuracy", "gain vs SFT +- s.e."], per_seed),
-        table("across seeds", ["model", "seeds", "gains", "mean gain", "sd across seeds", "range"], summary),
+        table(
+            "across seeds",
+            [
+                "model",
+                "seeds",
+                "gains",
+                "mean gain",
+                "sd across seeds",
+                "s.e. of the mean",
+                "median",
+                "range",
+                f"seeds gaining >= {THRESHOLD:.0%}",
+            ],
+            summary,
+        ),
     ]
+    if difference is not None:
+        tables.append(
+            table(
+                "vLLM minus transformers rollouts, mean gains (independent seeds)",
+                ["difference", "s.e."],
+                [[f"{difference[0]:+.1%}", f"{difference[1]:.1%}"]],
+            )
+        )
     if paired:
         tables.append(table("vLLM minus transformers rollouts, same seed", ["seed", "gain difference"], paired))
     write_results(args.write_results, "rl_toy_seeds", provenance=[str(p) for p in args.reports], tables=tables)

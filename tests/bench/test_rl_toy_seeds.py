@@ -32,9 +32,22 @@ def test_gains_are_paired_per_seed_and_summarised_across_seeds(tmp_path: Path) -
         check=True,
     )
     # evict: +25%, +50% (mean +37.5%); evict-vllm: +75%, -25% (mean +25%); vllm - hf: +50%, -75%
-    across = {row[0]: row for row in json.loads(out.read_text())["tables"][1]["rows"]}
-    assert across["evict"][2:5] == ["+25.0%, +50.0%", "+37.5%", "17.7%"]
-    assert across["evict-vllm"][2:5] == ["+75.0%, -25.0%", "+25.0%", "70.7%"]
+    tables = json.loads(out.read_text())["tables"]
+    across = {row[0]: row for row in tables[1]["rows"]}
+    # gains, mean, sd, s.e. of the mean (sd / sqrt 2), median, range, seeds gaining >= 10 points
+    assert across["evict"][2:] == ["+25.0%, +50.0%", "+37.5%", "17.7%", "12.5%", "+37.5%", "+25.0% .. +50.0%", "2 of 2"]
+    assert across["evict-vllm"][2:] == [
+        "+75.0%, -25.0%",
+        "+25.0%",
+        "70.7%",
+        "50.0%",
+        "+25.0%",
+        "-25.0% .. +75.0%",
+        "1 of 2",
+    ]
+    # difference of the mean gains, s.e. hypot(12.5, 50)
+    assert tables[2]["rows"] == [["-12.5%", "51.5%"]]
+    assert "mean gains: -12.5% +- 51.5% (s.e.)" in done.stdout
     assert "same seeds (0, 1): +50.0%, -75.0%; mean -12.5%" in done.stdout
 
 
