@@ -25,6 +25,21 @@ from results import add_results_flag, table, write_results
 from rl_toy import accuracy, paired_gain
 
 
+def rollout_rewards(reports: list[Path]) -> dict[tuple[str, int], str]:
+    """(model, seed) -> the mean rollout reward of the run's first and last quarter of steps, as "a -> b".
+
+    A run whose reward falls during training (the policy collapsing) shows here before any evaluation.
+    """
+    found = {}
+    for path in reports:
+        report = json.loads(path.read_text())
+        for name, result in report["models"].items():
+            first, last = result.get("rollout_reward_first_quarter"), result.get("rollout_reward_last_quarter")
+            if first is not None and last is not None:
+                found[(name, int(report["args"]["seed"]))] = f"{first:.2f} -> {last:.2f}"
+    return found
+
+
 def gains(reports: list[Path], mode: str) -> dict[str, dict[int, tuple[float, float, float]]]:
     """model name -> seed -> (accuracy, paired gain vs SFT, its standard error), decoded in `mode`."""
     found: dict[str, dict[int, tuple[float, float, float]]] = {}
@@ -94,15 +109,16 @@ def main() -> None:
     add_results_flag(parser, "rl_toy_seeds")
     args = parser.parse_args()
     found = gains(args.reports, args.mode)
+    rewards = rollout_rewards(args.reports)
     per_seed = [
-        [str(seed), name, f"{acc:.1%}", f"{gain:+.1%} +- {error:.1%}"]
+        [str(seed), name, f"{acc:.1%}", f"{gain:+.1%} +- {error:.1%}", rewards.get((name, seed), "-")]
         for name, by_seed in sorted(found.items())
         for seed, (acc, gain, error) in sorted(by_seed.items())
     ]
     print(f"gain with {args.mode} decoding over the shipped SFT model (paired, same held-out problems)")
-    print(f"{'seed':<6}{'model':<14}{'accuracy':>10}{'gain +- s.e.':>22}")
+    print(f"{'seed':<6}{'model':<14}{'accuracy':>10}{'gain +- s.e.':>22}  rollout reward, first -> last quarter")
     for row in per_seed:
-        print(f"{row[0]:<6}{row[1]:<14}{row[2]:>10}{row[3]:>22}")
+        print(f"{row[0]:<6}{row[1]:<14}{row[2]:>10}{row[3]:>22}  {row[4]}")
     summary = summary_rows(found)
     print(f"\n{'model':<14}{'mean gain':>10}{'sd':>8}{'s.e.':>8}{'median':>9}  {'range':<18}seeds >= +{THRESHOLD:.0%}")
     for name, _, _, mean, spread, error, median, span, over in summary:
@@ -123,7 +139,11 @@ def main() -> None:
             )
             paired = [[str(seed), f"{d:+.1%}"] for seed, d in zip(shared, differences, strict=True)]
     tables = [
-        table("gain per seed", ["seed", "model", "accuracy", "gain vs SFT +- s.e."], per_seed),
+        table(
+            "gain per seed",
+            ["seed", "model", "accuracy", "gain vs SFT +- s.e.", "rollout reward, first -> last quarter"],
+            per_seed,
+        ),
         table(
             "across seeds",
             [

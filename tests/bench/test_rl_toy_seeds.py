@@ -13,6 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _report(path: Path, seed: int, models: dict[str, list[bool]]) -> Path:
     path.mkdir(parents=True)
     report = {"args": {"seed": seed}, "models": {name: {"correct_evict": c} for name, c in models.items()}}
+    for name in models:
+        if name != "sft":  # the training arms' rollout rewards, as rl_toy.py reports them
+            report["models"][name] |= {"rollout_reward_first_quarter": 0.5, "rollout_reward_last_quarter": 0.125}
     (path / "report.json").write_text(json.dumps(report))
     return path / "report.json"
 
@@ -33,6 +36,7 @@ def test_gains_are_paired_per_seed_and_summarised_across_seeds(tmp_path: Path) -
     )
     # evict: +25%, +50% (mean +37.5%); evict-vllm: +75%, -25% (mean +25%); vllm - hf: +50%, -75%
     tables = json.loads(out.read_text())["tables"]
+    assert tables[0]["rows"][0] == ["0", "evict", "50.0%", "+25.0% +- 25.0%", "0.50 -> 0.12"]
     across = {row[0]: row for row in tables[1]["rows"]}
     # gains, mean, sd, s.e. of the mean (sd / sqrt 2), median, range, seeds gaining >= 10 points
     assert across["evict"][2:] == ["+25.0%, +50.0%", "+37.5%", "17.7%", "12.5%", "+37.5%", "+25.0% .. +50.0%", "2 of 2"]
