@@ -11,6 +11,7 @@ rollouts, their samplers draw differently), and the per-seed differences.
     bench/rl_toy.py --arms evict --rollouts hf --eval-modes evict --seed 2 --output runs/rl_toy/s2-hf
     bench/rl_toy.py --arms evict --rollouts vllm --eval-modes evict --seed 2 --output runs/rl_toy/s2-vllm
     .venv/bin/python bench/rl_toy_seeds.py runs/rl_toy/*/report.json [--mode evict] [--write-results]
+    .venv/bin/python bench/rl_toy_seeds.py docs/figures/rl_toy_runs --write-results   # the kept reports
 """
 
 from __future__ import annotations
@@ -102,12 +103,38 @@ def engine_difference(found: dict[str, dict[int, tuple[float, float, float]]]) -
     return vllm[0] - hf[0], math.hypot(hf[1], vllm[1])
 
 
+def headline(found: dict[str, dict[int, tuple[float, float, float]]]) -> dict[str, str] | None:
+    """The README row, where both engines ran: median and mean gain, and seeds gaining >= THRESHOLD."""
+    if "evict" not in found or "evict-vllm" not in found:
+        return None
+    engines = [[g for _, g, _ in found[name].values()] for name in ("evict", "evict-vllm")]
+    seeds = sorted(set(found["evict"]) | set(found["evict-vllm"]))
+    median, mean = ([f"{100 * how(v):+.1f}" for v in engines] for how in (statistics.median, statistics.fmean))
+    over = [f"{sum(g >= THRESHOLD - 1e-9 for g in v)} of {len(v)}" for v in engines]
+    lose = [str(sum(g < 0 for g in v)) for v in engines]
+    return {
+        "what": f"CISPO on evicting rollouts, toy model, 40 steps, seeds {seeds[0]}-{seeds[-1]}, "
+        "transformers / vLLM rollouts",
+        "figure": f"median {median[0]} / {median[1]} pp pass@1 with eviction vs the SFT model (mean {mean[0]} / "
+        f"{mean[1]}); {over[0]} / {over[1]} seeds gain >= {100 * THRESHOLD:.0f} pp, {lose[0]} / {lose[1]} lose points",
+    }
+
+
+def report_files(paths: list[Path]) -> list[Path]:
+    """The report files given, a folder standing for the .json files in it."""
+    found = []
+    for path in paths:
+        found += sorted(path.glob("*.json")) if path.is_dir() else [path]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("reports", nargs="+", type=Path, help="rl_toy.py report.json files")
+    parser.add_argument("reports", nargs="+", type=Path, help="rl_toy.py report.json files, or folders of them")
     parser.add_argument("--mode", default="evict", help="decoding mode of the gains (evict or no_evict)")
     add_results_flag(parser, "rl_toy_seeds")
     args = parser.parse_args()
+    args.reports = report_files(args.reports)
     found = gains(args.reports, args.mode)
     rewards = rollout_rewards(args.reports)
     per_seed = [
@@ -170,7 +197,13 @@ def main() -> None:
         )
     if paired:
         tables.append(table("vLLM minus transformers rollouts, same seed", ["seed", "gain difference"], paired))
-    write_results(args.write_results, "rl_toy_seeds", provenance=[str(p) for p in args.reports], tables=tables)
+    write_results(
+        args.write_results,
+        "rl_toy_seeds",
+        provenance=[str(p) for p in args.reports],
+        tables=tables,
+        headline=headline(found) if args.mode == "evict" else None,
+    )
 
 
 if __name__ == "__main__":

@@ -64,3 +64,28 @@ def test_a_model_and_seed_given_twice_is_refused(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [f"{b}: evict at seed 3 is in two reports"]
+
+
+def test_a_folder_of_reports_gives_the_readme_row(tmp_path: Path) -> None:
+    sft = [True, False, False, False]  # 25%
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    for seed, hf, vllm in ((0, [True, True, True, False], [False] * 4), (1, [True] * 4, [True, True, True, False])):
+        for engine, name, correct in (("hf", "evict", hf), ("vllm", "evict-vllm", vllm)):
+            report = _report(tmp_path / f"s{seed}-{engine}", seed, {"sft": sft, name: correct})
+            report.rename(folder / f"seed{seed}-{engine}.json")
+    out = tmp_path / "seeds.json"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rl_toy_seeds.py"), str(folder), "--write-results", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    results = json.loads(out.read_text())
+    assert len(results["provenance"]) == 4
+    # transformers: +50, +75 (median and mean +62.5); vLLM: -25, +50 (median and mean +12.5)
+    assert results["headline"] == {
+        "what": "CISPO on evicting rollouts, toy model, 40 steps, seeds 0-1, transformers / vLLM rollouts",
+        "figure": "median +62.5 / +12.5 pp pass@1 with eviction vs the SFT model (mean +62.5 / +12.5); "
+        "2 of 2 / 1 of 2 seeds gain >= 10 pp, 0 / 1 lose points",
+    }
