@@ -27,9 +27,10 @@ x 4 prompts x G=8 = 1,280 rollouts per arm, lr 1e-4, beta 0.001; 300 held-out pr
     1     no_evict  73.7% +- 2.5%   +17.7% +- 2.7%     75.7% +- 2.5%     +23.0% +- 2.9%  8 min
 
 With vLLM rollouts against transformers rollouts (`--arms evict --rollouts vllm|hf --eval-modes evict
---seed N`, seeds 0-3, the evict arm only, evaluated with eviction; `bench/rl_toy_seeds.py` summarises the
-reports kept in docs/figures/rl_toy_runs/): gains -12.7, +24.3, +23.3, +26.7 points with vLLM, +27.7, +7.3,
-+28.7, +25.0 with transformers (seed 1 rerun on today's code; +21.7 below is an earlier version's).
+--seed N`, seeds 0-9, the evict arm only, evaluated with eviction; `bench/rl_toy_seeds.py` summarises the
+reports kept in docs/figures/rl_toy_runs/): with either engine 6 of 10 seeds gain 10 points or more and the
+rest collapse (medians +24.8 with transformers, +19.8 with vLLM; seed 1 of transformers rerun on today's
+code: +7.3; +21.7 below is an earlier version's).
 
 RL with eviction raised accuracy with eviction by 22-27 points in both transformers runs, and left accuracy
 without eviction where it was; RL without eviction did nothing in one run and helped both modes in the other
