@@ -301,9 +301,7 @@ def plot(result: dict[str, Any], directory: Path) -> list[Path]:
                 capsize=3,
                 color=COLORS[base],
                 label=LABELS.get(mode)
-                or LABELS[mode.removesuffix("_budget")]
-                + f", within {result['budget_tokens']} KV"
-                + (" (no budget)" if style == "--" else ""),
+                or LABELS[base] + f", within {result['budget_tokens']} KV" + (" (no budget)" if style == "--" else ""),
             )
         axis.set_xlabel("difficulty (transfers = blocks)")
         axis.set_ylabel("accuracy % (± s.e.)")
