@@ -65,6 +65,16 @@ THRESHOLD = 0.10
 """The gain the issue asks of the toy run (10 points)."""
 
 
+def gaining(values: list[float]) -> str:
+    """How many gains reach THRESHOLD, as "k of n"."""
+    return f"{sum(v >= THRESHOLD - 1e-9 for v in values)} of {len(values)}"
+
+
+def engine_gains(found: dict[str, dict[int, tuple[float, float, float]]], name: str) -> list[float]:
+    """One model's gain per seed."""
+    return [gain for _, gain, _ in found[name].values()]
+
+
 def mean_and_error(values: list[float]) -> tuple[float, float | None]:
     """Mean across seeds and its standard error (sd / sqrt(n); None for one seed)."""
     if len(values) < 2:
@@ -88,7 +98,7 @@ def summary_rows(found: dict[str, dict[int, tuple[float, float, float]]]) -> lis
                 f"{error:.1%}" if error is not None else "-",
                 f"{statistics.median(values):+.1%}",
                 f"{min(values):+.1%} .. {max(values):+.1%}",
-                f"{sum(v >= THRESHOLD - 1e-9 for v in values)} of {len(values)}",
+                gaining(values),
             ]
         )
     return rows
@@ -98,8 +108,8 @@ def engine_difference(found: dict[str, dict[int, tuple[float, float, float]]]) -
     """vLLM minus transformers rollouts: difference of the mean gains and its s.e. (independent seeds)."""
     if len(found.get("evict", {})) < 2 or len(found.get("evict-vllm", {})) < 2:
         return None
-    hf = mean_and_error([g for _, g, _ in found["evict"].values()])
-    vllm = mean_and_error([g for _, g, _ in found["evict-vllm"].values()])
+    hf = mean_and_error(engine_gains(found, "evict"))
+    vllm = mean_and_error(engine_gains(found, "evict-vllm"))
     return vllm[0] - hf[0], math.hypot(hf[1], vllm[1])
 
 
@@ -107,10 +117,10 @@ def headline(found: dict[str, dict[int, tuple[float, float, float]]]) -> dict[st
     """The README row, where both engines ran: median and mean gain, and seeds gaining >= THRESHOLD."""
     if "evict" not in found or "evict-vllm" not in found:
         return None
-    engines = [[g for _, g, _ in found[name].values()] for name in ("evict", "evict-vllm")]
+    engines = [engine_gains(found, name) for name in ("evict", "evict-vllm")]
     seeds = sorted(set(found["evict"]) | set(found["evict-vllm"]))
     median, mean = ([f"{100 * how(v):+.1f}" for v in engines] for how in (statistics.median, statistics.fmean))
-    over = [f"{sum(g >= THRESHOLD - 1e-9 for g in v)} of {len(v)}" for v in engines]
+    over = [gaining(v) for v in engines]
     lose = [str(sum(g < 0 for g in v)) for v in engines]
     return {
         "what": f"CISPO on evicting rollouts, toy model, 40 steps, seeds {seeds[0]}-{seeds[-1]}, "
