@@ -6,7 +6,9 @@ the paired gain with eviction over the shipped SFT model per seed, then the mean
 standard deviation across seeds (the spread RL's randomness gives), the standard error of that mean, the median,
 the range and how many seeds gain at least THRESHOLD; where both engines ran, the difference of their mean gains
 with its standard error (the seeds as independent runs: one seed number does not give both engines the same
-rollouts, their samplers draw differently), and the per-seed differences.
+rollouts, their samplers draw differently), and the per-seed differences. The reports must share one recipe
+(every rl_toy.py option but the seed, engine, arms, evaluation modes, threads and output): mixing, say, two
+learning rates is refused, naming the option and both files.
 
     bench/rl_toy.py --arms evict --rollouts hf --eval-modes evict --seed 2 --output runs/rl_toy/s2-hf
     bench/rl_toy.py --arms evict --rollouts vllm --eval-modes evict --seed 2 --output runs/rl_toy/s2-vllm
@@ -39,6 +41,29 @@ def rollout_rewards(reports: list[Path]) -> dict[tuple[str, int], str]:
             if first is not None and last is not None:
                 found[(name, int(report["args"]["seed"]))] = f"{first:.2f} -> {last:.2f}"
     return found
+
+
+PER_RUN = {"output", "arms", "rollouts", "eval_modes", "seed", "threads", "write_results"}
+"""rl_toy.py options that may differ between the reports of one summary; every other option is the recipe."""
+
+
+def recipe(reports: list[Path]) -> dict:
+    """The training and evaluation options the reports share (learning rate, steps, ...).
+
+    Reports of different recipes are refused: a summary across seeds is of one recipe.
+    """
+    shared: dict = {}
+    first: dict[str, Path] = {}
+    for path in reports:
+        options = {k: v for k, v in json.loads(path.read_text())["args"].items() if k not in PER_RUN}
+        for key, value in options.items():
+            if key in shared and shared[key] != value:
+                raise SystemExit(
+                    f"{path}: {key} is {value}, {first[key]} has {shared[key]}: summarise one recipe at a time"
+                )
+            shared.setdefault(key, value)
+            first.setdefault(key, path)
+    return shared
 
 
 def gains(reports: list[Path], mode: str) -> dict[str, dict[int, tuple[float, float, float]]]:
@@ -113,8 +138,11 @@ def engine_difference(found: dict[str, dict[int, tuple[float, float, float]]]) -
     return vllm[0] - hf[0], math.hypot(hf[1], vllm[1])
 
 
-def headline(found: dict[str, dict[int, tuple[float, float, float]]]) -> dict[str, str] | None:
-    """The README row, where both engines ran: median and mean gain, and seeds gaining >= THRESHOLD."""
+def headline(found: dict[str, dict[int, tuple[float, float, float]]], options: dict) -> dict[str, str] | None:
+    """The README row, where both engines ran: median and mean gain, and seeds gaining >= THRESHOLD.
+
+    `options` is the reports' shared recipe (its steps and learning rate are named).
+    """
     if "evict" not in found or "evict-vllm" not in found:
         return None
     engines = [engine_gains(found, name) for name in ("evict", "evict-vllm")]
@@ -123,7 +151,8 @@ def headline(found: dict[str, dict[int, tuple[float, float, float]]]) -> dict[st
     over = [gaining(v) for v in engines]
     lose = [str(sum(g < 0 for g in v)) for v in engines]
     return {
-        "what": f"CISPO on evicting rollouts, toy model, 40 steps, seeds {seeds[0]}-{seeds[-1]}, "
+        "what": f"CISPO on evicting rollouts, toy model, {options['steps']} steps at lr {options['learning_rate']:g}, "
+        f"seeds {seeds[0]}-{seeds[-1]}, "
         "transformers / vLLM rollouts",
         "figure": f"median {median[0]} / {median[1]} pp pass@1 with eviction vs the SFT model (mean {mean[0]} / "
         f"{mean[1]}); {over[0]} / {over[1]} seeds gain >= {100 * THRESHOLD:.0f} pp, {lose[0]} / {lose[1]} lose points",
@@ -145,6 +174,7 @@ def main() -> None:
     add_results_flag(parser, "rl_toy_seeds")
     args = parser.parse_args()
     args.reports = report_files(args.reports)
+    options = recipe(args.reports)
     found = gains(args.reports, args.mode)
     rewards = rollout_rewards(args.reports)
     per_seed = [
@@ -152,6 +182,8 @@ def main() -> None:
         for name, by_seed in sorted(found.items())
         for seed, (acc, gain, error) in sorted(by_seed.items())
     ]
+    recipe_line = "recipe (every report): " + ", ".join(f"{key} {value}" for key, value in sorted(options.items()))
+    print(recipe_line)
     print(f"gain with {args.mode} decoding over the shipped SFT model (paired, same held-out problems)")
     print(f"{'seed':<6}{'model':<14}{'accuracy':>10}{'gain +- s.e.':>22}  rollout reward, first -> last quarter")
     for row in per_seed:
@@ -212,7 +244,8 @@ def main() -> None:
         "rl_toy_seeds",
         provenance=[str(p) for p in args.reports],
         tables=tables,
-        headline=headline(found) if args.mode == "evict" else None,
+        headline=headline(found, options) if args.mode == "evict" else None,
+        notes=[recipe_line],
     )
 
 

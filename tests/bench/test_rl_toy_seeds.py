@@ -10,9 +10,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _report(path: Path, seed: int, models: dict[str, list[bool]]) -> Path:
+def _report(path: Path, seed: int, models: dict[str, list[bool]], learning_rate: float = 1e-4) -> Path:
     path.mkdir(parents=True)
-    report = {"args": {"seed": seed}, "models": {name: {"correct_evict": c} for name, c in models.items()}}
+    args = {"seed": seed, "steps": 40, "learning_rate": learning_rate, "output": str(path)}
+    report = {"args": args, "models": {name: {"correct_evict": c} for name, c in models.items()}}
     for name in models:
         if name != "sft":  # the training arms' rollout rewards, as rl_toy.py reports them
             report["models"][name] |= {"rollout_reward_first_quarter": 0.5, "rollout_reward_last_quarter": 0.125}
@@ -83,9 +84,23 @@ def test_a_folder_of_reports_gives_the_readme_row(tmp_path: Path) -> None:
     )
     results = json.loads(out.read_text())
     assert len(results["provenance"]) == 4
+    assert results["notes"] == ["recipe (every report): learning_rate 0.0001, steps 40"]
     # transformers: +50, +75 (median and mean +62.5); vLLM: -25, +50 (median and mean +12.5)
     assert results["headline"] == {
-        "what": "CISPO on evicting rollouts, toy model, 40 steps, seeds 0-1, transformers / vLLM rollouts",
+        "what": "CISPO on evicting rollouts, toy model, 40 steps at lr 0.0001, seeds 0-1, transformers / vLLM rollouts",
         "figure": "median +62.5 / +12.5 pp pass@1 with eviction vs the SFT model (mean +62.5 / +12.5); "
         "2 of 2 / 1 of 2 seeds gain >= 10 pp, 0 / 1 lose points",
     }
+
+
+def test_reports_of_two_learning_rates_are_refused(tmp_path: Path) -> None:
+    sft = [True, False]
+    a = _report(tmp_path / "a", 0, {"sft": sft, "evict": [True, True]})
+    b = _report(tmp_path / "b", 1, {"sft": sft, "evict": [False, True]}, learning_rate=5e-5)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rl_toy_seeds.py"), str(a), str(b)], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        f"{b}: learning_rate is 5e-05, {a} has 0.0001: summarise one recipe at a time"
+    ]
