@@ -1,13 +1,14 @@
 """RL rollout speed: vLLM with the memento plugin vs transformers (`MementoGenerator`), same batch, on CPU.
 
 Both engines run what `memento rl` runs for one step's rollouts (`VLLMRollout` / `MementoRollout`,
-blocks evicted, temperature 1) on the same toy prompts at the same batch, interleaved and
-repeated. Reported per engine: rollouts per second (mean +- sd over rounds), new tokens per second,
-and peak KV per rollout: for both, the tokens a rollout holds at its peak (`memento.kv.simulate`
-replaying it; what `MementoGenerator`'s cache holds); for vLLM also the pool's peak blocks in use x
-block size / batch (whole blocks, as vLLM allocates them). The ratio vLLM / HF is given per round. Both
-sample the same policy, so their rollouts' share of right answers (the toy checker) and mean sequence
-log-prob must agree within their standard errors: a check of the sampling, pooled over rounds.
+blocks evicted, temperature 1) on the same toy prompts at the same batch, interleaved and repeated
+(the engine that goes first alternates by round). Reported per engine: rollouts per second (mean +- sd
+over rounds), new tokens per second, and peak KV per rollout: for both, the tokens a rollout holds at
+its peak (`memento.kv.simulate` replaying it; what `MementoGenerator`'s cache holds); for vLLM also the
+pool's peak blocks in use x block size / batch (whole blocks, as vLLM allocates them). The ratio
+vLLM / HF is given per round, with its mean, median and range. Both sample the same policy, so their
+rollouts' share of right answers (the toy checker) and mean sequence log-prob must agree within their
+standard errors: a check of the sampling, pooled over rounds.
 
     .venv/bin/python bench/rl_rollouts.py                       # batch 32, 10 rounds
     .venv/bin/python bench/rl_rollouts.py --batch 8 --rounds 5
@@ -78,7 +79,9 @@ def main() -> None:
     rewards: dict[str, list[float]] = {name: [] for name in runners}
     sequence_logprobs: dict[str, list[float]] = {name: [] for name in runners}
     for round_index in range(args.rounds):
-        for name, runner in runners.items():
+        order = list(runners) if round_index % 2 == 0 else list(runners)[::-1]  # neither engine always runs first
+        for name in order:
+            runner = runners[name]
             start = time.perf_counter()
             output = runner.generate(model, prompts)
             seconds = time.perf_counter() - start
@@ -107,7 +110,10 @@ def main() -> None:
             f"{name:<6}{spread(row['rollouts_per_s']):>18}{spread(row['tokens_per_s']):>18}"
             f"{spread(row['kv_peak_tokens_per_rollout']):>22}{pool:>24}"
         )
-    print(f"vLLM / HF rollouts per second: {spread(ratios)} (per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(
+        f"vLLM / HF rollouts per second: {spread(ratios)}(median {statistics.median(ratios):.2f}, range "
+        f"{min(ratios):.2f}-{max(ratios):.2f}; per round: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )
     print(f"vLLM KV blocks freed per call: {spread(figures['vllm']['blocks_freed'])}")
     for name in runners:
         right, logprobs = rewards[name], sequence_logprobs[name]
