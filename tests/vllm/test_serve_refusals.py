@@ -102,3 +102,21 @@ def test_a_model_or_tokenizer_given_again_after_the_separator_is_refused(served,
     assert served == []
     assert _serve("--tokenizer", str(CHECKPOINT)) == 0  # the same checkpoint: nothing else served
     assert len(served) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--revision", "v2"], "--revision v2 among vLLM's flags: memento serves the local folder"),
+        (["--tokenizer-revision", "main"], "--tokenizer-revision main among vLLM's flags"),
+        (["--code-revision", "abc"], "--code-revision abc among vLLM's flags"),
+        (["--hf-overrides", '{"num_hidden_layers": 1}'], "--hf-overrides among vLLM's flags: vLLM would serve"),
+        (["--hf-config-path", "/elsewhere"], "--hf-config-path among vLLM's flags"),
+    ],
+)
+def test_a_revision_or_changed_config_after_the_separator_is_refused(served, capsys, flags, expected):
+    """vLLM would ignore a revision on memento's local folder, or serve a config memento never checked."""
+    assert _serve(*flags) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memento serve: error: ") and expected in lines[0], lines
+    assert served == []

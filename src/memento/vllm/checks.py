@@ -102,12 +102,33 @@ def check_engine_arguments(engine_args: Any) -> None:
 
 def check_served_model(engine_args: Any, model: str | Path) -> None:
     """Refuse a server command line whose `--model` or `--tokenizer` (given again after `--`: vLLM takes the last)
-    is not the model memento checked: its memento tokens, attention layers and verify pass would be another's."""
+    is not the model memento checked: its memento tokens, attention layers and verify pass would be another's.
+
+    So are a revision (memento hands vLLM a local folder, where vLLM ignores one: the user would think another
+    revision served) and a config changed after the check (``--hf-overrides``, ``--hf-config-path``).
+    """
     for flag, value in (("--model", engine_args.model), ("--tokenizer", engine_args.tokenizer)):
         if value is not None and Path(value).resolve() != Path(model).resolve():
             raise StartupError(
                 f"{flag} {value} among vLLM's flags: memento checked {model}, and vLLM would serve {value} unchecked; "
                 "name the model with memento serve --model (its tokenizer is the checkpoint's own)"
+            )
+    for flag, value in (
+        ("--revision", engine_args.revision),
+        ("--tokenizer-revision", engine_args.tokenizer_revision),
+        ("--code-revision", engine_args.code_revision),
+    ):
+        if value is not None:
+            raise StartupError(
+                f"{flag} {value} among vLLM's flags: memento serves the local folder {model}, where vLLM ignores "
+                "a revision; name it in the model instead: memento serve --model ORG/NAME@REVISION"
+            )
+    for flag, value in (("--hf-overrides", engine_args.hf_overrides), ("--hf-config-path", engine_args.hf_config_path)):
+        if value:
+            raise StartupError(
+                f"{flag} among vLLM's flags: vLLM would serve {model} under another config than the one memento "
+                "checked (its attention layers and memento tokens); write the change into a copy of the checkpoint "
+                "and serve that"
             )
 
 
