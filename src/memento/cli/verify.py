@@ -41,6 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--block-size", type=int, default=None, help="KV block size (default 16 on GPU, 32 on CPU)")
     parser.add_argument("--enforce-eager", action="store_true", default=None, help="no CUDA graphs (GPU)")
+    parser.add_argument(
+        "--block-masking-config",
+        default=None,
+        help="the JSON config a server runs (as memento serve takes it): its attention rule is checked beside the "
+        "two built-in configs (its marker tokens and block cap are not: the prompts use the default markers)",
+    )
     parser.add_argument("--sequences", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32, help="greedy tokens decoded after each prompt")
     parser.add_argument("--json", action="store_true", help="no summary line: the JSON verdict is stdout's last line")
@@ -109,6 +115,7 @@ def _json_error(args: argparse.Namespace, error: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from memento.config import MementoConfig
     from memento.vllm.verify import VerifyOptions, check_verify_start, run_verify
 
     args.model = paths.checkpoint_directory(args.model, "--model")
@@ -121,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         enforce_eager=args.enforce_eager,
         sequences=args.sequences,
         max_tokens=args.max_tokens,
+        masking=None if args.block_masking_config is None else MementoConfig.from_json(args.block_masking_config),
     )
     check_verify_start(options)  # one line, exit 2, before anything is loaded (run_verify checks again: cheap)
     _quiet(args.verbose)
@@ -136,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
             f"{result.control_max_abs_logprob_diff:.3g}) at {result.worst}; greedy tokens "
             f"{'equal' if result.tokens_equal else 'DIFFER'} ({result.tokens_compared} judged, {result.tokens_close} "
             f"too close to call); {result.evictions} spans evicted ({result.decode_evictions} while decoding), "
-            f"{result.blocks_released} blocks given back"
+            f"{result.blocks_released} blocks given back; {len(result.masking_configs)} masking configs checked"
         )
     if not result.can_tell:
         print(

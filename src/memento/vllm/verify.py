@@ -23,7 +23,7 @@ import json
 import os
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,16 @@ CONFIGS = (
 )
 CONTROL = MementoConfig(enable=False)
 """The negative control's requests: the same prompts and scripts, nothing evicted."""
+NOT_CHECKED = ("block_start_token", "block_end_token", "summary_start_token", "summary_end_token", "im_start_token")
+NOT_CHECKED += ("assistant_token", "max_block_tokens", "debug")
+"""A served config's fields verify takes from the defaults: its prompts are written in the default markers, and
+the block cap forces a token, it does not change who attends to whom."""
+
+
+def checked_config(served: MementoConfig) -> MementoConfig:
+    """The served config's attention rule as verify runs it (`NOT_CHECKED` fields at their defaults)."""
+    defaults = {f.name: f.default for f in fields(MementoConfig)}
+    return replace(served, **{name: defaults[name] for name in NOT_CHECKED})
 
 
 def serving_dtype(cuda: bool) -> str:
@@ -72,6 +82,14 @@ class VerifyOptions:
     sequences: int = 4
     max_tokens: int = 32
     seed: int = 0
+    masking: MementoConfig | None = None  # the served config: checked too, beside the built-in CONFIGS
+
+    @property
+    def configs(self) -> tuple[MementoConfig, ...]:
+        """The masked configs checked: the built-in two, then the served one's rule where it is another."""
+        if self.masking is None or checked_config(self.masking) in CONFIGS:
+            return CONFIGS
+        return (*CONFIGS, checked_config(self.masking))
 
     def __post_init__(self) -> None:
         self.model = Path(self.model)
@@ -90,6 +108,8 @@ class VerifyOptions:
             )
         if self.block_size is not None and self.block_size < 1:
             raise ValueError(f"--block-size must be positive, got {self.block_size}")
+        if self.masking is not None and not self.masking.enable:
+            raise ValueError("--block-masking-config: enable is false, so nothing is masked and nothing to verify")
 
 
 @dataclass
@@ -115,6 +135,7 @@ class VerifyResult:
     tokens_close: int = 0  # greedy tokens not judged: the reference's top-2 margin is within 2 tolerances
     control_max_abs_logprob_diff: float = 0.0  # the unmasked run's, least over the configs
     can_tell: bool = False  # the control is off by more than the tolerance
+    masking_configs: list[dict[str, Any]] = field(default_factory=list)  # the masked configs checked
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -234,7 +255,10 @@ def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = 
         runs, released, backend = _run_vllm(model, options, prompts, scripts, block_size, eager)
         say(f"scoring with the HF reference on {'cuda' if cuda else 'cpu'}")
         reference, _ = load_model_and_tokenizer(model, dtype=options.dtype, device="cuda" if cuda else "cpu")
-        agreement, control = compare(reference, tokenizer, CONFIGS, prompts, scripts, runs, tolerance)
+        agreement, control = compare(reference, tokenizer, options.configs, prompts, scripts, runs, tolerance)
+    # the built-in configs evict in every prompt, so their controls say whether the check can tell; a served
+    # config keeping more blocks than the prompts hold evicts nothing, and its runs are judged for agreement only
+    control = control[: len(CONFIGS)]
     passed, can_tell = verdict(
         agreement.largest,
         min(control),
@@ -264,6 +288,7 @@ def run_verify(options: VerifyOptions, progress: Callable[[str], None] | None = 
         tokens_close=agreement.tokens_close,
         control_max_abs_logprob_diff=min(control),
         can_tell=can_tell,
+        masking_configs=[config.to_dict() for config in options.configs],
     )
 
 
@@ -280,7 +305,7 @@ def _run_vllm(
     from memento.vllm.engine import offline_llm
     from memento.vllm.verify_script import PROCESSOR, SCRIPT_KEY
 
-    groups = (*CONFIGS, CONTROL)
+    groups = (*options.configs, CONTROL)
     longest = max(map(len, prompts)) + options.max_tokens
     arguments: dict[str, Any] = {}
     if options.attention_backend is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -82,6 +82,14 @@ def closings(tracker: Any, sequence: Sequence[int], start: int) -> tuple[int, in
     return total, late
 
 
+def rule_label(config: MementoConfig) -> str:
+    """`mask_delimiters=...` and every other rule field that differs from the defaults (for `worst`)."""
+    names = ["mask_delimiters"] + [
+        f.name for f in fields(config) if f.name != "mask_delimiters" and getattr(config, f.name) != f.default
+    ]
+    return " ".join(f"{name}={getattr(config, name)}" for name in names)
+
+
 def compare(
     reference: Any,
     tokenizer: Any,
@@ -110,7 +118,7 @@ def compare(
             position = int(difference.argmax())
             if float(difference[position]) > agreement.largest or not agreement.worst:
                 agreement.largest = float(difference[position])
-                agreement.worst = f"mask_delimiters={config.mask_delimiters} sequence {number} position {position + 1}"
+                agreement.worst = f"{rule_label(config)} sequence {number} position {position + 1}"
             differing, judged, close = judge_tokens(
                 expected[len(prompt) - 1 : -1], generated, script, MARGIN_FACTOR * tolerance
             )
