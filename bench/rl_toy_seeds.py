@@ -23,6 +23,7 @@ import json
 import math
 import statistics
 from pathlib import Path
+from typing import Any
 
 from results import add_results_flag, table, write_results
 from rl_toy import accuracy, paired_gain
@@ -43,27 +44,28 @@ def rollout_rewards(reports: list[Path]) -> dict[tuple[str, int], str]:
     return found
 
 
+MISSING = "missing"
+"""How `recipe` names an option a report does not have."""
 PER_RUN = {"output", "arms", "rollouts", "eval_modes", "seed", "threads", "write_results"}
 """rl_toy.py options that may differ between the reports of one summary; every other option is the recipe."""
 
 
-def recipe(reports: list[Path]) -> dict:
+def recipe(reports: list[Path]) -> dict[str, Any]:
     """The training and evaluation options the reports share (learning rate, steps, ...).
 
-    Reports of different recipes are refused: a summary across seeds is of one recipe.
+    Reports of different recipes are refused (an option one report lacks counts as different): a summary
+    across seeds is of one recipe.
     """
-    shared: dict = {}
-    first: dict[str, Path] = {}
-    for path in reports:
-        options = {k: v for k, v in json.loads(path.read_text())["args"].items() if k not in PER_RUN}
-        for key, value in options.items():
-            if key in shared and shared[key] != value:
-                raise SystemExit(
-                    f"{path}: {key} is {value}, {first[key]} has {shared[key]}: summarise one recipe at a time"
-                )
-            shared.setdefault(key, value)
-            first.setdefault(key, path)
-    return shared
+    options = {
+        path: {k: v for k, v in json.loads(path.read_text())["args"].items() if k not in PER_RUN} for path in reports
+    }
+    first = reports[0]
+    for path in reports[1:]:
+        for key in sorted(options[first].keys() | options[path].keys()):
+            mine, theirs = options[path].get(key, MISSING), options[first].get(key, MISSING)
+            if mine != theirs:
+                raise SystemExit(f"{path}: {key} is {mine}, {first} has {theirs}: summarise one recipe at a time")
+    return options[first]
 
 
 def gains(reports: list[Path], mode: str) -> dict[str, dict[int, tuple[float, float, float]]]:
@@ -138,7 +140,7 @@ def engine_difference(found: dict[str, dict[int, tuple[float, float, float]]]) -
     return vllm[0] - hf[0], math.hypot(hf[1], vllm[1])
 
 
-def headline(found: dict[str, dict[int, tuple[float, float, float]]], options: dict) -> dict[str, str] | None:
+def headline(found: dict[str, dict[int, tuple[float, float, float]]], options: dict[str, Any]) -> dict[str, str] | None:
     """The README row, where both engines ran: median and mean gain, and seeds gaining >= THRESHOLD.
 
     `options` is the reports' shared recipe (its steps and learning rate are named).
@@ -151,7 +153,8 @@ def headline(found: dict[str, dict[int, tuple[float, float, float]]], options: d
     over = [gaining(v) for v in engines]
     lose = [str(sum(g < 0 for g in v)) for v in engines]
     return {
-        "what": f"CISPO on evicting rollouts, toy model, {options['steps']} steps at lr {options['learning_rate']:g}, "
+        "what": f"CISPO on evicting rollouts, toy model, {options.get('steps', '?')} steps at lr "
+        f"{options.get('learning_rate', '?')}, "
         f"seeds {seeds[0]}-{seeds[-1]}, "
         "transformers / vLLM rollouts",
         "figure": f"median {median[0]} / {median[1]} pp pass@1 with eviction vs the SFT model (mean {mean[0]} / "

@@ -104,3 +104,17 @@ def test_reports_of_two_learning_rates_are_refused(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         f"{b}: learning_rate is 5e-05, {a} has 0.0001: summarise one recipe at a time"
     ]
+
+
+def test_an_option_one_report_lacks_counts_as_another_recipe(tmp_path: Path) -> None:
+    sft = [True, False]
+    a = _report(tmp_path / "a", 0, {"sft": sft, "evict": [True, True]})
+    b = _report(tmp_path / "b", 1, {"sft": sft, "evict": [False, True]})
+    report = json.loads(b.read_text())
+    report["args"]["beta"] = 0.01  # an older report format, or another recipe: not summarised together
+    b.write_text(json.dumps(report))
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "rl_toy_seeds.py"), str(a), str(b)], capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [f"{b}: beta is 0.01, {a} has missing: summarise one recipe at a time"]

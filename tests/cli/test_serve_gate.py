@@ -85,3 +85,13 @@ def test_34_9_a_kv_cache_dtype_verify_does_not_check_is_refused_in_one_line_on_a
     assert gate == {"verified": [], "served": []}
     assert _serve("--skip-verify", "--", "--kv-cache-dtype=fp8") == 0  # the user's call, said on stderr
     assert len(gate["served"]) == 1 and gate["verified"] == []
+
+
+def test_a_served_rule_verify_cannot_check_is_said_in_one_line(gate, capsys):
+    restart = '{"enable": true, "mask_delimiters": false, "restart_mode": true}'
+    assert _serve("--block-masking-config", restart) == 0
+    assert gate["verified"][0][1]["memento_config"].restart_mode and len(gate["served"]) == 1
+    err = capsys.readouterr().err
+    assert "memento: the served masking config's own rule is not checked (restart_mode cannot return prompt" in err
+    assert _serve("--block-masking-config", restart.replace("true}", "false}")) == 0
+    assert "not checked" not in capsys.readouterr().err

@@ -95,3 +95,15 @@ def test_34_4_an_unusable_cache_folder_is_named_before_memento_verify_runs(
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[-1].startswith(f"memento serve: error: {expected}: memento serve records")
     assert verify_runs == []
+
+
+def test_the_gate_hands_verify_the_served_masking_config(verify_runs):
+    """verify checks the served rule beside its own two; restart_mode's it cannot (no prompt log-probs under it)."""
+    served = MementoConfig(mask_delimiters=False, keep_last_n_blocks=1)
+    verified.ensure_verified(CHECKPOINT, "float32", memento_config=served)
+    flag = verify_runs[0].index("--block-masking-config")
+    assert MementoConfig.from_json(verify_runs[0][flag + 1]) == served
+    verified.ensure_verified(CHECKPOINT, "float32")  # no served config: the built-in ones only
+    restart = MementoConfig(mask_delimiters=False, restart_mode=True)
+    verified.ensure_verified(CHECKPOINT, "float32", memento_config=restart)
+    assert ["--block-masking-config" in command for command in verify_runs] == [True, False, False]

@@ -46,21 +46,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-SERVED = '{"enable": true, "keep_last_n_blocks": 1, "mask_delimiters": false}'
-"""A served config whose rule the built-in two do not cover: the last finished block stays visible."""
-KEEP_IGNORED = """
-import sys
-from memento.vllm import state
-request_config = state.request_config
-def every_block_evicted(extra_args, default):  # a plugin bug: keep_last_n_blocks read as 0
-    config = request_config(extra_args, default)
-    return config if config is None else config.replace(keep_last_n_blocks=0)
-state.request_config = every_block_evicted
-from memento.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def _command(program: str | None) -> list[str]:
     return [sys.executable, "-m", "memento.cli"] if program is None else [sys.executable, "-c", program]
 
@@ -154,44 +139,6 @@ def test_verify_fails_with_the_difference_when_the_mover_skips_a_token():
     assert "FAILED, largest log-prob difference" in process.stderr
 
 
-@pytest.mark.slow
-def test_verify_checks_the_served_masking_config_beside_the_built_in_two():
-    process = _verify("--json", "--block-masking-config", SERVED)
-    verdict = _last_json(process.stdout)
-    assert process.returncode == 0, process.stderr[-2000:]
-    assert [(c["keep_last_n_blocks"], c["mask_delimiters"]) for c in verdict["masking_configs"]] == [
-        (0, False),
-        (0, True),
-        (1, False),
-    ]
-    assert verdict["decode_evictions"] == 3 * 4  # the served rule evicts too while decoding: block 3 of 4
-    assert verdict["max_abs_logprob_diff"] < 1e-4 and verdict["tokens_equal"] is True
-
-
-@pytest.mark.slow
-def test_a_plugin_that_breaks_only_the_served_rule_fails_verify_given_that_config():
-    """The built-in configs evict every block, so a plugin reading keep_last_n_blocks as 0 passes them: only the
-    served config's check can catch it."""
-    broken = _verify("--json", "--block-masking-config", SERVED, program=KEEP_IGNORED)
-    verdict = _last_json(broken.stdout)
-    assert broken.returncode == 1 and verdict["passed"] is False, broken.stderr[-2000:]
-    assert verdict["can_tell"] is True and verdict["max_abs_logprob_diff"] > 10 * verdict["tolerance"]
-    assert verdict["worst"].startswith("mask_delimiters=False keep_last_n_blocks=1 sequence ")
-    assert "FAILED" in broken.stderr
-    without = _verify("--json", program=KEEP_IGNORED)
-    assert without.returncode == 0 and _last_json(without.stdout)["passed"] is True, without.stderr[-2000:]
-
-
-def test_the_served_configs_markers_and_block_cap_are_checked_as_the_defaults():
-    """verify's prompts are written in the default markers; a cap forces a token, it does not change the rule."""
-    from memento.config import MementoConfig
-
-    capped = verify_module.VerifyOptions(CHECKPOINT, masking=MementoConfig(mask_delimiters=True, max_block_tokens=64))
-    assert capped.configs == verify_module.CONFIGS
-    kept = verify_module.VerifyOptions(CHECKPOINT, masking=MementoConfig(mask_delimiters=False, keep_last_n_blocks=2))
-    assert kept.configs == (*verify_module.CONFIGS, MementoConfig(mask_delimiters=False, keep_last_n_blocks=2))
-
-
 def test_bad_input_is_one_line_and_exit_2():
     process = _verify("--dtype", "float64")
     assert process.returncode == 2
@@ -226,6 +173,11 @@ REFUSALS = {  # case: (model directory from tmp_path, flags, what the one line s
         lambda tmp: CHECKPOINT,
         ["--block-masking-config", '{"enable": false}'],
         "--block-masking-config: enable is false, so nothing is masked and nothing to verify",
+    ),
+    "served_config_restart_mode": (
+        lambda tmp: CHECKPOINT,
+        ["--block-masking-config", '{"enable": true, "mask_delimiters": false, "restart_mode": true}'],
+        "--block-masking-config: restart_mode cannot return prompt log-probs, which verify compares",
     ),
     "served_config_bad_field": (
         lambda tmp: CHECKPOINT,
@@ -423,24 +375,3 @@ def test_30_3_the_serve_gate_refuses_a_verify_that_cannot_tell(tmp_path, monkeyp
     with pytest.raises(StartupError, match=r"could not tell masked from unmasked attention.*off by only 0\.05"):
         verified.ensure_verified(CHECKPOINT, "bfloat16")
     assert not verified.verified_file().exists()
-
-
-def test_the_serve_gate_verifies_the_served_masking_config(tmp_path, monkeypatch):
-    from memento.config import MementoConfig
-    from memento.vllm import verified
-
-    monkeypatch.setenv("MEMENTO_CACHE", str(tmp_path))
-    commands = []
-    verdict = {"passed": True, "can_tell": True, "attention_backend": "CPU_ATTN", "max_abs_logprob_diff": 1e-6}
-
-    def run(command, **kwargs):
-        commands.append(command)
-        return subprocess.CompletedProcess(command, 0, stdout=json.dumps(verdict) + "\n", stderr="")
-
-    monkeypatch.setattr(verified.subprocess, "run", run)
-    served = MementoConfig(mask_delimiters=False, keep_last_n_blocks=1)
-    verified.ensure_verified(CHECKPOINT, "float32", memento_config=served)
-    flag = commands[0].index("--block-masking-config")
-    assert MementoConfig.from_json(commands[0][flag + 1]) == served
-    verified.ensure_verified(CHECKPOINT, "float32")  # no served config: the built-in ones only
-    assert "--block-masking-config" not in commands[1]

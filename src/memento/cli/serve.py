@@ -154,3 +154,7 @@ def check_gpu_configuration(args: argparse.Namespace, config: Any, engine_args: 
         f"{verdict.get('max_abs_logprob_diff')}",
         file=sys.stderr,
     )
+    from memento.vllm.verify import unverifiable
+
+    if unverifiable(config):
+        print(f"memento: the served masking config's own rule is not checked ({unverifiable(config)})", file=sys.stderr)

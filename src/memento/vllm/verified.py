@@ -171,8 +171,10 @@ def ensure_verified(
         command.append("--enforce-eager")
     if block_size is not None:
         command += ["--block-size", str(block_size)]
-    if memento_config is not None and memento_config.enable:  # the served rule, checked beside the built-in two
-        command += ["--block-masking-config", json.dumps(memento_config.to_dict())]
+    from memento.vllm.verify import unverifiable
+
+    if memento_config is not None and memento_config.enable and not unverifiable(memento_config):
+        command += ["--block-masking-config", json.dumps(memento_config.to_dict())]  # checked beside the built-in two
     process = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in process.stdout.splitlines() if line.startswith("{")]
     if not lines:

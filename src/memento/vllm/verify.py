@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from memento.config import MementoConfig
+from memento.config import TOKEN_FIELDS, MementoConfig
 from memento.vllm.checks import (
     check_attention_backend,
     check_block_size,
@@ -49,10 +49,16 @@ CONFIGS = (
 )
 CONTROL = MementoConfig(enable=False)
 """The negative control's requests: the same prompts and scripts, nothing evicted."""
-NOT_CHECKED = ("block_start_token", "block_end_token", "summary_start_token", "summary_end_token", "im_start_token")
-NOT_CHECKED += ("assistant_token", "max_block_tokens", "debug")
+NOT_CHECKED = (*TOKEN_FIELDS, "max_block_tokens", "debug")
 """A served config's fields verify takes from the defaults: its prompts are written in the default markers, and
 the block cap forces a token, it does not change who attends to whom."""
+
+
+def unverifiable(served: MementoConfig) -> str | None:
+    """Why verify cannot check a served config's rule (None when it can)."""
+    if served.restart_mode:  # vLLM's request validation refuses prompt log-probs under it (memento.vllm.validation)
+        return "restart_mode cannot return prompt log-probs, which verify compares"
+    return None
 
 
 def checked_config(served: MementoConfig) -> MementoConfig:
@@ -110,6 +116,8 @@ class VerifyOptions:
             raise ValueError(f"--block-size must be positive, got {self.block_size}")
         if self.masking is not None and not self.masking.enable:
             raise ValueError("--block-masking-config: enable is false, so nothing is masked and nothing to verify")
+        if self.masking is not None and unverifiable(self.masking):
+            raise ValueError(f"--block-masking-config: {unverifiable(self.masking)}")
 
 
 @dataclass
