@@ -103,11 +103,11 @@ def main() -> None:
                 f"round {round_index + 1} {name}: {len(prompts) / seconds:.2f} rollouts/s, {seconds:.1f} s", flush=True
             )
     ratios = [v / h for v, h in zip(figures["vllm"]["rollouts_per_s"], figures["hf"]["rollouts_per_s"], strict=True)]
-    print(f"\n{'engine':<6}{'rollouts/s':>18}{'tokens/s':>18}{'peak KV tok/rollout':>22}{'vLLM pool tok/rollout':>24}")
+    print(f"\n{'engine':<6}{'rollouts/s':>18}{'tokens/s':>22}{'peak KV tok/rollout':>22}{'vLLM pool tok/rollout':>24}")
     for name, row in figures.items():
         pool = spread(row["pool_peak_tokens_per_rollout"]) if "pool_peak_tokens_per_rollout" in row else "-"
         print(
-            f"{name:<6}{spread(row['rollouts_per_s']):>18}{spread(row['tokens_per_s']):>18}"
+            f"{name:<6}{spread(row['rollouts_per_s']):>18}{spread(row['tokens_per_s']):>22}"
             f"{spread(row['kv_peak_tokens_per_rollout']):>22}{pool:>24}"
         )
     print(
