@@ -141,7 +141,7 @@ class VerifyResult:
     decode_evictions: int = 0  # spans closed by a generated token (the scripted memento)
     tokens_compared: int = 0  # greedy tokens judged against the reference's argmax
     tokens_close: int = 0  # greedy tokens not judged: the reference's top-2 margin is within 2 tolerances
-    control_max_abs_logprob_diff: float = 0.0  # the unmasked run's, least over the configs
+    control_max_abs_logprob_diff: float = 0.0  # the unmasked run's, least over the built-in configs
     can_tell: bool = False  # the control is off by more than the tolerance
     masking_configs: list[dict[str, Any]] = field(default_factory=list)  # the masked configs checked
 
