@@ -32,12 +32,18 @@ def test_a_second_eval_is_refused_and_a_killed_runs_folder_is_taken_over(tmp_pat
         argv = eval_command(server, benchmark, output, "--concurrency", "1")
         first = subprocess.Popen([sys.executable, "-m", "memento.cli", *argv], stderr=subprocess.PIPE, text=True)
         samples = output / "samples.jsonl"
+        # one worker, problem-major with the modes alternating: both modes of "clean" and "forgot" are written,
+        # then the worker waits on "looping" (reading the file earlier races the run's next writes)
+        before_hold = 2 * IDS.index("looping")
         deadline = time.time() + 120
-        while time.time() < deadline and not (samples.exists() and len(samples.read_text().splitlines()) >= 2):
+        while time.time() < deadline and not (
+            samples.exists() and len(samples.read_text().splitlines()) >= before_hold
+        ):
             assert first.poll() is None, first.stderr.read() if first.stderr else ""
             time.sleep(0.05)
         assert (output / LOCK_FILE).read_text().strip() == str(first.pid)
         written = samples.read_text()
+        assert len(written.splitlines()) == before_hold
         line = refused(capsys, argv, f"--output {output}: another run (pid {first.pid}) is writing to this folder")
         assert line.startswith("memento eval: error: ")
         assert samples.read_text() == written  # the refused run wrote nothing
