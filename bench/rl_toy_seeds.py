@@ -28,15 +28,17 @@ from typing import Any
 from results import add_results_flag, table, write_results
 from rl_toy import accuracy, paired_gain
 
+Reports = list[tuple[Path, dict[str, Any]]]
+"""rl_toy.py report files, each read once: (path, named in error lines; its parsed JSON), as given."""
 
-def rollout_rewards(reports: list[Path]) -> dict[tuple[str, int], str]:
+
+def rollout_rewards(reports: Reports) -> dict[tuple[str, int], str]:
     """(model, seed) -> the mean rollout reward of the run's first and last quarter of steps, as "a -> b".
 
     A run whose reward falls during training (the policy collapsing) shows here before any evaluation.
     """
     found = {}
-    for path in reports:
-        report = json.loads(path.read_text())
+    for _, report in reports:
         for name, result in report["models"].items():
             first, last = result.get("rollout_reward_first_quarter"), result.get("rollout_reward_last_quarter")
             if first is not None and last is not None:
@@ -50,29 +52,26 @@ PER_RUN = {"output", "arms", "rollouts", "eval_modes", "seed", "threads", "write
 """rl_toy.py options that may differ between the reports of one summary; every other option is the recipe."""
 
 
-def recipe(reports: list[Path]) -> dict[str, Any]:
+def recipe(reports: Reports) -> dict[str, Any]:
     """The training and evaluation options the reports share (learning rate, steps, ...).
 
     Reports of different recipes are refused (an option one report lacks counts as different): a summary
     across seeds is of one recipe.
     """
-    options = {
-        path: {k: v for k, v in json.loads(path.read_text())["args"].items() if k not in PER_RUN} for path in reports
-    }
-    first = reports[0]
-    for path in reports[1:]:
-        for key in sorted(options[first].keys() | options[path].keys()):
-            mine, theirs = options[path].get(key, MISSING), options[first].get(key, MISSING)
+    options = [(path, {k: v for k, v in report["args"].items() if k not in PER_RUN}) for path, report in reports]
+    (first, shared), *others = options
+    for path, own in others:
+        for key in sorted(shared.keys() | own.keys()):
+            mine, theirs = own.get(key, MISSING), shared.get(key, MISSING)
             if mine != theirs:
                 raise SystemExit(f"{path}: {key} is {mine}, {first} has {theirs}: summarise one recipe at a time")
-    return options[first]
+    return shared
 
 
-def gains(reports: list[Path], mode: str) -> dict[str, dict[int, tuple[float, float, float]]]:
+def gains(reports: Reports, mode: str) -> dict[str, dict[int, tuple[float, float, float]]]:
     """model name -> seed -> (accuracy, paired gain vs SFT, its standard error), decoded in `mode`."""
     found: dict[str, dict[int, tuple[float, float, float]]] = {}
-    for path in reports:
-        report = json.loads(path.read_text())
+    for path, report in reports:
         seed = int(report["args"]["seed"])
         models = report["models"]
         key = f"correct_{mode}"
@@ -176,10 +175,10 @@ def main() -> None:
     parser.add_argument("--mode", default="evict", help="decoding mode of the gains (evict or no_evict)")
     add_results_flag(parser, "rl_toy_seeds")
     args = parser.parse_args()
-    args.reports = report_files(args.reports)
-    options = recipe(args.reports)
-    found = gains(args.reports, args.mode)
-    rewards = rollout_rewards(args.reports)
+    reports = [(path, json.loads(path.read_text())) for path in report_files(args.reports)]
+    options = recipe(reports)
+    found = gains(reports, args.mode)
+    rewards = rollout_rewards(reports)
     per_seed = [
         [str(seed), name, f"{acc:.1%}", f"{gain:+.1%} +- {error:.1%}", rewards.get((name, seed), "-")]
         for name, by_seed in sorted(found.items())
@@ -245,7 +244,7 @@ def main() -> None:
     write_results(
         args.write_results,
         "rl_toy_seeds",
-        provenance=[str(p) for p in args.reports],
+        provenance=[str(path) for path, _ in reports],
         tables=tables,
         headline=headline(found, options) if args.mode == "evict" else None,
         notes=[recipe_line],

@@ -156,5 +156,6 @@ def check_gpu_configuration(args: argparse.Namespace, config: Any, engine_args: 
     )
     from memento.vllm.verify import unverifiable
 
-    if unverifiable(config):
-        print(f"memento: the served masking config's own rule is not checked ({unverifiable(config)})", file=sys.stderr)
+    reason = unverifiable(config)
+    if reason is not None:
+        print(f"memento: the served masking config's own rule is not checked ({reason})", file=sys.stderr)

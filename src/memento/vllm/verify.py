@@ -93,9 +93,8 @@ class VerifyOptions:
     @property
     def configs(self) -> tuple[MementoConfig, ...]:
         """The masked configs checked: the built-in two, then the served one's rule where it is another."""
-        if self.masking is None or checked_config(self.masking) in CONFIGS:
-            return CONFIGS
-        return (*CONFIGS, checked_config(self.masking))
+        checked = None if self.masking is None else checked_config(self.masking)
+        return CONFIGS if checked is None or checked in CONFIGS else (*CONFIGS, checked)
 
     def __post_init__(self) -> None:
         self.model = Path(self.model)
@@ -116,8 +115,9 @@ class VerifyOptions:
             raise ValueError(f"--block-size must be positive, got {self.block_size}")
         if self.masking is not None and not self.masking.enable:
             raise ValueError("--block-masking-config: enable is false, so nothing is masked and nothing to verify")
-        if self.masking is not None and unverifiable(self.masking):
-            raise ValueError(f"--block-masking-config: {unverifiable(self.masking)}")
+        reason = None if self.masking is None else unverifiable(self.masking)
+        if reason is not None:
+            raise ValueError(f"--block-masking-config: {reason}")
 
 
 @dataclass
